@@ -1,0 +1,87 @@
+"""Flask app factory: configuration, auth, problem+json errors, one blueprint per resource."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from flask_smorest import Api
+
+from api import auth, problems
+from api.resources import api_keys, staff_tenants, system, tenant
+from api.tokens import TokenVerifier
+from core import apikeys as core_apikeys
+from core import runtime
+from core.config import Settings
+from tenancy import provisioning
+from tenancy.context import InvalidSlug
+from tenancy.db import get_router
+
+BLUEPRINTS = (system.blp, staff_tenants.blp, tenant.blp, api_keys.blp)
+
+_ERRORS = {
+    provisioning.TenantExists: 409,
+    provisioning.TenantNotFound: 404,
+    provisioning.UnknownPlan: 422,
+    provisioning.UnknownShard: 422,
+    provisioning.InvalidTransition: 409,
+    provisioning.ProvisioningFailed: 500,
+    InvalidSlug: 422,
+    core_apikeys.ApiKeyNotFound: 404,
+    core_apikeys.TooManyKeys: 409,
+}
+
+
+def _openapi_config(app: Flask) -> None:
+    app.config.update(
+        API_TITLE="Zixly API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        API_SPEC_OPTIONS={
+            "info": {"description": "Multi-tenant integration API. Errors are application/problem+json (RFC 9457)."},
+            "components": {"securitySchemes": {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "Bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            }},
+            "security": [{"ApiKey": []}, {"Bearer": []}],
+        },
+    )
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = runtime.init(settings or Settings.from_env())
+    app = Flask("zixly")
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        KEY_LAST_USED_RESOLUTION=settings.key_last_used_resolution,
+        IDEMPOTENCY_TTL_HOURS=settings.idempotency_ttl_hours,
+        JSON_SORT_KEYS=False,
+    )
+    _openapi_config(app)
+    app.extensions["zixly_router"] = get_router()
+    app.extensions["zixly_tokens"] = TokenVerifier(
+        issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+        public_key_file=settings.jwt_public_key_file, jwks_url=settings.jwt_jwks_url)
+    auth.init_app(app)
+    api = Api(app)
+    for blp in BLUEPRINTS:
+        api.register_blueprint(blp)
+    problems.register(app)  # after Api(), so these handlers replace flask-smorest's
+    for exc_type, status in _ERRORS.items():
+        app.register_error_handler(exc_type, _domain_error(status))
+    auth.PUBLIC_ENDPOINTS.update(e for e in app.view_functions if e.startswith("api-docs.") or e == "static")
+    logging.getLogger("zixly").setLevel(logging.INFO)
+    return app
+
+
+def _domain_error(status: int):
+    def handler(exc):
+        code = getattr(exc, "code", None) or type(exc).__name__
+        if not isinstance(code, str):
+            code = "error"
+        return problems.problem_response(status, code, str(exc))
+
+    return handler

@@ -1,0 +1,121 @@
+"""Shared request pieces: cursor pagination and Idempotency-Key handling for create endpoints."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+from functools import wraps
+
+import marshmallow as ma
+from flask import Response, current_app, g, make_response, request
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+
+from api.problems import Problem
+from core.models import TenantIdempotencyRecord
+from tenancy.db import catalog_transaction, tenant_transaction
+from tenancy.models import StaffIdempotencyRecord
+
+
+class PageArgsSchema(ma.Schema):
+    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
+    cursor = ma.fields.String(load_default=None, validate=ma.validate.Length(max=200))
+
+
+def encode_cursor(value) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, kind: type):
+    if not cursor:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError):
+        value = None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise Problem(400, "invalid-cursor", "The cursor is not one this API issued.")
+    return value
+
+
+def page(items: list, limit: int, cursor_of) -> dict:
+    """Fetch limit+1 rows; answer `limit` of them and a cursor if there were more."""
+    more = len(items) > limit
+    items = items[:limit]
+    return {"items": items, "next_cursor": encode_cursor(cursor_of(items[-1])) if more and items else None}
+
+
+_STORES = {
+    "staff": (StaffIdempotencyRecord, catalog_transaction),
+    "tenant": (TenantIdempotencyRecord, tenant_transaction),
+}
+
+
+def idempotent(scope: str):
+    """Replay the stored answer when a create is repeated with the same `Idempotency-Key`."""
+    model, transaction = _STORES[scope]
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            key = request.headers.get("Idempotency-Key")
+            if key is None:
+                return view(*args, **kwargs)
+            if not (0 < len(key) <= 255 and key.isprintable()):
+                raise Problem(400, "invalid-idempotency-key", "Idempotency-Key must be 1–255 printable characters.")
+            principal = f"{g.actor.type}:{g.actor.id}"
+            digest = hashlib.sha256(request.method.encode() + request.path.encode() + b"\0" +
+                                    request.get_data()).hexdigest()
+            replay = _claim(model, transaction, key, principal, digest)
+            if replay is not None:
+                return replay
+            try:
+                response = make_response(view(*args, **kwargs))
+            except BaseException:
+                _release(model, transaction, key, principal)
+                raise
+            if 200 <= response.status_code < 300:
+                _store(model, transaction, key, principal, response)
+            else:
+                _release(model, transaction, key, principal)
+            return response
+
+        return wrapper
+
+    return decorator
+
+
+def _claim(model, transaction, key, principal, digest) -> Response | None:
+    ttl = timedelta(hours=current_app.config["IDEMPOTENCY_TTL_HOURS"])
+    with transaction() as session:
+        session.execute(delete(model).where(model.key == key, model.principal == principal,
+                                            model.created_at < datetime.now(timezone.utc) - ttl))
+        claimed = session.execute(insert(model).values(key=key, principal=principal, request_hash=digest)
+                                  .on_conflict_do_nothing().returning(model.key)).first()
+        existing = None if claimed else session.scalar(
+            select(model).where(model.key == key, model.principal == principal))
+    if claimed:
+        return None
+    if existing.request_hash != digest:
+        raise Problem(422, "idempotency-key-reused",
+                      "This Idempotency-Key was used with a different request.")
+    if existing.status_code is None:
+        raise Problem(409, "idempotency-key-in-progress",
+                      "A request with this Idempotency-Key is still being processed; retry shortly.",
+                      headers={"Retry-After": "1"})
+    response = current_app.response_class(json.dumps(existing.response_body), status=existing.status_code,
+                                          mimetype="application/json")
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _store(model, transaction, key, principal, response: Response) -> None:
+    with transaction() as session:
+        record = session.get(model, (key, principal))
+        record.status_code, record.response_body = response.status_code, response.get_json(silent=True)
+
+
+def _release(model, transaction, key, principal) -> None:
+    with transaction() as session:
+        session.execute(delete(model).where(model.key == key, model.principal == principal))

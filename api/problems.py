@@ -1,0 +1,90 @@
+"""Every error as RFC 9457 `application/problem+json`: one builder, one set of handlers, no HTML, no traces."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, g, json, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+log = logging.getLogger("zixly.api")
+
+PROBLEM_BASE = "https://docs.zixly.io/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """Raise from anywhere in a request to answer with a problem document."""
+
+    def __init__(self, status: int, code: str, detail: str, *, title: str | None = None,
+                 headers: dict | None = None, **extra):
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+        self.title = title or code.replace("-", " ").capitalize()
+        self.headers, self.extra = headers or {}, extra
+
+
+def problem_response(status: int, code: str, detail: str | None, *, title: str | None = None,
+                     headers: dict | None = None, **extra) -> Response:
+    body = {
+        "type": PROBLEM_BASE + code,
+        "title": title or code.replace("-", " ").capitalize(),
+        "status": status,
+        "detail": detail,
+        "instance": request.path if request else None,
+    }
+    request_id = getattr(g, "request_id", None)
+    if request_id:
+        body["request_id"] = request_id
+    body.update({k: v for k, v in extra.items() if v is not None})
+    resp = Response(json.dumps(body), status=status, mimetype=MEDIA_TYPE)
+    for name, value in (headers or {}).items():
+        resp.headers[name] = value
+    return resp
+
+
+_CODES = {
+    400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
+    406: "not-acceptable", 409: "conflict", 410: "gone", 413: "payload-too-large",
+    415: "unsupported-media-type", 422: "validation-error", 429: "rate-limited", 500: "internal-error",
+    503: "service-unavailable",
+}
+
+
+def _http_exception(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    extra, detail = {}, exc.description
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if messages:  # webargs/marshmallow validation errors: {location: {field: [msg]}}
+        extra["errors"] = messages
+        detail = "The request has invalid fields; see `errors`."
+        if status == 422 and "json" in messages and messages["json"] == {"_schema": ["Invalid input type."]}:
+            detail = "The JSON body must be an object."
+    if status == 400 and "Invalid JSON" in str(messages or detail):
+        detail, extra = "The request body is not valid JSON.", {}
+    headers = {}
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    for name in ("Retry-After",):
+        if exc.get_headers() and dict(exc.get_headers()).get(name):
+            headers[name] = dict(exc.get_headers())[name]
+    message = data.get("message") if isinstance(data, dict) else None
+    return problem_response(status, _CODES.get(status, "error"), message or detail,
+                            title=exc.name, headers=headers, **extra)
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(Problem)
+    def _problem(exc: Problem):
+        return problem_response(exc.status, exc.code, exc.detail, title=exc.title, headers=exc.headers,
+                                **exc.extra)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        return _http_exception(exc)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem_response(500, "internal-error", "An unexpected error occurred; it has been logged.",
+                                title="Internal Server Error")

@@ -1,0 +1,66 @@
+"""Settings read from the environment once, passed down as plain values.
+
+An environment variable, when set, always wins over the embedded default chosen by `zixly dev`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str
+    aws_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    jwt_issuer: str = "zixly-dev"
+    jwt_audience: str = "zixly-api"
+    jwt_public_key_file: str | None = None
+    jwt_jwks_url: str | None = None
+    max_content_length: int = 1024 * 1024
+    db_pool_size: int = 5
+    db_max_overflow: int = 5
+    db_pool_recycle: int = 1800
+    key_last_used_resolution: int = 60
+    idempotency_ttl_hours: int = 24
+    rate_limit_fail_open: bool = True
+    api_key_env: str = "live"
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        env = os.environ
+        home = Path(env.get("ZIXLY_HOME", ".zixly"))
+        public_key = env.get("ZIXLY_JWT_PUBLIC_KEY_FILE")
+        if not public_key and (home / "jwt-public.pem").exists():
+            public_key = str(home / "jwt-public.pem")
+        values = dict(
+            database_url=env.get("DATABASE_URL", ""),
+            redis_url=env.get("REDIS_URL", ""),
+            aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            aws_region=env.get("AWS_DEFAULT_REGION", "us-east-1"),
+            jwt_issuer=env.get("ZIXLY_JWT_ISSUER", "zixly-dev"),
+            jwt_audience=env.get("ZIXLY_JWT_AUDIENCE", "zixly-api"),
+            jwt_public_key_file=public_key,
+            jwt_jwks_url=env.get("ZIXLY_JWKS_URL") or None,
+            max_content_length=int(env.get("ZIXLY_MAX_BODY_BYTES", 1024 * 1024)),
+            db_pool_size=int(env.get("ZIXLY_DB_POOL_SIZE", 5)),
+            db_max_overflow=int(env.get("ZIXLY_DB_MAX_OVERFLOW", 5)),
+            db_pool_recycle=int(env.get("ZIXLY_DB_POOL_RECYCLE", 1800)),
+            rate_limit_fail_open=_bool(env.get("ZIXLY_RATE_LIMIT_FAIL_OPEN"), True),
+            api_key_env=env.get("ZIXLY_API_KEY_ENV", "live"),
+        )
+        values.update(overrides)
+        if not values["database_url"]:
+            raise RuntimeError("DATABASE_URL is not set (run through `zixly dev` / `make run` for embedded defaults)")
+        if not values["redis_url"]:
+            raise RuntimeError("REDIS_URL is not set (run through `zixly dev` / `make run` for embedded defaults)")
+        return cls(**values)

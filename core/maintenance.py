@@ -1,0 +1,37 @@
+"""Tenant housekeeping, run by workers."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import delete, func, select
+
+from core.models import AuditEntry, TenantIdempotencyRecord
+from core.runtime import settings
+from tenancy.apikeys import tenant_ref
+from tenancy.context import current_tenant, tenant_context
+from tenancy.db import catalog_session, tenant_session, tenant_transaction
+from tenancy.models import Tenant
+
+
+def for_each_active_tenant(fn) -> int:
+    """Call fn() inside each active tenant's context; return how many tenants were visited."""
+    with catalog_session() as session:
+        tenants = [tenant_ref(t) for t in session.scalars(select(Tenant).where(Tenant.status == "active"))]
+    for tenant in tenants:
+        with tenant_context(tenant):
+            fn()
+    return len(tenants)
+
+
+def prune_idempotency_records() -> int:
+    cutoff = datetime.now(timezone.utc) - timedelta(hours=settings().idempotency_ttl_hours)
+    with tenant_transaction() as session:
+        result = session.execute(delete(TenantIdempotencyRecord).where(TenantIdempotencyRecord.created_at < cutoff))
+    return result.rowcount
+
+
+def audit_summary() -> dict:
+    with tenant_session() as session:
+        count = session.scalar(select(func.count()).select_from(AuditEntry))
+        actions = sorted(set(session.scalars(select(AuditEntry.target_id).distinct())))
+    return {"tenant": current_tenant().slug, "audit_entries": count, "targets": actions}

@@ -1,0 +1,30 @@
+"""The Celery app every process publishes through; tasks themselves live in `workers/`."""
+from __future__ import annotations
+
+from core.config import Settings
+from tenancy.celery import TenantCelery
+from tenancy.db import get_router
+from tenancy.provisioning import load_tenant_ref
+
+celery_app = TenantCelery("zixly", load_tenant=lambda slug: load_tenant_ref(get_router(), slug))
+
+
+def configure(settings: Settings) -> None:
+    celery_app.conf.update(
+        broker_url=settings.redis_url,
+        result_backend=settings.redis_url,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_acks_late=True,  # a task lost with its worker is redelivered, not dropped
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue="zixly",
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 3600},
+        result_expires=86400,
+        timezone="UTC",
+        beat_schedule={
+            "prune-idempotency-records": {"task": "zixly.fleet.prune_idempotency_records", "schedule": 3600.0},
+        },
+    )

@@ -1,0 +1,35 @@
+"""One boot path for every process (API, worker, CLI): settings, database routing, Redis, Celery."""
+from __future__ import annotations
+
+import redis
+
+from core.config import Settings
+from tenancy import db
+
+_settings: Settings | None = None
+_redis: redis.Redis | None = None
+
+
+def init(settings: Settings) -> Settings:
+    global _settings, _redis
+    if _settings == settings:
+        return settings
+    _settings = settings
+    db.configure(settings.database_url, pool_size=settings.db_pool_size,
+                 max_overflow=settings.db_max_overflow, pool_recycle=settings.db_pool_recycle)
+    _redis = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    from core.queue import configure as configure_queue
+
+    configure_queue(settings)
+    return settings
+
+
+def settings() -> Settings:
+    if _settings is None:
+        raise RuntimeError("core.runtime.init(settings) has not been called")
+    return _settings
+
+
+def redis_client() -> redis.Redis:
+    settings()
+    return _redis

@@ -1,0 +1,90 @@
+"""Master catalog models (schema `catalog`): plans, shards, tenants, API keys, staff idempotency records."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tenancy.db import CatalogBase
+
+TENANT_STATUSES = ("provisioning", "active", "suspended", "archived", "failed")
+ROLES = ("ADMIN", "EDITOR", "VIEWER")
+
+
+class Plan(CatalogBase):
+    __tablename__ = "plans"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    requests_per_minute: Mapped[int] = mapped_column(Integer)
+    key_requests_per_minute: Mapped[int] = mapped_column(Integer)
+    webhook_requests_per_minute: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Shard(CatalogBase):
+    __tablename__ = "shards"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # NULL: the catalog's own database; "env:NAME": read the URL from that env var; else a URL.
+    dsn: Mapped[str | None] = mapped_column(Text)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    accepting_tenants: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Tenant(CatalogBase):
+    __tablename__ = "tenants"
+    __table_args__ = (
+        CheckConstraint("status IN ('provisioning','active','suspended','archived','failed')", name="status"),
+        CheckConstraint("slug ~ '^[a-z][a-z0-9-]{2,39}$'", name="slug"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    slug: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    schema_name: Mapped[str] = mapped_column(String(63), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="provisioning")
+    plan: Mapped[str] = mapped_column(ForeignKey("catalog.plans.name"))
+    shard: Mapped[str] = mapped_column(ForeignKey("catalog.shards.name"))
+    schema_revision: Mapped[str | None] = mapped_column(String(64))
+    archived_schema: Mapped[str | None] = mapped_column(String(63))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    admin_email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
+                                                 onupdate=func.now())
+
+
+class ApiKey(CatalogBase):
+    __tablename__ = "api_keys"
+    __table_args__ = (CheckConstraint("role IN ('ADMIN','EDITOR','VIEWER')", name="role"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("catalog.tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(8))
+    environment: Mapped[str] = mapped_column(String(4), default="live")
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IdempotencyColumns:
+    """Shared shape of an idempotency record; the catalog and each tenant schema have a table of it."""
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[dict | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+
+
+class StaffIdempotencyRecord(IdempotencyColumns, CatalogBase):
+    __tablename__ = "idempotency_keys"

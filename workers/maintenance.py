@@ -1,0 +1,21 @@
+"""Housekeeping tasks: a fleet task fans out one tenant task per active tenant."""
+from __future__ import annotations
+
+from core import maintenance
+from core.queue import celery_app
+
+
+@celery_app.task(name="zixly.fleet.prune_idempotency_records")
+def fan_out_prune() -> int:
+    return maintenance.for_each_active_tenant(prune_idempotency_records.delay)
+
+
+@celery_app.task(name="zixly.tenant.prune_idempotency_records", bind=True, max_retries=3)
+def prune_idempotency_records(self) -> int:
+    return maintenance.prune_idempotency_records()
+
+
+@celery_app.task(name="zixly.tenant.audit_summary")
+def audit_summary() -> dict:
+    """What a worker sees of the current tenant: its slug and audit log size (used by ops and tests)."""
+    return maintenance.audit_summary()
