@@ -51,8 +51,11 @@ def _openapi_config(app: Flask) -> None:
     )
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    settings = runtime.init(settings or Settings.from_env())
+def create_app(settings: Settings | None = None, *, offline: bool = False) -> Flask:
+    """`offline` builds the app without touching databases or global state (to render the spec)."""
+    settings = settings or Settings.from_env()
+    if not offline:
+        runtime.init(settings)
     app = Flask("zixly")
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_content_length,
@@ -61,7 +64,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     _openapi_config(app)
-    app.extensions["zixly_router"] = get_router()
+    app.extensions["zixly_router"] = None if offline else get_router()
     app.extensions["zixly_tokens"] = TokenVerifier(
         issuer=settings.jwt_issuer, audience=settings.jwt_audience,
         public_key_file=settings.jwt_public_key_file, jwks_url=settings.jwt_jwks_url)

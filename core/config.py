@@ -32,7 +32,6 @@ class Settings:
     key_last_used_resolution: int = 60
     idempotency_ttl_hours: int = 24
     rate_limit_fail_open: bool = True
-    api_key_env: str = "live"
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -56,7 +55,6 @@ class Settings:
             db_max_overflow=int(env.get("ZIXLY_DB_MAX_OVERFLOW", 5)),
             db_pool_recycle=int(env.get("ZIXLY_DB_POOL_RECYCLE", 1800)),
             rate_limit_fail_open=_bool(env.get("ZIXLY_RATE_LIMIT_FAIL_OPEN"), True),
-            api_key_env=env.get("ZIXLY_API_KEY_ENV", "live"),
         )
         values.update(overrides)
         if not values["database_url"]:

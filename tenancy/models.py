@@ -37,6 +37,7 @@ class Shard(CatalogBase):
 
 class Tenant(CatalogBase):
     __tablename__ = "tenants"
+    __mapper_args__ = {"eager_defaults": True}  # fetch updated_at on UPDATE so detached rows stay readable
     __table_args__ = (
         CheckConstraint("status IN ('provisioning','active','suspended','archived','failed')", name="status"),
         CheckConstraint("slug ~ '^[a-z][a-z0-9-]{2,39}$'", name="slug"),

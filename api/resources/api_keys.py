@@ -65,7 +65,8 @@ class ApiKeys(MethodView):
     def post(self, data):
         """Create an API key; the response carries the secret, which is never shown again."""
         key, secret = apikeys.create_api_key(actor=g.actor, **data)
-        return ApiKeyCreatedSchema().dump(key) | {"secret": secret}, 201
+        key.secret = secret  # transient attribute, dumped once, never stored
+        return key, 201
 
 
 @blp.route("/<string:key_id>")

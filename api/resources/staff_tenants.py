@@ -80,7 +80,8 @@ class Tenants(MethodView):
     def post(self, data):
         """Create a tenant: schema provisioned and migrated; the first ADMIN API key is returned once."""
         tenant, key, secret = tenants.create_tenant(actor=g.actor, **data)
-        body = TenantCreatedSchema().dump(tenant) | {"api_key": secret, "api_key_id": str(key.id)}
+        body = {name: getattr(tenant, name) for name in TenantSchema().fields}
+        body |= {"api_key": secret, "api_key_id": str(key.id)}
         return body, 201, {"Location": url_for("staff_tenants.TenantBySlug", slug=tenant.slug)}
 
 

@@ -1,0 +1,306 @@
+"""The `zixly` command: tenants, database migrations, tokens, the spec, and `dev` (what `make run` calls)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from core.config import Settings
+
+HOME = Path(os.environ.get("ZIXLY_HOME", ".zixly"))
+
+
+def _boot() -> Settings:
+    from core import runtime
+
+    return runtime.init(Settings.from_env())
+
+
+@click.group()
+def main():
+    """Zixly: multi-tenant integration API."""
+
+
+# --- tenants -------------------------------------------------------------------------------------------
+@main.group()
+def tenants():
+    """Create and manage tenants."""
+
+
+@tenants.command("create")
+@click.argument("slug")
+@click.option("--name", default=None, help="Display name (defaults to the slug).")
+@click.option("--plan", default="free", show_default=True)
+@click.option("--admin-email", default=None)
+@click.option("--shard", default=None)
+def tenants_create(slug, name, plan, admin_email, shard):
+    """Provision a tenant and print its first ADMIN API key (shown once)."""
+    from core import tenants as svc
+    from core.actors import Actor
+
+    _boot()
+    tenant, key, secret = svc.create_tenant(slug=slug, name=name or slug, plan=plan, admin_email=admin_email,
+                                            shard=shard, actor=Actor("staff", "cli"))
+    click.echo(f"tenant {tenant.slug} is {tenant.status} on shard {tenant.shard} (schema {tenant.schema_name})")
+    click.echo(f"ADMIN API key (shown once): {secret}")
+
+
+@tenants.command("list")
+@click.option("--status", default=None)
+def tenants_list(status):
+    """List tenants."""
+    from core import tenants as svc
+
+    _boot()
+    after = None
+    while True:
+        rows = svc.list_tenants(limit=500, after_id=after, status=status)
+        for t in rows:
+            click.echo(f"{t.slug:40} {t.status:12} {t.plan:10} {t.shard:10} {t.schema_revision or '-'}")
+        if len(rows) < 500:
+            break
+        after = rows[-1].id
+
+
+def _lifecycle(name: str, doc: str, call):
+    @tenants.command(name, help=doc)
+    @click.argument("slug")
+    def command(slug):
+        from core.actors import Actor
+
+        _boot()
+        tenant = call(slug, Actor("staff", "cli"))
+        click.echo(f"tenant {tenant.slug} is {tenant.status}")
+
+    return command
+
+
+def _svc():
+    from core import tenants as svc
+
+    return svc
+
+
+_lifecycle("suspend", "Suspend a tenant.", lambda s, a: _svc().update_tenant(s, actor=a, status="suspended"))
+_lifecycle("resume", "Resume a suspended tenant.", lambda s, a: _svc().update_tenant(s, actor=a, status="active"))
+_lifecycle("archive", "Archive a tenant (schema kept).", lambda s, a: _svc().archive_tenant(s, actor=a))
+_lifecycle("restore", "Restore an archived tenant.", lambda s, a: _svc().restore_tenant(s, actor=a))
+
+
+# --- db ------------------------------------------------------------------------------------------------
+@main.group()
+def db():
+    """Database migrations."""
+
+
+@db.command("upgrade")
+def db_upgrade():
+    """Migrate the catalog, then every tenant schema (with progress)."""
+    from tenancy.db import get_router
+    from tenancy.fleet import pending_tenants, upgrade_fleet
+    from tenancy.migrate import tenant_head, upgrade_catalog
+
+    _boot()
+    router = get_router()
+    upgrade_catalog(router.catalog_engine)
+    todo = len(pending_tenants(router, tenant_head()))
+    with click.progressbar(length=todo, label=f"migrating {todo} tenant(s)", file=sys.stderr) as bar:
+        result = upgrade_fleet(router, on_tenant=lambda slug: bar.update(1))
+    click.echo(f"tenant head {result.head}: {len(result.migrated)} migrated, {len(result.failed)} failed")
+    for slug, reason in result.failed.items():
+        click.echo(f"  FAILED {slug}: {reason}", err=True)
+    if result.failed:
+        sys.exit(1)
+
+
+# --- auth ----------------------------------------------------------------------------------------------
+@main.group()
+def auth():
+    """Development tokens."""
+
+
+@auth.command("token")
+@click.option("--staff", is_flag=True, help="A staff token.")
+@click.option("--tenant", default=None, help="Tenant slug for a tenant user token.")
+@click.option("--role", type=click.Choice(["ADMIN", "EDITOR", "VIEWER"]), default="ADMIN", show_default=True)
+@click.option("--subject", default=None, help="The `sub` claim (defaults to dev-staff / dev-user).")
+@click.option("--ttl", default=3600, show_default=True, help="Lifetime in seconds.")
+def auth_token(staff, tenant, role, subject, ttl):
+    """Mint a bearer JWT with the local development key."""
+    from api.tokens import mint
+
+    if staff == bool(tenant):
+        raise click.UsageError("give exactly one of --staff or --tenant SLUG")
+    key = Path(os.environ.get("ZIXLY_JWT_PRIVATE_KEY_FILE", HOME / "jwt-private.pem"))
+    if not key.exists():
+        raise click.ClickException(f"no signing key at {key}: run `make run` once, or set ZIXLY_JWT_PRIVATE_KEY_FILE")
+    click.echo(mint(key, issuer=os.environ.get("ZIXLY_JWT_ISSUER", "zixly-dev"),
+                    audience=os.environ.get("ZIXLY_JWT_AUDIENCE", "zixly-api"),
+                    subject=subject or ("dev-staff" if staff else "dev-user"), staff=staff, tenant=tenant,
+                    role=None if staff else role, ttl=ttl))
+
+
+# --- openapi -------------------------------------------------------------------------------------------
+@main.command("openapi")
+@click.option("--output", "-o", default="openapi/openapi.json", show_default=True)
+def openapi(output):
+    """Write the OpenAPI spec generated from the code."""
+    from api.spec import render_spec
+
+    Path(output).write_text(render_spec())
+    click.echo(f"wrote {output}")
+
+
+# --- dev -----------------------------------------------------------------------------------------------
+@main.command("dev")
+@click.option("--port", default=lambda: int(os.environ.get("PORT", 8000)), show_default="PORT or 8000")
+def dev(port):
+    """Start embedded servers (unless env names real ones), migrate, and serve the API with a worker."""
+    from core.devstack import DevStack
+
+    stack = DevStack(HOME, persistent=True)
+    children: list[subprocess.Popen] = []
+    stopping = False
+
+    def stop(signum=None, frame=None):
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        click.echo("\nstopping …")
+        for proc in reversed(children):
+            _terminate(proc)
+        stack.stop()
+        click.echo("stopped.")
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        env = stack.start(progress=click.echo)
+        os.environ.update(env)
+        from api.tokens import generate_signing_key
+
+        generate_signing_key(HOME)
+        os.environ.setdefault("ZIXLY_JWT_PUBLIC_KEY_FILE", str(HOME / "jwt-public.pem"))
+        _boot()
+        _prepare_database()
+        api_key = _demo_tenant_key()
+        from api.tokens import mint
+
+        staff = mint(HOME / "jwt-private.pem", issuer=os.environ.get("ZIXLY_JWT_ISSUER", "zixly-dev"),
+                     audience=os.environ.get("ZIXLY_JWT_AUDIENCE", "zixly-api"), subject="dev-staff",
+                     staff=True, ttl=12 * 3600)
+        py = sys.executable
+        children.append(_spawn([py, "-m", "celery", "-A", "workers.app", "worker", "-B", "--loglevel", "INFO",
+                                "--concurrency", "2", "--schedule", str(HOME / "celerybeat-schedule")]))
+        children.append(_spawn([py, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                                "--threads", "4", "--access-logfile", "-", "api.wsgi:app"]))
+        _wait_http(port, children[-1])
+        base = f"http://127.0.0.1:{port}"
+        click.echo("\n" + "=" * 72)
+        click.echo(f"Zixly API      {base}   (docs: {base}/docs, spec: {base}/openapi.json)")
+        click.echo(f"demo tenant    demo   X-API-Key: {api_key}")
+        click.echo(f"staff token    Authorization: Bearer {staff}")
+        click.echo(f"try            curl -H 'X-API-Key: {api_key}' {base}/v1/tenant")
+        click.echo("=" * 72 + "\nCtrl-C stops everything.\n")
+        while all(p.poll() is None for p in children):
+            time.sleep(0.5)
+        click.echo("a child process exited; shutting down", err=True)
+        stop()
+    except SystemExit:
+        raise
+    except BaseException:
+        stop_quietly = [p for p in children]
+        for proc in stop_quietly:
+            _terminate(proc)
+        stack.stop()
+        raise
+
+
+def _prepare_database() -> None:
+    from tenancy.db import get_router
+    from tenancy.fleet import upgrade_fleet
+
+    result = upgrade_fleet(get_router())
+    click.echo(f"catalog migrated; tenants: {len(result.migrated)} migrated, {len(result.failed)} failed")
+
+
+def _demo_tenant_key() -> str:
+    """Create the demo tenant once; keep its key in .zixly/ so a second run prints the same one."""
+    from core import tenants as svc
+    from core.actors import Actor
+    from tenancy import apikeys, provisioning
+    from tenancy.db import catalog_session, get_router
+
+    key_file = HOME / "demo-api-key"
+    try:
+        tenant = provisioning.get_tenant(get_router(), "demo")
+    except provisioning.TenantNotFound:
+        tenant = None
+    if tenant is not None and tenant.status == "archived":
+        provisioning.restore_tenant(get_router(), "demo")
+    if tenant is not None and tenant.status == "suspended":
+        provisioning.change_status(get_router(), "demo", "resume")
+    if tenant is None or tenant.status == "failed":
+        _, _, secret = svc.create_tenant(slug="demo", name="Demo Company", plan="pro",
+                                         actor=Actor("staff", "make-run"))
+        key_file.write_text(secret)
+        key_file.chmod(0o600)
+        return secret
+    if key_file.exists():
+        secret = key_file.read_text().strip()
+        try:
+            with catalog_session() as session:
+                apikeys.authenticate(session, secret)
+            return secret
+        except apikeys.InvalidApiKey:
+            pass
+    with catalog_session() as session, session.begin():
+        _, secret = apikeys.issue(session, tenant_id=tenant.id, name="make run demo key", role="ADMIN",
+                                  environment="test", created_by="staff:make-run")
+    key_file.write_text(secret)
+    key_file.chmod(0o600)
+    return secret
+
+
+def _spawn(argv: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(argv, start_new_session=True, env=os.environ.copy())
+
+
+def _terminate(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+def _wait_http(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise click.ClickException("the API server exited during start-up")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise click.ClickException(f"the API did not answer on port {port} within {timeout}s")
+
+
+if __name__ == "__main__":
+    main()
