@@ -45,8 +45,11 @@ def normalize_url(url: str) -> str:
     return url
 
 
+_UNROUTED = (TENANT_SCHEMA + ".", f'"{TENANT_SCHEMA}".')  # the schema itself, not labels derived from it
+
+
 def _refuse_unrouted(conn, cursor, statement, parameters, context, executemany):
-    if TENANT_SCHEMA in statement:
+    if TENANT_SCHEMA in statement and any(marker in statement for marker in _UNROUTED):
         raise NoTenantContext("a tenant table was queried without a tenant session (no tenant in context)")
 
 
