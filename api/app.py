@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 
+import marshmallow as ma
+
 from flask import Flask
 from flask_smorest import Api
 
@@ -29,6 +31,29 @@ _ERRORS = {
     core_apikeys.ApiKeyNotFound: 404,
     core_apikeys.TooManyKeys: 409,
 }
+
+
+class ProblemSchema(ma.Schema):
+    """RFC 9457 problem details, plus `errors` (field problems) and `request_id`."""
+
+    type = ma.fields.String()
+    title = ma.fields.String()
+    status = ma.fields.Integer()
+    detail = ma.fields.String()
+    instance = ma.fields.String()
+    request_id = ma.fields.String()
+    errors = ma.fields.Dict()
+
+
+class ZixlyApi(Api):
+    ERROR_SCHEMA = ProblemSchema
+
+    def document_problems(self) -> None:
+        """Error responses are application/problem+json, in the spec as on the wire."""
+        for response in self.spec.components.responses.values():
+            content = response.get("content", {})
+            if "application/json" in content:
+                content[problems.MEDIA_TYPE] = content.pop("application/json")
 
 
 def _openapi_config(app: Flask) -> None:
@@ -69,9 +94,10 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
         issuer=settings.jwt_issuer, audience=settings.jwt_audience,
         public_key_file=settings.jwt_public_key_file, jwks_url=settings.jwt_jwks_url)
     auth.init_app(app)
-    api = Api(app)
+    api = ZixlyApi(app)
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
+    api.document_problems()
     problems.register(app)  # after Api(), so these handlers replace flask-smorest's
     for exc_type, status in _ERRORS.items():
         app.register_error_handler(exc_type, _domain_error(status))

@@ -40,6 +40,14 @@ def access(level: str):
 
     def mark(fn):
         fn._zixly_access = level
+        doc = fn.__dict__.setdefault("_apidoc", {}).setdefault("manual_doc", {})
+        doc["x-zixly-access"] = level
+        if level == PUBLIC:
+            doc["security"] = []
+        else:
+            doc["security"] = [{"Bearer": []}] if level == STAFF else [{"ApiKey": []}, {"Bearer": []}]
+            problem = {"$ref": "#/components/responses/DEFAULT_ERROR"}
+            doc.setdefault("responses", {}).update({"401": problem, "403": problem})
         return fn
 
     return mark

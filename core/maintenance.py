@@ -13,14 +13,15 @@ from tenancy.db import catalog_session, tenant_session, tenant_transaction
 from tenancy.models import Tenant
 
 
-def for_each_active_tenant(fn) -> int:
-    """Call fn() inside each active tenant's context; return how many tenants were visited."""
+def for_each_active_tenant(fn) -> dict:
+    """Call fn() inside each active tenant's context; return {slug: fn's result}."""
     with catalog_session() as session:
         tenants = [tenant_ref(t) for t in session.scalars(select(Tenant).where(Tenant.status == "active"))]
+    results = {}
     for tenant in tenants:
         with tenant_context(tenant):
-            fn()
-    return len(tenants)
+            results[tenant.slug] = fn()
+    return results
 
 
 def prune_idempotency_records() -> int:

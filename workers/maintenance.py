@@ -6,8 +6,9 @@ from core.queue import celery_app
 
 
 @celery_app.task(name="zixly.fleet.prune_idempotency_records")
-def fan_out_prune() -> int:
-    return maintenance.for_each_active_tenant(prune_idempotency_records.delay)
+def fan_out_prune() -> dict:
+    """Publish one prune task per active tenant (each carries its tenant); return {slug: task id}."""
+    return maintenance.for_each_active_tenant(lambda: prune_idempotency_records.delay().id)
 
 
 @celery_app.task(name="zixly.tenant.prune_idempotency_records", bind=True, max_retries=3)
