@@ -1,0 +1,211 @@
+"""`make bench`: provisioning speed and tenant-routing overhead, side by side in one run, with the machine.
+
+Runs against the embedded servers (or DATABASE_URL / REDIS_URL), in a fresh database that is dropped after.
+Options: --tenants N (default 200), --requests N (default 2000).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import MetaData, Table, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = int(next(l for l in Path("/proc/meminfo").read_text().splitlines()
+                       if l.startswith("MemTotal")).split()[1]) // 1024 // 1024
+    except (OSError, StopIteration):
+        mem = 0
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}, {mem} GiB RAM, " \
+           f"Python {platform.python_version()}"
+
+
+def progress(label: str, done: int, total: int) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    sys.stderr.write(f"\r  {label:28} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def bench_provisioning(n: int) -> dict:
+    from tenancy.db import get_router
+    from tenancy.provisioning import create_tenant
+
+    router, times = get_router(), []
+    for i in range(n):
+        start = time.perf_counter()
+        create_tenant(router, slug=f"bench-{i:05d}", name=f"Bench {i}")
+        times.append((time.perf_counter() - start) * 1000)
+        progress("provisioning tenants", i + 1, n)
+    with router.catalog_engine.connect() as conn:
+        tables = conn.execute(text("select count(*) from pg_tables where schemaname = 't_bench_00000'")).scalar()
+        indexes = conn.execute(text("select count(*) from pg_indexes where schemaname = 't_bench_00000'")).scalar()
+    return {"median_ms": statistics.median(times), "p95_ms": pct(times, 95), "max_ms": max(times),
+            "tables": tables, "indexes": indexes}
+
+
+def _timed(label: str, fn, n: int) -> list[float]:
+    times = []
+    for i in range(n):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e6)
+        if (i + 1) % max(1, n // 4) == 0 or i + 1 == n:
+            progress(label, i + 1, n)
+    return times
+
+
+def bench_routing(n: int) -> dict:
+    """The same audit-log read (key auth, query args, ORM query, schema dump) with and without tenancy.
+
+    The bypassed view is the routed view's twin, registered by the benchmark: same decorators, same ORM
+    query and serialization, but it maps the table at the tenant's literal schema and runs with no tenant
+    context, no status check and no schema translation.
+    """
+    from api.app import create_app
+    from api.auth import PUBLIC, access
+    from core import runtime
+    from flask import request
+    from flask.views import MethodView
+    from flask_smorest import Blueprint
+    from sqlalchemy.orm import DeclarativeBase
+
+    from api.common import page
+    from api.resources.tenant import AuditPageSchema, AuditQueryArgsSchema
+    from core import tenants
+    from core.actors import Actor
+    from tenancy import apikeys
+    from tenancy.db import catalog_session, get_router
+
+    tenant, _, secret = tenants.create_tenant(slug="bench-routing", name="Routing", plan="enterprise",
+                                              actor=Actor("staff", "bench"))
+    for i in range(20):
+        from core import audit
+        from tenancy.apikeys import tenant_ref
+        from tenancy.context import tenant_context
+
+        with tenant_context(tenant_ref(tenant)):
+            audit.record_now(actor=Actor("system", "bench"), action="bench.seed", target_id=str(i))
+    app = create_app(runtime.settings())
+    engine = get_router().shard_engine(tenant.shard)
+
+    class Base(DeclarativeBase):
+        pass
+
+    class DirectAudit(Base):  # the same table, mapped at its literal schema: no context, no translation
+        __table__ = Table("audit_log", MetaData(schema=tenant.schema_name), autoload_with=engine)
+
+    blp = Blueprint("bench", __name__, url_prefix="/bench")
+
+    @blp.route("/direct-audit-log")
+    class Direct(MethodView):
+        @access(PUBLIC)
+        @blp.arguments(AuditQueryArgsSchema, location="query")
+        @blp.response(200, AuditPageSchema)
+        def get(self, args):
+            with catalog_session() as session:  # the same key authentication as the routed path
+                apikeys.authenticate(session, request.headers["X-API-Key"])
+            with Session(engine, expire_on_commit=False) as session:
+                rows = list(session.scalars(select(DirectAudit).order_by(DirectAudit.id.desc())
+                                            .limit(args["limit"] + 1)))
+            return page(rows, args["limit"], lambda e: e.id)
+
+    app.extensions["flask-smorest"]["apis"][""]["ext_obj"].register_blueprint(blp)
+    client = app.test_client()
+    headers = {"X-API-Key": secret}
+    routed = lambda: client.get("/v1/audit-log", headers=headers)  # noqa: E731
+    bypass = lambda: client.get("/bench/direct-audit-log", headers=headers)  # noqa: E731
+    assert len(routed().get_json()["items"]) == len(bypass().get_json()["items"]) > 0
+    for _ in range(200):  # warm caches and pools on both paths
+        routed(), bypass()
+    results = {"routed": [], "bypassed": []}
+    rounds = 5
+    for r in range(rounds):  # interleave so drift on a shared 2-core machine hits both alike
+        results["routed"] += _timed(f"routed ({r + 1}/{rounds})", routed, n // rounds)
+        results["bypassed"] += _timed(f"bypassed ({r + 1}/{rounds})", bypass, n // rounds)
+    med = {k: statistics.median(v) for k, v in results.items()}
+    return {"routed_us": med["routed"], "bypassed_us": med["bypassed"], "ratio": med["routed"] / med["bypassed"],
+            "routed_p95_us": pct(results["routed"], 95), "bypassed_p95_us": pct(results["bypassed"], 95)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--tenants", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=2000)
+    args = parser.parse_args()
+
+    from api.tokens import generate_signing_key
+    from core import runtime
+    from core.config import Settings
+    from core.devstack import DevStack
+    from tenancy.db import get_router
+    from tenancy.migrate import upgrade_catalog
+
+    home = ROOT / ".zixly" / "bench"
+    stack = DevStack(home, persistent=False)
+    env = stack.start(progress=lambda m: print(m, file=sys.stderr))
+    base = env["DATABASE_URL"]
+    libpq = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
+    dbname = f"zixly_bench_{secrets.token_hex(3)}"
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        pg_version = conn.execute("show server_version").fetchone()[0]
+    try:
+        generate_signing_key(home)
+        settings = Settings(database_url=make_url(base).set(database=dbname).render_as_string(hide_password=False),
+                            redis_url=env["REDIS_URL"], jwt_public_key_file=str(home / "jwt-public.pem"))
+        runtime.init(settings)
+        upgrade_catalog(get_router().catalog_engine)
+        print(f"machine: {machine()}; PostgreSQL {pg_version}", file=sys.stderr)
+        prov = bench_provisioning(args.tenants)
+        routing = bench_routing(args.requests)
+    finally:
+        try:
+            get_router().dispose()
+        finally:
+            with psycopg.connect(libpq, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+            stack.stop()
+
+    print()
+    print(f"Zixly benchmark — {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    print(f"machine    {machine()}; PostgreSQL {pg_version}")
+    print()
+    print(f"provisioning  {args.tenants} tenants; tenant tree: {prov['tables']} tables, {prov['indexes']} indexes")
+    print(f"  median {prov['median_ms']:.1f} ms   p95 {prov['p95_ms']:.1f} ms   max {prov['max_ms']:.1f} ms"
+          f"   (goal: median <= 50 ms)")
+    print()
+    print(f"routing overhead  GET /v1/audit-log (API key, 20 rows), {args.requests} requests per side, interleaved")
+    print(f"  {'':24}{'median':>10}{'p95':>10}")
+    print(f"  {'through tenancy':24}{routing['routed_us']:>8.0f}us{routing['routed_p95_us']:>8.0f}us")
+    print(f"  {'tenancy bypassed':24}{routing['bypassed_us']:>8.0f}us{routing['bypassed_p95_us']:>8.0f}us")
+    print(f"  ratio routed/bypassed: {routing['ratio']:.3f}   (goal: <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()
