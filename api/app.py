@@ -8,7 +8,7 @@ import marshmallow as ma
 from flask import Flask
 from flask_smorest import Api
 
-from api import auth, problems
+from api import auth, limits, problems
 from api.resources import api_keys, staff_tenants, system, tenant
 from api.tokens import TokenVerifier
 from core import apikeys as core_apikeys
@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
         issuer=settings.jwt_issuer, audience=settings.jwt_audience,
         public_key_file=settings.jwt_public_key_file, jwks_url=settings.jwt_jwks_url)
     auth.init_app(app)
+    limits.init_app(app, redis_url=settings.redis_url, fail_open=settings.rate_limit_fail_open)
     api = ZixlyApi(app)
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)

@@ -1,0 +1,22 @@
+"""When Redis is down: /ready says so (503 naming it), and limits fail open instead of failing requests."""
+import dataclasses
+
+from core import runtime
+from core.devstack import free_port
+
+
+def test_redis_down(settings, make_tenant):
+    from api.app import create_app
+
+    t = make_tenant()
+    broken = dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        client = create_app(broken).test_client()
+        r = client.get("/ready")
+        assert r.status_code == 503 and r.content_type == "application/problem+json"
+        body = r.get_json()
+        assert body["failing"] == ["redis"] and body["checks"]["catalog"] == "ok"
+        assert "redis" in body["detail"]
+        assert client.get("/v1/tenant", headers=t.headers).status_code == 200  # fail open
+    finally:
+        runtime.init(settings)
