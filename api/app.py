@@ -4,21 +4,22 @@ from __future__ import annotations
 import logging
 
 import marshmallow as ma
-
 from flask import Flask
 from flask_smorest import Api
 
 from api import auth, limits, problems
-from api.resources import api_keys, staff_tenants, system, tenant
+from api.resources import api_keys, events, hooks, jobs, staff_tenants, system, tenant
 from api.tokens import TokenVerifier
+from connectors.base import MalformedPayload, VerificationFailed
+from connectors.registry import UnknownProvider
 from core import apikeys as core_apikeys
-from core import runtime
+from core import errors, runtime, webhooks
 from core.config import Settings
 from tenancy import provisioning
 from tenancy.context import InvalidSlug
 from tenancy.db import get_router
 
-BLUEPRINTS = (system.blp, staff_tenants.blp, tenant.blp, api_keys.blp)
+BLUEPRINTS = (system.blp, staff_tenants.blp, tenant.blp, api_keys.blp, hooks.blp, events.blp, jobs.blp)
 
 _ERRORS = {
     provisioning.TenantExists: 409,
@@ -30,6 +31,12 @@ _ERRORS = {
     InvalidSlug: 422,
     core_apikeys.ApiKeyNotFound: 404,
     core_apikeys.TooManyKeys: 409,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.Invalid: 422,
+    UnknownProvider: 404,
+    MalformedPayload: 400,
+    webhooks.TenantNotReceiving: 403,
 }
 
 
@@ -87,7 +94,13 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
         KEY_LAST_USED_RESOLUTION=settings.key_last_used_resolution,
         IDEMPOTENCY_TTL_HOURS=settings.idempotency_ttl_hours,
         JSON_SORT_KEYS=False,
+        PUBLIC_BASE_URL=settings.public_base_url,
     )
+    if settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n)
     _openapi_config(app)
     app.extensions["zixly_router"] = None if offline else get_router()
     app.extensions["zixly_tokens"] = TokenVerifier(
@@ -102,6 +115,7 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
     problems.register(app)  # after Api(), so these handlers replace flask-smorest's
     for exc_type, status in _ERRORS.items():
         app.register_error_handler(exc_type, _domain_error(status))
+    app.register_error_handler(VerificationFailed, _verification_failed)
     auth.PUBLIC_ENDPOINTS.update(e for e in app.view_functions if e.startswith("api-docs.") or e == "static")
     logging.getLogger("zixly").setLevel(logging.INFO)
     return app
@@ -115,3 +129,8 @@ def _domain_error(status: int):
         return problems.problem_response(status, code, str(exc))
 
     return handler
+
+
+def _verification_failed(exc):
+    return problems.problem_response(401, "signature-invalid", f"Webhook signature rejected: {exc}",
+                                     title="Unauthorized")

@@ -1,7 +1,6 @@
 """The `zixly` command: tenants, database migrations, tokens, the spec, and `dev` (what `make run` calls)."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

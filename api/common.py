@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 
 import marshmallow as ma
@@ -90,7 +90,7 @@ def _claim(model, transaction, key, principal, digest) -> Response | None:
     ttl = timedelta(hours=current_app.config["IDEMPOTENCY_TTL_HOURS"])
     with transaction() as session:
         session.execute(delete(model).where(model.key == key, model.principal == principal,
-                                            model.created_at < datetime.now(timezone.utc) - ttl))
+                                            model.created_at < datetime.now(UTC) - ttl))
         claimed = session.execute(insert(model).values(key=key, principal=principal, request_hash=digest)
                                   .on_conflict_do_nothing().returning(model.key)).first()
         existing = None if claimed else session.scalar(

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
@@ -10,7 +10,7 @@ from core import audit
 from core.actors import Actor
 from tenancy import apikeys
 from tenancy.context import current_tenant
-from tenancy.db import catalog_transaction, catalog_session, tenant_transaction
+from tenancy.db import catalog_session, catalog_transaction, tenant_transaction
 from tenancy.models import ApiKey
 
 MAX_ACTIVE_KEYS = 100
@@ -61,7 +61,7 @@ def revoke_api_key(*, key_id: str, actor: Actor) -> ApiKey:
         if key is None:
             raise ApiKeyNotFound(key_id)
         if key.revoked_at is None:
-            key.revoked_at = datetime.now(timezone.utc)
+            key.revoked_at = datetime.now(UTC)
     with tenant_transaction() as session:
         audit.record(session, actor=actor, action="api_key.revoked", target_type="api_key", target_id=key_id)
     return key

@@ -15,6 +15,10 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in (value or "").split(",") if x.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -32,10 +36,14 @@ class Settings:
     key_last_used_resolution: int = 60
     idempotency_ttl_hours: int = 24
     rate_limit_fail_open: bool = True
-    extra: dict = field(default_factory=dict)
+    broker_visibility_timeout: int = 3600
+    public_base_url: str | None = None
+    trusted_proxies: int = 0
+    # Zixly's own public apps: provider -> active webhook secrets (several during a rotation)
+    app_webhook_secrets: dict = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, **overrides) -> "Settings":
+    def from_env(cls, **overrides) -> Settings:
         env = os.environ
         home = Path(env.get("ZIXLY_HOME", ".zixly"))
         public_key = env.get("ZIXLY_JWT_PUBLIC_KEY_FILE")
@@ -54,6 +62,11 @@ class Settings:
             db_pool_size=int(env.get("ZIXLY_DB_POOL_SIZE", 5)),
             db_max_overflow=int(env.get("ZIXLY_DB_MAX_OVERFLOW", 5)),
             db_pool_recycle=int(env.get("ZIXLY_DB_POOL_RECYCLE", 1800)),
+            broker_visibility_timeout=int(env.get("ZIXLY_BROKER_VISIBILITY_TIMEOUT", 3600)),
+            public_base_url=env.get("ZIXLY_PUBLIC_BASE_URL") or None,
+            trusted_proxies=int(env.get("ZIXLY_TRUSTED_PROXIES", 0)),
+            app_webhook_secrets={p: _list(env.get(f"ZIXLY_{p.upper()}_APP_WEBHOOK_SECRETS"))
+                                 for p in ("xero", "hubspot", "shopify")},
             rate_limit_fail_open=_bool(env.get("ZIXLY_RATE_LIMIT_FAIL_OPEN"), True),
         )
         values.update(overrides)

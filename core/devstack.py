@@ -50,7 +50,7 @@ class EmbeddedPostgres:
 
         pg_ctl(args, pgdata=self.datadir, user=self.system_user, timeout=timeout)
 
-    def start(self) -> "EmbeddedPostgres":
+    def start(self) -> EmbeddedPostgres:
         from pgserver._commands import initdb
 
         self.datadir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,7 @@ class ChildServer:
         self.argv, self.port, self.log, self.env = argv, port, log, env
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30) -> "ChildServer":
+    def start(self, timeout: float = 30) -> ChildServer:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -126,7 +126,8 @@ def redis_server(datadir: Path, persistent: bool) -> ChildServer:
 def moto_server(datadir: Path) -> ChildServer:
     port = free_port()
     exe = Path(sys.executable).parent / "moto_server"
-    argv = [str(exe) if exe.exists() else shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1", "-p", str(port)]
+    binary = str(exe) if exe.exists() else shutil.which("moto_server") or "moto_server"
+    argv = [binary, "-H", "127.0.0.1", "-p", str(port)]
     return ChildServer(argv, port, datadir / "moto.log")
 
 

@@ -1,7 +1,7 @@
 """Tenant housekeeping, run by workers."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select
 
@@ -25,7 +25,7 @@ def for_each_active_tenant(fn) -> dict:
 
 
 def prune_idempotency_records() -> int:
-    cutoff = datetime.now(timezone.utc) - timedelta(hours=settings().idempotency_ttl_hours)
+    cutoff = datetime.now(UTC) - timedelta(hours=settings().idempotency_ttl_hours)
     with tenant_transaction() as session:
         result = session.execute(delete(TenantIdempotencyRecord).where(TenantIdempotencyRecord.created_at < cutoff))
     return result.rowcount

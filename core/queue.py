@@ -21,10 +21,15 @@ def configure(settings: Settings) -> None:
         worker_prefetch_multiplier=1,
         task_default_queue="zixly",
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        # short socket timeouts: a publish while Redis is down fails fast and the outbox keeps the message
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout,
+                                  "socket_connect_timeout": 1, "socket_timeout": 5},
+        broker_connection_timeout=1,
+        task_publish_retry=False,
         result_expires=86400,
         timezone="UTC",
         beat_schedule={
             "prune-idempotency-records": {"task": "zixly.fleet.prune_idempotency_records", "schedule": 3600.0},
+            "relay-outbox": {"task": "zixly.fleet.relay_outbox", "schedule": 10.0},
         },
     )

@@ -10,7 +10,7 @@ import hmac
 import secrets
 import string
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -89,7 +89,7 @@ def authenticate(session: Session, raw: str, *, last_used_resolution: int = 60) 
     key, tenant = row
     if not hmac.compare_digest(digest, key.secret_hash) or key.revoked_at is not None:
         raise InvalidApiKey("invalid or revoked API key")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if key.last_used_at is None or now - key.last_used_at > timedelta(seconds=last_used_resolution):
         session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
         session.commit()

@@ -89,3 +89,27 @@ class IdempotencyColumns:
 
 class StaffIdempotencyRecord(IdempotencyColumns, CatalogBase):
     __tablename__ = "idempotency_keys"
+
+
+class WebhookEndpoint(CatalogBase):
+    """An opaque per-connection hook token (stored as its SHA-256) → tenant, connection, provider."""
+
+    __tablename__ = "webhook_endpoints"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("catalog.tenants.id", ondelete="CASCADE"), index=True)
+    connection_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AccountIndex(CatalogBase):
+    """Which tenant connection owns a provider account, for app-level webhooks (Xero tenantId, …)."""
+
+    __tablename__ = "account_index"
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("catalog.tenants.id", ondelete="CASCADE"), index=True)
+    connection_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -6,7 +6,7 @@ schema; the catalog row is then `failed` with the reason and a retry of the same
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -79,7 +79,7 @@ def _reserve(router: Router, *, slug, name, plan, shard, admin_email) -> Tenant:
         tenant = session.scalar(select(Tenant).where(Tenant.slug == slug).with_for_update())
         if tenant is not None:
             stale = tenant.status == "provisioning" and (
-                datetime.now(timezone.utc) - tenant.updated_at > STALE_PROVISIONING)
+                datetime.now(UTC) - tenant.updated_at > STALE_PROVISIONING)
             if tenant.status != "failed" and not stale:
                 raise TenantExists(f"tenant {slug!r} already exists")
         else:

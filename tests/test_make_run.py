@@ -10,7 +10,6 @@ import urllib.request
 from pathlib import Path
 
 import psutil
-import pytest
 
 from core.devstack import free_port
 

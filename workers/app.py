@@ -7,6 +7,7 @@ from core.queue import celery_app
 
 runtime.init(Settings.from_env())
 
-import workers.maintenance  # noqa: E402,F401  (registers tasks)
+import workers.jobs  # noqa: E402,F401  (registers tasks)
+import workers.maintenance  # noqa: E402,F401
 
 app = celery_app

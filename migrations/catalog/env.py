@@ -2,8 +2,8 @@
 from alembic import context
 from sqlalchemy import text
 
-from tenancy.db import CATALOG_SCHEMA, CatalogBase
 import tenancy.models  # noqa: F401  (registers the catalog tables for autogenerate)
+from tenancy.db import CATALOG_SCHEMA, CatalogBase
 
 connection = context.config.attributes["connection"]
 context.configure(

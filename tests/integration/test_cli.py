@@ -1,5 +1,4 @@
 """The `zixly` CLI against the test database: tenant lifecycle, tokens, and fleet `db upgrade`."""
-import dataclasses
 import shutil
 
 import pytest
@@ -50,10 +49,11 @@ def test_auth_token_is_accepted_by_the_api(cli, client, make_tenant):
 
 def test_db_upgrade_migrates_every_tenant_and_names_failures(cli, make_tenant, tmp_path, monkeypatch):
     tenants = [make_tenant("fleet") for _ in range(3)]
+    head = migrate.tenant_head()
     tree = tmp_path / "tenant"
     shutil.copytree(migrate.TENANT_DIR, tree)
-    (tree / "versions" / "0002_notes.py").write_text(
-        'revision = "t0002"\ndown_revision = "t0001"\nbranch_labels = None\ndepends_on = None\n'
+    (tree / "versions" / "9999_notes.py").write_text(
+        f'revision = "t9999"\ndown_revision = "{head}"\nbranch_labels = None\ndepends_on = None\n'
         "from alembic import op\nimport sqlalchemy as sa\n\n"
         "def upgrade():\n    op.create_table('notes', sa.Column('id', sa.Integer, primary_key=True))\n")
     monkeypatch.setattr(migrate, "TENANT_DIR", tree)
@@ -66,8 +66,8 @@ def test_db_upgrade_migrates_every_tenant_and_names_failures(cli, make_tenant, t
     with catalog_session() as s:
         revs = dict(s.execute(select(Tenant.slug, Tenant.schema_revision)
                               .where(Tenant.slug.in_([t.slug for t in tenants]))).all())
-    assert revs[tenants[0].slug] == revs[tenants[2].slug] == "t0002"
-    assert revs[broken.slug] == "t0001"
+    assert revs[tenants[0].slug] == revs[tenants[2].slug] == "t9999"
+    assert revs[broken.slug] == head
     with get_router().catalog_engine.begin() as conn:  # fix it and rerun: only the failed one is left
         conn.exec_driver_sql(f'DROP TABLE "{broken.ref.schema}".notes')
     r = cli.invoke(main, ["db", "upgrade"])
@@ -80,5 +80,5 @@ def test_db_upgrade_migrates_every_tenant_and_names_failures(cli, make_tenant, t
     with get_router().catalog_engine.begin() as conn:
         for t in tenants:
             conn.exec_driver_sql(f'DROP TABLE "{t.ref.schema}".notes')
-            conn.exec_driver_sql(f"UPDATE \"{t.ref.schema}\".alembic_version SET version_num = 't0001'")
-            conn.exec_driver_sql(f"UPDATE catalog.tenants SET schema_revision = 't0001' WHERE slug = '{t.slug}'")
+            conn.exec_driver_sql(f"UPDATE \"{t.ref.schema}\".alembic_version SET version_num = '{head}'")
+            conn.exec_driver_sql(f"UPDATE catalog.tenants SET schema_revision = '{head}' WHERE slug = '{t.slug}'")

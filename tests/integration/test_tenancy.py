@@ -8,7 +8,7 @@ from core.models import AuditEntry
 from tenancy import provisioning
 from tenancy.context import InvalidSlug, NoTenantContext, current_tenant, schema_for, tenant_context
 from tenancy.db import catalog_session, get_router, tenant_session
-from tenancy.migrate import TENANT_DIR
+from tenancy.migrate import TENANT_DIR, tenant_head
 from tenancy.models import Tenant
 from tests.conftest import unique_slug
 
@@ -63,7 +63,7 @@ def test_failed_migration_leaves_no_schema_and_a_failed_row(app, tmp_path, monke
     broken = tmp_path / "tenant"
     shutil.copytree(TENANT_DIR, broken)
     (broken / "versions" / "9999_boom.py").write_text(
-        'revision = "t9999"\ndown_revision = "t0001"\nbranch_labels = None\ndepends_on = None\n'
+        f'revision = "t9999"\ndown_revision = "{tenant_head()}"\nbranch_labels = None\ndepends_on = None\n'
         "from alembic import op\n\n"
         "def upgrade():\n    op.execute('create table half_done (id int)')\n    op.execute('select 1/0')\n")
     monkeypatch.setattr(provisioning, "TENANT_SCRIPT_LOCATION", broken)
@@ -85,7 +85,7 @@ def test_failed_tenant_via_api_is_problem_and_retry_succeeds(client, staff_heade
     broken = tmp_path / "tenant"
     shutil.copytree(TENANT_DIR, broken)
     (broken / "versions" / "9999_boom.py").write_text(
-        'revision = "t9999"\ndown_revision = "t0001"\nbranch_labels = None\ndepends_on = None\n'
+        f'revision = "t9999"\ndown_revision = "{tenant_head()}"\nbranch_labels = None\ndepends_on = None\n'
         "from alembic import op\n\ndef upgrade():\n    op.execute('select 1/0')\n")
     monkeypatch.setattr(provisioning, "TENANT_SCRIPT_LOCATION", broken)
     slug = unique_slug("apifail")

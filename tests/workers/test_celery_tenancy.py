@@ -1,19 +1,18 @@
 """Celery carries the tenant: header at publish, restored around the task, refused without a tenant."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 from celery.result import AsyncResult
+from celery.signals import before_task_publish
 from sqlalchemy import select
 
-from core.models import TenantIdempotencyRecord
-from tenancy.db import tenant_session, tenant_transaction
-from celery.contrib.testing.worker import start_worker
-from celery.signals import before_task_publish
-
 import workers.maintenance as tasks
+from core.models import TenantIdempotencyRecord
 from core.queue import celery_app
 from tenancy.celery import HEADER, TenantUnavailable
 from tenancy.context import NoTenantContext, tenant_context
+from tenancy.db import tenant_session, tenant_transaction
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +74,7 @@ def test_task_published_from_a_task_keeps_each_tenant(worker, make_tenant):
         with tenant_context(t.ref), tenant_transaction() as s:
             for n in range(i + 1):
                 s.add(TenantIdempotencyRecord(key=f"old-{n}", principal="p", request_hash="h",
-                                              created_at=datetime.now(timezone.utc) - timedelta(days=3)))
+                                              created_at=datetime.now(UTC) - timedelta(days=3)))
             s.add(TenantIdempotencyRecord(key="fresh", principal="p", request_hash="h"))
     published = tasks.fan_out_prune.delay().get(timeout=30)
     for i, t in enumerate(tenants):

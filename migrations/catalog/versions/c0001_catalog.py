@@ -1,11 +1,11 @@
 """catalog
 
 Revision ID: c0001
-Revises: 
+Revises:
 Create Date: 2026-11-25 04:50:18.580642
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = 'c0001'

@@ -1,0 +1,66 @@
+"""Inbound webhooks: public, authenticated only by each provider's own signature on the raw body."""
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import Response, current_app, jsonify, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.auth import PUBLIC, access, raw_body
+from connectors.base import InboundRequest
+from core import webhooks
+
+blp = Blueprint("hooks", __name__, url_prefix="/v1/hooks",
+                description="Webhooks from providers, verified by the provider's signature scheme.")
+
+
+class HookReceiptSchema(ma.Schema):
+    received = ma.fields.Integer()
+    duplicates = ma.fields.Integer()
+    dropped = ma.fields.Integer()
+    events = ma.fields.List(ma.fields.String())
+
+
+def _inbound() -> InboundRequest:
+    base = current_app.config.get("PUBLIC_BASE_URL")
+    path = request.full_path.rstrip("?")
+    url = base.rstrip("/") + path if base else request.url
+    return InboundRequest(method=request.method, url=url, headers=dict(request.headers),
+                          body=request.get_data(cache=True))
+
+
+def _answer(result, provider: str, *, show_ids: bool) -> Response:
+    if result.handshake is not None:
+        return Response(result.handshake.body, status=result.handshake.status, headers=result.handshake.headers)
+    if provider == "xero":  # Xero's intent-to-receive check wants an empty 200
+        return Response(b"", status=200)
+    body = {"received": len(result.recorded), "duplicates": sum(r.duplicate for r in result.recorded),
+            "dropped": result.dropped}
+    if show_ids:
+        body["events"] = [str(r.id) for r in result.recorded]
+    return jsonify(body)
+
+
+@blp.route("/apps/<string:provider>")
+class AppHook(MethodView):
+    @access(PUBLIC)
+    @raw_body
+    @blp.response(200, HookReceiptSchema)
+    @blp.alt_response(401, description="Signature missing or invalid; nothing is stored.")
+    def post(self, provider):
+        """Zixly's own app on Xero, HubSpot or Shopify; each event is routed to the tenant owning its account."""
+        return _answer(webhooks.ingest_app_hook(provider, _inbound()), provider, show_ids=False)
+
+
+@blp.route("/<string:token>")
+class ConnectionHook(MethodView):
+    @access(PUBLIC)
+    @raw_body
+    @blp.response(200, HookReceiptSchema)
+    @blp.alt_response(401, description="Signature missing or invalid; nothing is stored.")
+    @blp.alt_response(404, description="Unknown endpoint token.")
+    def post(self, token):
+        """A connection's own hook (a tenant's private app, Asana subscriptions, Standard Webhooks senders)."""
+        found = webhooks.connections.resolve_endpoint(token)
+        provider = found[2] if found else ""
+        return _answer(webhooks.ingest_connection_hook(token, _inbound()), provider, show_ids=True)

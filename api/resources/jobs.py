@@ -1,0 +1,113 @@
+"""Jobs of the calling tenant: start, list, read, cancel, retry."""
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import g, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.auth import access
+from api.common import PageArgsSchema, decode_cursor, idempotent, page
+from core import jobs
+from core.workflows import WORKFLOWS
+
+blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Workflow jobs.")
+
+
+class JobStepSchema(ma.Schema):
+    attempt = ma.fields.Integer()
+    name = ma.fields.String()
+    status = ma.fields.String()
+    detail = ma.fields.Dict()
+    at = ma.fields.DateTime()
+
+
+class JobSchema(ma.Schema):
+    id = ma.fields.String()
+    workflow = ma.fields.String()
+    status = ma.fields.String()
+    event_id = ma.fields.String(allow_none=True)
+    attempts = ma.fields.Integer()
+    max_attempts = ma.fields.Integer()
+    error = ma.fields.String(allow_none=True)
+    created_by = ma.fields.String(allow_none=True)
+    created_at = ma.fields.DateTime()
+    started_at = ma.fields.DateTime(allow_none=True)
+    finished_at = ma.fields.DateTime(allow_none=True)
+    links = ma.fields.Method("_links")
+
+    def _links(self, job):
+        return {"self": url_for("jobs.JobById", job_id=str(job.id))}
+
+
+class JobDetailSchema(JobSchema):
+    input = ma.fields.Raw()
+    result = ma.fields.Raw(allow_none=True)
+    steps = ma.fields.List(ma.fields.Nested(JobStepSchema))
+
+
+class JobCreateSchema(ma.Schema):
+    workflow = ma.fields.String(required=True, validate=ma.validate.OneOf(sorted(WORKFLOWS)))
+    input = ma.fields.Dict(load_default=dict)
+
+
+class JobQueryArgsSchema(PageArgsSchema):
+    status = ma.fields.String(load_default=None, validate=ma.validate.OneOf(jobs.STATUSES))
+    workflow = ma.fields.String(load_default=None, validate=ma.validate.Length(max=64))
+    created_after = ma.fields.AwareDateTime(load_default=None)
+    created_before = ma.fields.AwareDateTime(load_default=None)
+
+
+class JobPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(JobSchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+@blp.route("")
+class Jobs(MethodView):
+    @access("VIEWER")
+    @blp.arguments(JobQueryArgsSchema, location="query")
+    @blp.response(200, JobPageSchema)
+    def get(self, args):
+        """List jobs, newest first (filters: status, workflow, created range)."""
+        rows = jobs.list_jobs(limit=args["limit"] + 1, before=decode_cursor(args["cursor"], list),
+                              status=args["status"], workflow=args["workflow"],
+                              created_after=args["created_after"], created_before=args["created_before"])
+        return page(rows, args["limit"], lambda j: [j.created_at.isoformat(), str(j.id)])
+
+    @access("EDITOR")
+    @idempotent("tenant")
+    @blp.arguments(JobCreateSchema)
+    @blp.response(202, JobSchema)
+    def post(self, data):
+        """Start a job; it runs in a worker. Accepts `Idempotency-Key`."""
+        return jobs.create_job(workflow=data["workflow"], data=data["input"], actor=g.actor)
+
+
+@blp.route("/<string:job_id>")
+class JobById(MethodView):
+    @access("VIEWER")
+    @blp.response(200, JobDetailSchema)
+    def get(self, job_id):
+        """A job with its execution log (steps)."""
+        job, steps = jobs.get_job(job_id)
+        job.steps = steps
+        return job
+
+
+@blp.route("/<string:job_id>/cancel")
+class JobCancel(MethodView):
+    @access("EDITOR")
+    @blp.response(200, JobSchema)
+    def post(self, job_id):
+        """Cancel a queued or running job."""
+        return jobs.cancel_job(job_id)
+
+
+@blp.route("/<string:job_id>/retry")
+class JobRetry(MethodView):
+    @access("EDITOR")
+    @blp.response(202, JobSchema)
+    def post(self, job_id):
+        """Queue a failed or cancelled job again."""
+        return jobs.retry_job(job_id)

@@ -1,0 +1,111 @@
+"""The durable inbox: verified events committed (with the jobs they start) before the provider gets its 2xx."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from core import outbox
+from core.actors import Actor
+from core.errors import NotFound
+from core.jobs import add_job
+from core.models import InboundEvent, WorkflowSetting
+from tenancy.db import tenant_session, tenant_transaction
+
+KEPT_HEADERS = ("content-type", "user-agent", "x-shopify-topic", "x-shopify-shop-domain", "x-shopify-webhook-id",
+                "x-hubspot-request-timestamp", "webhook-id", "webhook-timestamp", "x-request-id")
+
+
+class EventNotFound(NotFound):
+    code = "event-not-found"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    id: uuid.UUID
+    duplicate: bool
+
+
+def _workflows_for(session, event_type: str) -> list[str]:
+    rows = session.scalars(select(WorkflowSetting).where(WorkflowSetting.enabled.is_(True)))
+    return [w.name for w in rows if "*" in w.event_types or event_type in w.event_types]
+
+
+def record_events(*, provider: str, connection_id, events, headers: dict, raw_body: bytes | None) -> list[Recorded]:
+    """Insert each event once (by provider event id); new events start their workflows' jobs, atomically."""
+    kept = {k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
+    results, messages = [], []
+    with tenant_transaction() as session:
+        for event in events:
+            new_id = uuid.uuid4()
+            inserted = session.execute(insert(InboundEvent).values(
+                id=new_id, connection_id=connection_id, provider=provider, provider_event_id=event.event_id,
+                event_type=event.event_type, account_id=event.account_id, resource_id=event.resource_id,
+                occurred_at=event.occurred_at, headers=kept, payload=event.payload, raw_body=raw_body,
+                status="received").on_conflict_do_nothing().returning(InboundEvent.id)).first()
+            if inserted is None:
+                existing = session.scalar(select(InboundEvent.id).where(
+                    InboundEvent.provider == provider, InboundEvent.provider_event_id == event.event_id))
+                results.append(Recorded(existing, True))
+                continue
+            for workflow in _workflows_for(session, event.event_type):
+                _, message = add_job(session, workflow=workflow, data={"event": event.payload},
+                                     created_by=f"webhook:{provider}", event_id=new_id)
+                messages.append(message)
+            results.append(Recorded(new_id, False))
+        session.flush()
+        ids = [m.id for m in messages]
+    outbox.publish(ids)
+    return results
+
+
+def _parse(event_id) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(event_id))
+    except ValueError:
+        raise EventNotFound(f"no event {event_id}") from None
+
+
+def get_event(event_id) -> InboundEvent:
+    with tenant_session() as session:
+        event = session.get(InboundEvent, _parse(event_id))
+    if event is None:
+        raise EventNotFound(f"no event {event_id}")
+    return event
+
+
+def list_events(*, limit: int, before: list | None = None, provider=None, status=None, event_type=None):
+    query = select(InboundEvent).order_by(InboundEvent.received_at.desc(), InboundEvent.id.desc()).limit(limit)
+    if before:
+        from datetime import datetime
+
+        query = query.where((InboundEvent.received_at, InboundEvent.id) <
+                            (datetime.fromisoformat(before[0]), uuid.UUID(before[1])))
+    for column, value in ((InboundEvent.provider, provider), (InboundEvent.status, status),
+                          (InboundEvent.event_type, event_type)):
+        if value:
+            query = query.where(column == value)
+    with tenant_session() as session:
+        return list(session.scalars(query))
+
+
+def replay_event(event_id, *, actor: Actor) -> list:
+    """Start the event's workflows again (new jobs); the event keeps its identity."""
+    with tenant_transaction() as session:
+        event = session.get(InboundEvent, _parse(event_id), with_for_update=True)
+        if event is None:
+            raise EventNotFound(f"no event {event_id}")
+        jobs, messages = [], []
+        for workflow in _workflows_for(session, event.event_type):
+            job, message = add_job(session, workflow=workflow, data={"event": event.payload},
+                                   created_by=f"{actor.type}:{actor.id}", event_id=event.id)
+            jobs.append(job)
+            messages.append(message)
+        event.replays += 1
+        event.status = "received"
+        session.flush()
+        ids = [m.id for m in messages]
+    outbox.publish(ids)
+    return jobs

@@ -1,0 +1,124 @@
+"""Jobs: create, read, cancel, retry, and execute — with one transition table for every status change."""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from core import outbox
+from core.actors import Actor
+from core.errors import Conflict, Invalid, NotFound
+from core.models import Job, JobStep, WorkflowSetting
+from core.workflows import WORKFLOWS
+from tenancy.db import tenant_session, tenant_transaction
+
+log = logging.getLogger("zixly.jobs")
+RUN_JOB = "zixly.tenant.run_job"
+QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = "QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"
+STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED)
+TRANSITIONS = {
+    QUEUED: {RUNNING, CANCELLED},
+    RUNNING: {COMPLETED, FAILED, CANCELLED, QUEUED},  # QUEUED: waiting for a retry after a retryable error
+    FAILED: {QUEUED},  # manual retry
+    CANCELLED: {QUEUED},  # manual retry
+    COMPLETED: set(),
+}
+BACKOFF_BASE = 2.0
+
+
+class IllegalTransition(Conflict):
+    code = "illegal-transition"
+
+
+class UnknownWorkflow(Invalid):
+    code = "unknown-workflow"
+
+
+class JobNotFound(NotFound):
+    code = "job-not-found"
+
+
+def transition(job: Job, to: str) -> None:
+    if to not in TRANSITIONS[job.status]:
+        raise IllegalTransition(f"a {job.status} job cannot become {to}")
+    job.status = to
+    now = datetime.now(UTC)
+    if to == RUNNING:
+        job.started_at = now
+    elif to in (COMPLETED, FAILED, CANCELLED):
+        job.finished_at = now
+
+
+def _parse_id(job_id) -> uuid.UUID:
+    try:
+        return job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
+    except ValueError:
+        raise JobNotFound(f"no job {job_id}") from None
+
+
+def add_job(session, *, workflow: str, data: dict, created_by: str | None, event_id=None) -> Job:
+    """Add a QUEUED job and its outbox message to the caller's tenant transaction."""
+    if workflow not in WORKFLOWS:
+        raise UnknownWorkflow(f"unknown workflow {workflow!r}; known: {', '.join(sorted(WORKFLOWS))}")
+    setting = session.get(WorkflowSetting, workflow)
+    job = Job(id=uuid.uuid4(), workflow=workflow, input=data, status=QUEUED, event_id=event_id,
+              created_by=created_by, max_attempts=setting.max_attempts if setting else 4)
+    session.add(job)
+    return job, outbox.enqueue(session, RUN_JOB, str(job.id))
+
+
+def create_job(*, workflow: str, data: dict, actor: Actor) -> Job:
+    with tenant_transaction() as session:
+        job, message = add_job(session, workflow=workflow, data=data, created_by=f"{actor.type}:{actor.id}")
+    outbox.publish([message.id])
+    return job
+
+
+def get_job(job_id) -> tuple[Job, list[JobStep]]:
+    ident = _parse_id(job_id)
+    with tenant_session() as session:
+        job = session.get(Job, ident)
+        if job is None:
+            raise JobNotFound(f"no job {job_id}")
+        steps = list(session.scalars(select(JobStep).where(JobStep.job_id == ident).order_by(JobStep.id)))
+    return job, steps
+
+
+def list_jobs(*, limit: int, before: tuple | None = None, status=None, workflow=None,
+              created_after=None, created_before=None) -> list[Job]:
+    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    if before:
+        query = query.where((Job.created_at, Job.id) < (datetime.fromisoformat(before[0]), uuid.UUID(before[1])))
+    for column, value in ((Job.status, status), (Job.workflow, workflow)):
+        if value:
+            query = query.where(column == value)
+    if created_after:
+        query = query.where(Job.created_at >= created_after)
+    if created_before:
+        query = query.where(Job.created_at < created_before)
+    with tenant_session() as session:
+        return list(session.scalars(query))
+
+
+def _change(job_id, to: str, *, publish: bool) -> Job:
+    with tenant_transaction() as session:
+        job = session.get(Job, _parse_id(job_id), with_for_update=True)
+        if job is None:
+            raise JobNotFound(f"no job {job_id}")
+        transition(job, to)
+        message = outbox.enqueue(session, RUN_JOB, str(job.id)) if publish else None
+        if to == QUEUED:
+            job.attempts, job.finished_at = 0, None
+    if message is not None:
+        outbox.publish([message.id])
+    return job
+
+
+def cancel_job(job_id) -> Job:
+    return _change(job_id, CANCELLED, publish=False)
+
+
+def retry_job(job_id) -> Job:
+    return _change(job_id, QUEUED, publish=True)

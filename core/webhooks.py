@@ -1,0 +1,105 @@
+"""Inbound webhooks: find the tenant, verify with the provider's own scheme, keep the events durably.
+
+Per-connection hooks (`/v1/hooks/{token}`) use the connection's secrets; app-level hooks
+(`/v1/hooks/apps/{provider}`) use Zixly's app secret and route each event by the provider account id.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from connectors.base import Handshake, InboundRequest, VerificationFailed
+from connectors.registry import get_scheme
+from core import audit, connections, inbox
+from core.actors import Actor
+from core.errors import NotFound
+from core.runtime import redis_client, settings
+from tenancy.context import tenant_context, tenant_key
+
+log = logging.getLogger("zixly.webhooks")
+APP_PROVIDERS = ("xero", "hubspot", "shopify")
+
+
+class UnknownEndpoint(NotFound):
+    code = "unknown-webhook-endpoint"
+
+
+class TenantNotReceiving(Exception):
+    code = "tenant-not-receiving"
+
+
+@dataclass
+class IngestResult:
+    handshake: Handshake | None = None
+    recorded: list = field(default_factory=list)
+    dropped: int = 0
+
+
+def _audit_failure(connection_id, reason: str) -> None:
+    """At most one audit entry per connection per minute, so a flood of bad signatures cannot fill the log."""
+    try:
+        if not redis_client().set(tenant_key("hookfail", str(connection_id)), 1, nx=True, ex=60):
+            return
+    except Exception:  # Redis down: skip the audit entry rather than fail the answer
+        return
+    audit.record_now(actor=Actor("system", "webhooks"), action="webhook.verification_failed",
+                     target_type="connection", target_id=str(connection_id), details={"reason": reason})
+
+
+def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
+    found = connections.resolve_endpoint(token)
+    if found is None:
+        raise UnknownEndpoint("no webhook endpoint with this token")
+    tenant, connection_id, provider = found
+    if tenant.status != "active":
+        raise TenantNotReceiving(f"tenant is {tenant.status}")
+    scheme = get_scheme(provider)
+    with tenant_context(tenant):
+        conn = connections.get_connection(connection_id)
+        handshake = scheme.handshake(request)
+        if handshake is not None:
+            # Only the first handshake is believed: otherwise anyone knowing the URL could add a secret of
+            # their own and sign forged events with it. A re-subscription resets the secrets first.
+            if conn.webhook_secrets:
+                raise VerificationFailed("handshake refused: this endpoint already has a secret")
+            connections.set_webhook_secrets(connection_id, [handshake.headers["X-Hook-Secret"]])
+            return IngestResult(handshake=handshake)
+        try:
+            scheme.verify(request, conn.webhook_secrets, now=time.time())
+        except VerificationFailed as exc:
+            _audit_failure(connection_id, str(exc))
+            raise
+        events = scheme.events(request)
+        recorded = inbox.record_events(provider=provider, connection_id=connection_id, events=events,
+                                       headers=dict(request.headers), raw_body=request.body)
+    return IngestResult(recorded=recorded)
+
+
+def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
+    if provider not in APP_PROVIDERS:
+        raise UnknownEndpoint(f"no app-level webhooks for {provider!r}")
+    scheme = get_scheme(provider)
+    scheme.verify(request, settings().app_webhook_secrets.get(provider, ()), now=time.time())
+    events = scheme.events(request)
+    by_account = defaultdict(list)
+    for event in events:
+        by_account[event.account_id].append(event)
+    owners = connections.resolve_accounts(provider, {a for a in by_account if a})
+    result = IngestResult()
+    for account, account_events in by_account.items():
+        owner = owners.get(account)
+        if owner is None or owner[0].status != "active":
+            result.dropped += len(account_events)
+            log.info("dropped %d %s event(s) for unowned account", len(account_events), provider)
+            continue
+        tenant, connection_id = owner
+        single = len(by_account) == 1  # never store a body that carries another tenant's events
+        with tenant_context(tenant):
+            result.recorded += inbox.record_events(
+                provider=provider, connection_id=connection_id, events=account_events,
+                headers=dict(request.headers), raw_body=request.body if single else None)
+    return result
+
+

@@ -1,0 +1,191 @@
+"""Inbound webhooks end to end: signed deliveries stored durably, duplicates once, routing by account/token."""
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from core import connections, runtime
+from core.models import InboundEvent, Job
+from tenancy.context import tenant_context
+from tenancy.db import tenant_session
+
+XERO_KEY = "xero-app-key-" + "k" * 40
+SHOPIFY_SECRET = "shpss_app_secret"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def app_secrets(app, settings):
+    import dataclasses
+
+    runtime.init(dataclasses.replace(settings, app_webhook_secrets={
+        "xero": ("old-" + XERO_KEY, XERO_KEY), "shopify": (SHOPIFY_SECRET,), "hubspot": ("hs-secret",)}))
+    yield
+    runtime.init(settings)
+
+
+def b64hmac(secret, body):
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def xero_body(*events):
+    return json.dumps({"events": list(events), "firstEventSequence": 1, "lastEventSequence": len(events),
+                       "entropy": "ABC"}).encode()
+
+
+def xero_event(tenant_id, resource_id=None, when="2026-11-25T10:00:00.000"):
+    return {"resourceUrl": "https://api.xero.com/api.xro/2.0/Invoices/x",
+            "resourceId": resource_id or str(uuid.uuid4()),
+            "eventDateUtc": when, "eventType": "UPDATE", "eventCategory": "INVOICE", "tenantId": tenant_id,
+            "tenantType": "ORGANISATION"}
+
+
+def connect(t, provider, account_id=None, secrets=()):
+    with tenant_context(t.ref):
+        return connections.create_connection(provider=provider, account_id=account_id, webhook_secrets=list(secrets))
+
+
+def count(t, model):
+    with tenant_context(t.ref), tenant_session() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def post_xero(client, body, key=XERO_KEY):
+    return client.post("/v1/hooks/apps/xero", data=body, headers={"x-xero-signature": b64hmac(key, body),
+                                                                   "Content-Type": "application/json"})
+
+
+def test_xero_intent_to_receive(client):
+    body = xero_body()
+    r = post_xero(client, body)
+    assert r.status_code == 200 and r.data == b""
+    r = post_xero(client, body, key="wrong")
+    assert r.status_code == 401
+
+
+def test_xero_delivery_routes_each_event_to_its_tenant(client, make_tenant):
+    a, b = make_tenant("xa"), make_tenant("xb")
+    org_a, org_b = str(uuid.uuid4()), str(uuid.uuid4())
+    connect(a, "xero", org_a)
+    connect(b, "xero", org_b)
+    body = xero_body(xero_event(org_a), xero_event(org_b), xero_event(org_b), xero_event(str(uuid.uuid4())))
+    r = post_xero(client, body)
+    assert r.status_code == 200
+    assert count(a, InboundEvent) == 1 and count(b, InboundEvent) == 2
+    assert count(a, Job) == 1 and count(b, Job) == 2  # echo is enabled for every event type
+    with tenant_context(b.ref), tenant_session() as s:
+        assert all(e.raw_body is None for e in s.scalars(select(InboundEvent)))  # body carried A's event too
+    # redelivery: same events, nothing new, no second job
+    assert post_xero(client, body).status_code == 200
+    assert count(a, InboundEvent) == 1 and count(b, InboundEvent) == 2 and count(b, Job) == 2
+
+
+def test_rotated_app_secret_both_accepted(client, make_tenant):
+    t = make_tenant()
+    org = str(uuid.uuid4())
+    connect(t, "xero", org)
+    assert post_xero(client, xero_body(xero_event(org)), key="old-" + XERO_KEY).status_code == 200
+    assert post_xero(client, xero_body(xero_event(org)), key=XERO_KEY).status_code == 200
+    assert count(t, InboundEvent) == 2
+
+
+def test_bad_signature_stores_nothing(client, make_tenant):
+    t = make_tenant()
+    org = str(uuid.uuid4())
+    connect(t, "xero", org)
+    body = xero_body(xero_event(org))
+    tampered = body.replace(b"UPDATE", b"DELETE")
+    r = client.post("/v1/hooks/apps/xero", data=tampered,
+                    headers={"x-xero-signature": b64hmac(XERO_KEY, body), "Content-Type": "application/json"})
+    assert r.status_code == 401 and r.content_type == "application/problem+json"
+    r = client.post("/v1/hooks/apps/xero", data=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 401
+    assert count(t, InboundEvent) == 0
+
+
+def test_shopify_dedup_on_webhook_id(client, make_tenant):
+    t = make_tenant()
+    shop = f"{t.slug}.myshopify.com"
+    connect(t, "shopify", shop)
+    body = json.dumps({"id": 820982911946154508, "email": "jon@example.com"}).encode()
+    headers = {"X-Shopify-Hmac-Sha256": b64hmac(SHOPIFY_SECRET, body), "X-Shopify-Topic": "orders/create",
+               "X-Shopify-Shop-Domain": shop, "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+               "Content-Type": "application/json"}
+    first = client.post("/v1/hooks/apps/shopify", data=body, headers=headers)
+    second = client.post("/v1/hooks/apps/shopify", data=body, headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert second.get_json()["duplicates"] == 1
+    assert count(t, InboundEvent) == 1 and count(t, Job) == 1
+
+
+def test_connection_hook_standard_webhooks(client, make_tenant):
+    a, b = make_tenant("sa"), make_tenant("sb")
+    raw = b"0123456789abcdef0123456789abcdef"
+    secret = "whsec_" + base64.b64encode(raw).decode()
+    _, token = connect(a, "custom", secrets=[secret])
+    body = json.dumps({"type": "invoice.paid", "timestamp": "2026-11-25T10:00:00Z", "data": {"id": "inv_1"}}).encode()
+    msg_id, ts = "msg_" + uuid.uuid4().hex, str(int(time.time()))
+    sig = base64.b64encode(hmac.new(raw, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()).decode()
+    headers = {"webhook-id": msg_id, "webhook-timestamp": ts, "webhook-signature": f"v1,{sig}",
+               "Content-Type": "application/json"}
+    r = client.post(f"/v1/hooks/{token}", data=body, headers=headers)
+    assert r.status_code == 200, r.get_json()
+    event_id = r.get_json()["events"][0]
+    again = client.post(f"/v1/hooks/{token}", data=body, headers=headers)
+    assert again.get_json()["events"] == [event_id] and again.get_json()["duplicates"] == 1
+    got = client.get(f"/v1/events/{event_id}", headers=a.headers).get_json()
+    assert got["event_type"] == "invoice.paid" and got["payload"]["data"] == {"id": "inv_1"}
+    assert count(b, InboundEvent) == 0  # A's token never writes into B
+    assert client.get(f"/v1/events/{event_id}", headers=b.headers).status_code == 404
+    assert client.post(f"/v1/events/{event_id}/replay", headers=b.headers).status_code == 404
+    stale = dict(headers, **{"webhook-timestamp": str(int(time.time()) - 3600)})
+    assert client.post(f"/v1/hooks/{token}", data=body, headers=stale).status_code == 401
+
+
+def test_unknown_token_is_404_and_touches_nothing(client):
+    r = client.post("/v1/hooks/wh_doesnotexist", data=b"{}", headers={"Content-Type": "application/json"})
+    assert r.status_code == 404 and r.content_type == "application/problem+json"
+    assert client.post("/v1/hooks/apps/myspace", data=b"{}").status_code == 404
+
+
+def test_asana_handshake_then_signed_delivery(client, make_tenant):
+    t = make_tenant()
+    _, token = connect(t, "asana")
+    r = client.post(f"/v1/hooks/{token}", data=b"", headers={"X-Hook-Secret": "asana-secret-1"})
+    assert r.status_code == 200 and r.headers["X-Hook-Secret"] == "asana-secret-1"
+    # a second handshake (anyone who knows the URL) cannot add a secret of its own
+    assert client.post(f"/v1/hooks/{token}", data=b"", headers={"X-Hook-Secret": "attacker"}).status_code == 401
+    body = json.dumps({"events": [{"user": {"gid": "1"}, "created_at": "2026-11-25T10:00:00.000Z",
+                                   "action": "added", "resource": {"gid": "42", "resource_type": "task"},
+                                   "parent": None}]}).encode()
+    sig = hmac.new(b"asana-secret-1", body, hashlib.sha256).hexdigest()
+    r = client.post(f"/v1/hooks/{token}", data=body, headers={"X-Hook-Signature": sig,
+                                                              "Content-Type": "application/json"})
+    assert r.status_code == 200 and r.get_json()["received"] == 1
+    r = client.post(f"/v1/hooks/{token}", data=body, headers={"X-Hook-Signature": "0" * 64,
+                                                              "Content-Type": "application/json"})
+    assert r.status_code == 401
+
+
+def test_oversized_webhook_is_413(client, app):
+    body = b"{" + b" " * app.config["MAX_CONTENT_LENGTH"] + b"}"
+    r = client.post("/v1/hooks/apps/xero", data=body, headers={"x-xero-signature": b64hmac(XERO_KEY, body)})
+    assert r.status_code == 413
+
+
+def test_events_list_and_replay(client, make_tenant):
+    t = make_tenant()
+    org = str(uuid.uuid4())
+    connect(t, "xero", org)
+    post_xero(client, xero_body(xero_event(org), xero_event(org)))
+    items = client.get("/v1/events", headers=t.headers).get_json()["items"]
+    assert len(items) == 2 and all(e["provider"] == "xero" for e in items)
+    r = client.post(f"/v1/events/{items[0]['id']}/replay", headers=t.headers)
+    assert r.status_code == 202 and len(r.get_json()["jobs"]) == 1
+    assert count(t, Job) == 3
+    assert client.get("/v1/events/not-an-id", headers=t.headers).status_code == 404
+    assert client.get("/v1/events?status=bogus", headers=t.headers).status_code == 422
