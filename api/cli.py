@@ -156,6 +156,21 @@ def openapi(output):
     click.echo(f"wrote {output}")
 
 
+# --- worker -------------------------------------------------------------------------------------------
+@main.command("worker", context_settings={"ignore_unknown_options": True})
+@click.option("--concurrency", "-c", default=None, type=int, help="Worker processes (default: CPU count).")
+@click.option("--beat/--no-beat", default=False, help="Also run the beat scheduler (one per deployment).")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(concurrency, beat, celery_args):
+    """Run a Celery worker. SIGTERM is a warm shutdown: running jobs finish, then it exits."""
+    argv = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "INFO"]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    if beat:
+        argv += ["-B", "--schedule", str(HOME / "celerybeat-schedule")]
+    os.execv(sys.executable, argv + list(celery_args))
+
+
 # --- dev -----------------------------------------------------------------------------------------------
 @main.command("dev")
 @click.option("--port", default=lambda: int(os.environ.get("PORT", 8000)), show_default="PORT or 8000")

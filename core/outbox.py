@@ -3,6 +3,8 @@ published after commit; if the broker is down the row waits for the relay. Nothi
 from __future__ import annotations
 
 import logging
+import time
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, select
 
@@ -11,6 +13,12 @@ from core.queue import celery_app
 from tenancy.db import tenant_transaction
 
 log = logging.getLogger("zixly.outbox")
+# After a failed publish, requests skip publishing for a while (the relay catches up), so an outage costs
+# each request nothing instead of a connection timeout.
+BREAKER_SECONDS = 5.0
+# The relay leaves fresh rows to the request that wrote them, so one message is not published twice.
+RELAY_MIN_AGE = timedelta(seconds=30)
+_broker_down_until = 0.0
 
 
 def enqueue(session, task: str, *args, countdown: float = 0.0) -> OutboxMessage:
@@ -19,25 +27,41 @@ def enqueue(session, task: str, *args, countdown: float = 0.0) -> OutboxMessage:
     return message
 
 
-def publish(ids: list[int] | None = None, *, limit: int = 500) -> int:
-    """Publish pending messages of the current tenant (these ids, or the oldest); return how many went out."""
+def _send(message: OutboxMessage) -> None:
+    celery_app.send_task(message.task, args=message.args, countdown=message.countdown or None, retry=False,
+                         ignore_result=True)
+
+
+def publish(ids: list[int]) -> int:
+    """Publish these just-committed messages and delete them; on a broker error leave them for the relay."""
+    global _broker_down_until
+    if not ids or time.monotonic() < _broker_down_until:
+        return 0
+    with tenant_transaction() as session:
+        messages = list(session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))))
+        sent = []
+        for message in messages:
+            try:
+                _send(message)
+            except Exception as exc:  # broker down: the relay publishes the rest later
+                _broker_down_until = time.monotonic() + BREAKER_SECONDS
+                log.warning("outbox publish failed; %d message(s) left for the relay: %s", len(ids) - len(sent), exc)
+                break
+            sent.append(message.id)
+        if sent:
+            session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(sent)))
+    return len(sent)
+
+
+def relay(*, limit: int = 500, min_age: timedelta = RELAY_MIN_AGE) -> int:
+    """Publish the current tenant's messages older than `min_age` (the ones a request could not publish)."""
+    cutoff = datetime.now(timezone.utc) - min_age
     sent = 0
     with tenant_transaction() as session:
-        query = select(OutboxMessage).order_by(OutboxMessage.id).limit(limit).with_for_update(skip_locked=True)
-        if ids is not None:
-            if not ids:
-                return 0
-            query = query.where(OutboxMessage.id.in_(ids))
-        done = []
+        query = (select(OutboxMessage).where(OutboxMessage.created_at <= cutoff).order_by(OutboxMessage.id)
+                 .limit(limit).with_for_update(skip_locked=True))
         for message in session.scalars(query):
-            try:
-                celery_app.send_task(message.task, args=message.args, countdown=message.countdown or None,
-                                     retry=False)
-            except Exception as exc:  # broker down: keep the rest for the relay
-                log.warning("outbox publish failed, %d left for the relay: %s", len(ids or []) - sent, exc)
-                break
-            done.append(message.id)
+            _send(message)  # a broker error ends the run; the rows stay
+            session.delete(message)
             sent += 1
-        if done:
-            session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(done)))
     return sent

@@ -1,6 +1,8 @@
 """The Celery app every process publishes through; tasks themselves live in `workers/`."""
 from __future__ import annotations
 
+from kombu import pools
+
 from core.config import Settings
 from tenancy.celery import TenantCelery
 from tenancy.db import get_router
@@ -10,6 +12,10 @@ celery_app = TenantCelery("zixly", load_tenant=lambda slug: load_tenant_ref(get_
 
 
 def configure(settings: Settings) -> None:
+    if celery_app.conf.broker_url and celery_app.conf.broker_url != settings.redis_url:
+        pools.reset()  # pooled broker connections (kombu keeps a global registry) point at the old server
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
     celery_app.conf.update(
         broker_url=settings.redis_url,
         result_backend=settings.redis_url,
@@ -23,7 +29,10 @@ def configure(settings: Settings) -> None:
         broker_connection_retry_on_startup=True,
         # short socket timeouts: a publish while Redis is down fails fast and the outbox keeps the message
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout,
-                                  "socket_connect_timeout": 1, "socket_timeout": 5},
+                                  "socket_connect_timeout": 1, "socket_timeout": 5,
+                                  # sweep for messages of dead workers every few seconds, not every 100 s
+                                  "unacked_restore_interval": max(1, min(10, settings.broker_visibility_timeout // 3)),
+                                  "unacked_restore_throttle": 1},
         broker_connection_timeout=1,
         task_publish_retry=False,
         result_expires=86400,

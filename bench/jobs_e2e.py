@@ -1,0 +1,201 @@
+"""`make bench` jobs: end-to-end `echo` jobs per second through a real Celery worker (default settings).
+
+The clock runs from the first `create_job` (job row + outbox + publish, as the API does it; CREATORS threads)
+until the last job is COMPLETED in the database; then every job must have completed exactly once
+(attempts == 1). Also home of the child-process helpers both benchmarks use.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CREATORS = 4
+
+
+def progress_line(label: str, done: int, total: int) -> None:
+    sys.stderr.write(f"\r  {label:40} {done}/{total}" + ("\n" if done == total else ""))
+    sys.stderr.flush()
+
+
+def child_env(settings, **extra: str) -> dict:
+    env = dict(os.environ, DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url, **extra)
+    if settings.jwt_public_key_file:
+        env["ZIXLY_JWT_PUBLIC_KEY_FILE"] = settings.jwt_public_key_file
+    if settings.aws_endpoint_url:
+        env["AWS_ENDPOINT_URL"] = settings.aws_endpoint_url
+    return env
+
+
+def spawn(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
+    """A child in its own process group (so stop_group reaches its workers), run from the project root."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    """SIGTERM the child's process group, wait, then SIGKILL whatever is left of the group."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(0.2)  # the leader may exit before the rest of its group
+
+
+def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"server on port {port} did not start (exit code {proc.poll()})")
+
+
+def purge_tenant_tasks(slug: str) -> int:
+    """Drop a tenant's still-queued Celery messages (e.g. the ingest bench's echo jobs, which no worker ran)."""
+    from core.runtime import redis_client
+
+    r, removed = redis_client(), 0
+    for key in r.scan_iter(match="zixly*", count=1000):
+        if r.type(key) != b"list" or r.llen(key) > 500_000:
+            continue
+        pipe = r.pipeline(transaction=False)
+        for raw in r.lrange(key, 0, -1):
+            try:
+                mine = json.loads(raw).get("headers", {}).get("zixly_tenant") == slug
+            except (ValueError, AttributeError):
+                continue
+            if mine:
+                pipe.lrem(key, 1, raw)
+        removed += sum(pipe.execute())
+    return removed
+
+
+def _counts(ref) -> dict:
+    from sqlalchemy import func, select
+
+    from core.models import Job, JobStep
+    from tenancy.context import tenant_context
+    from tenancy.db import tenant_session
+
+    with tenant_context(ref), tenant_session() as session:
+        counts = {"steps": session.scalar(select(func.count()).select_from(JobStep).where(JobStep.status == "done"))}
+        counts |= dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+        counts["retried"] = session.scalar(select(func.count()).select_from(Job).where(Job.attempts != 1))
+    return counts
+
+
+def _wait_done(ref, total: int, timeout: float, proc, on_poll=lambda finished: None) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = _counts(ref)
+        finished = sum(counts.get(s, 0) for s in ("COMPLETED", "FAILED", "CANCELLED"))
+        on_poll(finished)
+        if finished >= total or time.monotonic() > deadline:
+            return counts
+        if proc.poll() is not None:
+            raise RuntimeError(f"the Celery worker exited with {proc.returncode}")
+        time.sleep(0.2)
+
+
+def _latencies(ref, exclude) -> tuple[float, float]:
+    """p50 and p99 of created -> finished (queueing included), in ms, over the completed jobs."""
+    from sqlalchemy import func, select
+
+    from core.models import Job
+    from tenancy.context import tenant_context
+    from tenancy.db import tenant_session
+
+    d = func.extract("epoch", Job.finished_at - Job.created_at) * 1000
+    query = select(*(func.percentile_cont(p).within_group(d) for p in (0.5, 0.99))).where(
+        Job.status == "COMPLETED", Job.id != exclude)
+    with tenant_context(ref), tenant_session() as session:
+        row = session.execute(query).one()
+    return float(row[0] or 0), float(row[1] or 0)
+
+
+def bench_jobs(settings, *, jobs: int = 1000, progress=None, timeout: float | None = None) -> dict:
+    from core import jobs as core_jobs
+    from core import tenants
+    from core.actors import Actor
+    from tenancy.apikeys import tenant_ref
+    from tenancy.context import tenant_context
+
+    progress = progress or progress_line
+    slug = f"bench-jobs-{secrets.token_hex(3)}"
+    tenant, _, _ = tenants.create_tenant(slug=slug, name="Jobs", plan="enterprise", actor=Actor("staff", "bench"))
+    ref, actor = tenant_ref(tenant), Actor("system", "bench")
+    timeout = timeout or max(60.0, jobs / 10)  # 10 jobs/s is a tenth of the goal
+    failures: list[BaseException] = []
+
+    def create(part: range) -> None:
+        try:
+            with tenant_context(ref):
+                for i in part:
+                    core_jobs.create_job(workflow="echo", data={"i": i}, actor=actor)
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    tmp = Path(tempfile.mkdtemp(prefix="zixly-bench-jobs-"))
+    proc = spawn([sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "WARNING"],
+                 child_env(settings), tmp / "worker.log")
+    try:
+        start = time.perf_counter()
+        with tenant_context(ref):  # readiness: a first job goes all the way through
+            warm = core_jobs.create_job(workflow="echo", data={"warmup": True}, actor=actor)
+        if _wait_done(ref, 1, 120, proc).get("COMPLETED", 0) != 1:
+            raise RuntimeError("the warm-up job did not complete within 120 s")
+        ready_s = time.perf_counter() - start
+        progress("jobs: worker ready", 0, jobs)
+        start = time.perf_counter()
+        threads = [threading.Thread(target=create, args=(range(k, jobs, CREATORS),)) for k in range(CREATORS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout)
+        created_s = time.perf_counter() - start
+        if failures:
+            raise failures[0]
+        shown = [0]
+
+        def on_poll(finished: int) -> None:
+            done = max(0, min(jobs, finished - 1))  # less the warm-up job
+            if done == jobs or done >= shown[0] + max(1, jobs // 10):
+                shown[0] = done
+                progress("jobs: completed", done, jobs)
+
+        counts = _wait_done(ref, jobs + 1, timeout, proc, on_poll)
+        elapsed = time.perf_counter() - start
+        p50, p99 = _latencies(ref, warm.id)
+    except BaseException:
+        print(f"jobs bench failed; worker log kept in {tmp}", file=sys.stderr)
+        raise
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        stop_group(proc, timeout=30)
+    completed = counts.get("COMPLETED", 0) - 1
+    return {"jobs": jobs, "worker_concurrency": os.cpu_count(), "creators": CREATORS, "completed": completed,
+            "failed": counts.get("FAILED", 0), "unfinished": counts.get("QUEUED", 0) + counts.get("RUNNING", 0),
+            "retried": counts["retried"], "steps_done": counts["steps"] - 1,
+            "exactly_once": completed == jobs == counts["steps"] - 1 and counts["retried"] == 0,
+            "elapsed_s": elapsed, "jobs_per_s": completed / elapsed, "create_s": created_s,
+            "create_per_s": jobs / created_s, "ready_s": ready_s, "latency_p50_ms": p50, "latency_p99_ms": p99,
+            "timed_out": completed < jobs}
