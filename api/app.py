@@ -107,7 +107,8 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
         issuer=settings.jwt_issuer, audience=settings.jwt_audience,
         public_key_file=settings.jwt_public_key_file, jwks_url=settings.jwt_jwks_url)
     auth.init_app(app)
-    limits.init_app(app, redis_url=settings.redis_url, fail_open=settings.rate_limit_fail_open)
+    app.extensions["zixly_limiter"] = limits.init_app(app, redis_url=settings.redis_url,
+                                                      fail_open=settings.rate_limit_fail_open)
     api = ZixlyApi(app)
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)

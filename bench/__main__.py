@@ -1,7 +1,8 @@
 """`make bench`: provisioning speed and tenant-routing overhead, side by side in one run, with the machine.
 
 Runs against the embedded servers (or DATABASE_URL / REDIS_URL), in a fresh database that is dropped after.
-Options: --tenants N (default 200), --requests N (default 2000).
+Options: --tenants N (default 200), --requests N (default 2000), --ingest-seconds S (default 10),
+--jobs N (default 1000).
 """
 from __future__ import annotations
 
@@ -83,6 +84,8 @@ def _timed(label: str, fn, n: int) -> list[float]:
 def bench_routing(n: int) -> dict:
     """The same audit-log read (key auth, query args, ORM query, schema dump) with and without tenancy.
 
+    Rate limiting is off for both compared paths (the bypassed view is public) and measured on its own.
+
     The bypassed view is the routed view's twin, registered by the benchmark: same decorators, same ORM
     query and serialization, but it maps the table at the tenant's literal schema and runs with no tenant
     context, no status check and no schema translation.
@@ -156,9 +159,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--tenants", type=int, default=200)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--ingest-seconds", type=float, default=10.0)
+    parser.add_argument("--jobs", type=int, default=1000)
     args = parser.parse_args()
 
     from api.tokens import generate_signing_key
+    from bench.ingest import bench_ingest
+    from bench.jobs_e2e import bench_jobs
     from core import runtime
     from core.config import Settings
     from core.devstack import DevStack
@@ -183,6 +190,11 @@ def main() -> None:
         print(f"machine: {machine()}; PostgreSQL {pg_version}", file=sys.stderr)
         prov = bench_provisioning(args.tenants)
         routing = bench_routing(args.requests)
+        from tenancy.fleet import upgrade_fleet
+
+        upgrade_fleet(get_router())
+        ingest = bench_ingest(settings, seconds=args.ingest_seconds, progress=progress)
+        jobs = bench_jobs(settings, jobs=args.jobs, progress=progress)
     finally:
         try:
             get_router().dispose()
@@ -204,6 +216,34 @@ def main() -> None:
     print(f"  {'through tenancy':24}{routing['routed_us']:>8.0f}us{routing['routed_p95_us']:>8.0f}us")
     print(f"  {'tenancy bypassed':24}{routing['bypassed_us']:>8.0f}us{routing['bypassed_p95_us']:>8.0f}us")
     print(f"  ratio routed/bypassed: {routing['ratio']:.3f}   (goal: <= 1.10)")
+    print(f"  {'with plan rate limits':24}{routing['limited_us']:>8.0f}us{routing['limited_p95_us']:>8.0f}us"
+          f"   (the same routed read counted against the tenant's and the key's limits in Redis)")
+
+    print()
+    print(f"ingest  signed Xero webhook (1 event) vs bare Flask 202, both gunicorn {ingest['server']}, "
+          f"{args.ingest_seconds:.0f} s per run")
+    print(f"  {'':24}{'max req/s':>10}{'p50':>10}{'p99':>10}   latency open loop at {ingest['rate']:.0f} req/s"
+          f" (half the bare max)")
+    for label, key in (("through Zixly", "ingest"), ("bare Flask", "bare")):
+        top, lat = ingest[f"{key}_max"], ingest[f"{key}_open"]
+        print(f"  {label:24}{top['rps']:>10.0f}{lat['p50_ms']:>8.1f}ms{lat['p99_ms']:>8.1f}ms")
+    own = ingest["ingest_own"]
+    print(f"  {'through Zixly, half load':24}{'':>10}{own['p50_ms']:>8.1f}ms{own['p99_ms']:>8.1f}ms   "
+          f"open loop at {ingest['own_rate']:.0f} req/s (half its own max)")
+    print(f"  ratio Zixly/bare: {ingest['ratio']:.3f}   (goal: >= 0.5)   "
+          f"p99 at {ingest['rate']:.0f} req/s: {ingest['ingest_open']['p99_ms']:.0f} ms   (goal: <= 50 ms)")
+    print(f"  durable: {ingest['events']} events, {ingest['jobs']} jobs for {ingest['ok_200']} answers 200 "
+          f"({'ok' if ingest['durable'] else 'MISMATCH'}); {ingest['errors']} errors")
+    if ingest["note"]:
+        print(f"  note: {ingest['note']}")
+    print()
+    print(f"jobs end to end  {jobs['jobs']} echo jobs created by {jobs['creators']} threads, one Celery worker "
+          f"(default settings, concurrency {jobs['worker_concurrency']})")
+    print(f"  {jobs['jobs_per_s']:.0f} jobs/s   (goal: >= 100)   {jobs['completed']}/{jobs['jobs']} completed "
+          f"in {jobs['elapsed_s']:.1f} s from the first create; creating took {jobs['create_s']:.1f} s")
+    print(f"  created -> completed: p50 {jobs['latency_p50_ms']:.0f} ms   p99 {jobs['latency_p99_ms']:.0f} ms")
+    print(f"  exactly once: {'yes' if jobs['exactly_once'] else 'NO'} ({jobs['retried']} retried, "
+          f"{jobs['failed']} failed, {jobs['unfinished']} unfinished)")
 
 
 if __name__ == "__main__":

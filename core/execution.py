@@ -82,7 +82,7 @@ def _finish(job_id, *, result=None, error: str | None = None, retry: bool = Fals
             event.status = "processed" if job.status == COMPLETED else "failed"
         status = job.status
     if message is not None:
-        outbox.publish([message.id])
+        outbox.publish([message])
     return status
 
 

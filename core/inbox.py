@@ -56,8 +56,7 @@ def record_events(*, provider: str, connection_id, events, headers: dict, raw_bo
                 messages.append(message)
             results.append(Recorded(new_id, False))
         session.flush()
-        ids = [m.id for m in messages]
-    outbox.publish(ids)
+    outbox.publish(messages)
     return results
 
 
@@ -106,6 +105,5 @@ def replay_event(event_id, *, actor: Actor) -> list:
         event.replays += 1
         event.status = "received"
         session.flush()
-        ids = [m.id for m in messages]
-    outbox.publish(ids)
+    outbox.publish(messages)
     return jobs

@@ -72,7 +72,7 @@ def add_job(session, *, workflow: str, data: dict, created_by: str | None, event
 def create_job(*, workflow: str, data: dict, actor: Actor) -> Job:
     with tenant_transaction() as session:
         job, message = add_job(session, workflow=workflow, data=data, created_by=f"{actor.type}:{actor.id}")
-    outbox.publish([message.id])
+    outbox.publish([message])
     return job
 
 
@@ -112,7 +112,7 @@ def _change(job_id, to: str, *, publish: bool) -> Job:
         if to == QUEUED:
             job.attempts, job.finished_at = 0, None
     if message is not None:
-        outbox.publish([message.id])
+        outbox.publish([message])
     return job
 
 

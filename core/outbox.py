@@ -32,23 +32,22 @@ def _send(message: OutboxMessage) -> None:
                          ignore_result=True)
 
 
-def publish(ids: list[int]) -> int:
-    """Publish these just-committed messages and delete them; on a broker error leave them for the relay."""
+def publish(messages: list[OutboxMessage]) -> int:
+    """Publish just-committed messages, then delete them; on a broker error leave the rest for the relay."""
     global _broker_down_until
-    if not ids or time.monotonic() < _broker_down_until:
+    if not messages or time.monotonic() < _broker_down_until:
         return 0
-    with tenant_transaction() as session:
-        messages = list(session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))))
-        sent = []
-        for message in messages:
-            try:
-                _send(message)
-            except Exception as exc:  # broker down: the relay publishes the rest later
-                _broker_down_until = time.monotonic() + BREAKER_SECONDS
-                log.warning("outbox publish failed; %d message(s) left for the relay: %s", len(ids) - len(sent), exc)
-                break
-            sent.append(message.id)
-        if sent:
+    sent = []
+    for message in messages:
+        try:
+            _send(message)
+        except Exception as exc:  # broker down: the relay publishes the rest later
+            _broker_down_until = time.monotonic() + BREAKER_SECONDS
+            log.warning("outbox publish failed; %d message(s) left for the relay: %s", len(messages) - len(sent), exc)
+            break
+        sent.append(message.id)
+    if sent:
+        with tenant_transaction() as session:
             session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(sent)))
     return len(sent)
 

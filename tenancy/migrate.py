@@ -6,6 +6,7 @@ caller's transaction with `SET LOCAL search_path`, so a failed migration leaves 
 from __future__ import annotations
 
 import functools
+import io
 from pathlib import Path
 
 from alembic import command
@@ -61,3 +62,34 @@ def upgrade_tenant(conn: Connection, schema: str, *, target: str = "head", locat
         revision = env.get_context().get_current_revision()
     conn.exec_driver_sql("SET LOCAL search_path TO pg_catalog")
     return revision
+
+
+@functools.lru_cache(maxsize=8)
+def _head_script(location: str, head: str) -> str:
+    """The whole tenant tree rendered once as SQL (Alembic offline mode), for unqualified tables."""
+    script = _script(location)
+    buffer = io.StringIO()
+
+    def steps(rev, context):
+        return script._upgrade_revs("head", rev)
+
+    with EnvironmentContext(_config(Path(location)), script, fn=steps, as_sql=True, destination_rev="head",
+                            starting_rev=None) as env:
+        env.configure(url="postgresql://", dialect_name="postgresql", output_buffer=buffer,
+                      transactional_ddl=False, literal_binds=True)
+        env.run_migrations()
+    return buffer.getvalue()
+
+
+def create_tenant_schema(conn: Connection, schema: str, *, location: Path | None = None) -> str:
+    """Create a schema at the tenant head in one round trip: no per-tenant replay of Alembic's history.
+
+    The SQL is what Alembic itself renders for the tree, so the result is the schema a migration from
+    scratch produces (a test compares the two catalogs); the version table records the head as usual.
+    """
+    location = str(location or TENANT_DIR)
+    head = tenant_head(Path(location))
+    quoted = quote_ident(schema)
+    conn.exec_driver_sql(f"CREATE SCHEMA {quoted}; SET LOCAL search_path TO {quoted};\n"
+                         + _head_script(location, head) + "\nSET LOCAL search_path TO pg_catalog;")
+    return head

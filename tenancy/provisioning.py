@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from tenancy import apikeys
 from tenancy.context import schema_for, validate_slug
 from tenancy.db import Router
-from tenancy.migrate import quote_ident, upgrade_tenant
+from tenancy.migrate import create_tenant_schema, quote_ident
 from tenancy.models import Plan, Shard, Tenant
 
 STALE_PROVISIONING = timedelta(minutes=5)
@@ -107,8 +107,7 @@ def create_tenant(router: Router, *, slug: str, name: str, plan: str = "free", s
     tenant = _reserve(router, slug=slug, name=name, plan=plan, shard=shard, admin_email=admin_email)
     try:
         with router.shard_engine(tenant.shard).begin() as conn:
-            conn.exec_driver_sql(f"CREATE SCHEMA {quote_ident(tenant.schema_name)}")
-            revision = upgrade_tenant(conn, tenant.schema_name, location=TENANT_SCRIPT_LOCATION)
+            revision = create_tenant_schema(conn, tenant.schema_name, location=TENANT_SCRIPT_LOCATION)
     except Exception as exc:
         try:
             _drop_schema(router, tenant.shard, tenant.schema_name)

@@ -189,3 +189,30 @@ def test_events_list_and_replay(client, make_tenant):
     assert count(t, Job) == 3
     assert client.get("/v1/events/not-an-id", headers=t.headers).status_code == 404
     assert client.get("/v1/events?status=bogus", headers=t.headers).status_code == 422
+
+
+def test_hubspot_v3_signed_over_the_public_url(client, make_tenant, app):
+    t = make_tenant()
+    portal = str(int(time.time() * 1000) % 10**9)
+    connect(t, "hubspot", portal)
+    body = json.dumps([{"eventId": int(time.time() * 1000), "subscriptionId": 1, "portalId": int(portal),
+                        "appId": 7, "occurredAt": int(time.time() * 1000), "subscriptionType": "deal.propertyChange",
+                        "attemptNumber": 0, "objectId": 99, "propertyName": "dealstage",
+                        "propertyValue": "closedwon"}]).encode()
+    app.config["PUBLIC_BASE_URL"] = "https://hooks.zixly.example"
+    try:
+        ts = str(int(time.time() * 1000))
+        uri = "https://hooks.zixly.example/v1/hooks/apps/hubspot"
+        sig = b64hmac("hs-secret", b"POST" + uri.encode() + body + ts.encode())
+        headers = {"X-HubSpot-Signature-v3": sig, "X-HubSpot-Request-Timestamp": ts,
+                   "Content-Type": "application/json"}
+        r = client.post("/v1/hooks/apps/hubspot", data=body, headers=headers)
+        assert r.status_code == 200 and r.get_json()["received"] == 1, r.get_json()
+        old = str(int(time.time() * 1000) - 10 * 60 * 1000)
+        stale = b64hmac("hs-secret", b"POST" + uri.encode() + body + old.encode())
+        r = client.post("/v1/hooks/apps/hubspot", data=body,
+                        headers={**headers, "X-HubSpot-Signature-v3": stale, "X-HubSpot-Request-Timestamp": old})
+        assert r.status_code == 401
+    finally:
+        app.config["PUBLIC_BASE_URL"] = None
+    assert count(t, InboundEvent) == 1

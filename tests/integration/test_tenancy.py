@@ -101,3 +101,38 @@ def test_failed_tenant_via_api_is_problem_and_retry_succeeds(client, staff_heade
 def test_tenants_are_placed_on_a_shard(app, make_tenant):
     t = make_tenant()
     assert t.row.shard == "default"
+
+
+CATALOG_QUERIES = {
+    "columns": """select table_name, column_name, data_type, character_maximum_length, is_nullable,
+                         column_default, is_identity from information_schema.columns where table_schema = :s""",
+    "constraints": """select conrelid::regclass::text, conname, contype, pg_get_constraintdef(oid)
+                      from pg_constraint where connamespace = cast(:s as regnamespace)""",
+    "indexes": "select tablename, indexname, indexdef from pg_indexes where schemaname = :s",
+    "versions": "select version_num from {schema}.alembic_version",
+}
+
+
+def describe_schema(conn, schema):
+    out = {}
+    for name, query in CATALOG_QUERIES.items():
+        rows = conn.execute(text(query.format(schema=f'"{schema}"')), {"s": schema}).all()
+        out[name] = sorted(tuple(str(v).replace(schema, "<schema>") for v in row) for row in rows)
+    out["data"] = sorted(conn.execute(text(f'select name, enabled from "{schema}".workflow_settings')).all())
+    return out
+
+
+def test_fast_provisioning_equals_a_schema_migrated_from_scratch(app, make_tenant):
+    from tenancy.migrate import upgrade_tenant
+
+    fast = make_tenant("fast")  # provisioned from the rendered head script
+    slow = "t_scratch_" + fast.slug.replace("-", "_")[-12:]
+    with get_router().catalog_engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{slow}"')
+        upgrade_tenant(conn, slow)  # every migration, one by one, online
+    with get_router().catalog_engine.connect() as conn:
+        a, b = describe_schema(conn, fast.ref.schema), describe_schema(conn, slow)
+    with get_router().catalog_engine.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA "{slow}" CASCADE')
+    assert a["columns"] and a["indexes"] and a["constraints"]
+    assert a == b
