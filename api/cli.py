@@ -230,9 +230,8 @@ def dev(port):
         stop()
     except SystemExit:
         raise
-    except BaseException:
-        stop_quietly = [p for p in children]
-        for proc in stop_quietly:
+    except BaseException:  # start-up failed: leave nothing running
+        for proc in children:
             _terminate(proc)
         stack.stop()
         raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 
@@ -37,6 +38,26 @@ def decode_cursor(cursor: str | None, kind: type):
     if not isinstance(value, kind) or isinstance(value, bool):
         raise Problem(400, "invalid-cursor", "The cursor is not one this API issued.")
     return value
+
+
+def decode_uuid_cursor(cursor: str | None) -> str | None:
+    value = decode_cursor(cursor, str)
+    try:
+        return None if value is None else str(uuid.UUID(value))
+    except ValueError:
+        raise Problem(400, "invalid-cursor", "The cursor is not one this API issued.") from None
+
+
+def decode_time_cursor(cursor: str | None) -> tuple | None:
+    """A (timestamp, uuid) keyset cursor, as issued for newest-first lists."""
+    value = decode_cursor(cursor, list)
+    if value is None:
+        return None
+    try:
+        when, ident = value
+        return datetime.fromisoformat(when), uuid.UUID(ident)
+    except (ValueError, TypeError):
+        raise Problem(400, "invalid-cursor", "The cursor is not one this API issued.") from None
 
 
 def page(items: list, limit: int, cursor_of) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from core import outbox
@@ -78,10 +78,7 @@ def get_event(event_id) -> InboundEvent:
 def list_events(*, limit: int, before: list | None = None, provider=None, status=None, event_type=None):
     query = select(InboundEvent).order_by(InboundEvent.received_at.desc(), InboundEvent.id.desc()).limit(limit)
     if before:
-        from datetime import datetime
-
-        query = query.where((InboundEvent.received_at, InboundEvent.id) <
-                            (datetime.fromisoformat(before[0]), uuid.UUID(before[1])))
+        query = query.where(tuple_(InboundEvent.received_at, InboundEvent.id) < tuple_(*before))
     for column, value in ((InboundEvent.provider, provider), (InboundEvent.status, status),
                           (InboundEvent.event_type, event_type)):
         if value:

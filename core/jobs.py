@@ -5,7 +5,7 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
 from core import outbox
 from core.actors import Actor
@@ -58,8 +58,8 @@ def _parse_id(job_id) -> uuid.UUID:
         raise JobNotFound(f"no job {job_id}") from None
 
 
-def add_job(session, *, workflow: str, data: dict, created_by: str | None, event_id=None) -> Job:
-    """Add a QUEUED job and its outbox message to the caller's tenant transaction."""
+def add_job(session, *, workflow: str, data: dict, created_by: str | None, event_id=None):
+    """Add a QUEUED job and its outbox message to the caller's tenant transaction; return both."""
     if workflow not in WORKFLOWS:
         raise UnknownWorkflow(f"unknown workflow {workflow!r}; known: {', '.join(sorted(WORKFLOWS))}")
     setting = session.get(WorkflowSetting, workflow)
@@ -90,7 +90,7 @@ def list_jobs(*, limit: int, before: tuple | None = None, status=None, workflow=
               created_after=None, created_before=None) -> list[Job]:
     query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
     if before:
-        query = query.where((Job.created_at, Job.id) < (datetime.fromisoformat(before[0]), uuid.UUID(before[1])))
+        query = query.where(tuple_(Job.created_at, Job.id) < tuple_(*before))
     for column, value in ((Job.status, status), (Job.workflow, workflow)):
         if value:
             query = query.where(column == value)

@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import access
-from api.common import PageArgsSchema, decode_cursor, idempotent, page
+from api.common import PageArgsSchema, decode_uuid_cursor, idempotent, page
 from core import apikeys
 
 blp = Blueprint("api_keys", __name__, url_prefix="/v1/api-keys", description="Tenant API keys.")
@@ -54,7 +54,7 @@ class ApiKeys(MethodView):
     @blp.response(200, ApiKeyPageSchema)
     def get(self, args):
         """List this tenant's API keys (no secrets)."""
-        rows = apikeys.list_api_keys(limit=args["limit"] + 1, after=decode_cursor(args["cursor"], str),
+        rows = apikeys.list_api_keys(limit=args["limit"] + 1, after=decode_uuid_cursor(args["cursor"]),
                                      include_revoked=args["include_revoked"])
         return page(rows, args["limit"], lambda k: str(k.id))
 

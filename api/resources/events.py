@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import access
-from api.common import PageArgsSchema, decode_cursor, page
+from api.common import PageArgsSchema, decode_time_cursor, page
 from core import inbox
 
 blp = Blueprint("events", __name__, url_prefix="/v1/events", description="Inbound events (the durable inbox).")
@@ -56,7 +56,7 @@ class Events(MethodView):
     @blp.response(200, EventPageSchema)
     def get(self, args):
         """List events, newest first."""
-        rows = inbox.list_events(limit=args["limit"] + 1, before=decode_cursor(args["cursor"], list),
+        rows = inbox.list_events(limit=args["limit"] + 1, before=decode_time_cursor(args["cursor"]),
                                  provider=args["provider"], status=args["status"], event_type=args["event_type"])
         return page(rows, args["limit"], lambda e: [e.received_at.isoformat(), str(e.id)])
 

@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import access
-from api.common import PageArgsSchema, decode_cursor, idempotent, page
+from api.common import PageArgsSchema, decode_time_cursor, idempotent, page
 from core import jobs
 from core.workflows import WORKFLOWS
 
@@ -70,7 +70,7 @@ class Jobs(MethodView):
     @blp.response(200, JobPageSchema)
     def get(self, args):
         """List jobs, newest first (filters: status, workflow, created range)."""
-        rows = jobs.list_jobs(limit=args["limit"] + 1, before=decode_cursor(args["cursor"], list),
+        rows = jobs.list_jobs(limit=args["limit"] + 1, before=decode_time_cursor(args["cursor"]),
                               status=args["status"], workflow=args["workflow"],
                               created_after=args["created_after"], created_before=args["created_before"])
         return page(rows, args["limit"], lambda j: [j.created_at.isoformat(), str(j.id)])

@@ -154,3 +154,15 @@ def test_list_filters_and_pagination(client, make_tenant):
     assert sorted(seen) == sorted(ids)
     cancelled = client.get("/v1/jobs?status=CANCELLED", headers=t.headers).get_json()["items"]
     assert [j["id"] for j in cancelled] == [ids[0]]
+
+
+def test_forged_cursors_are_400_not_500(client, make_tenant):
+    import base64
+    import json as _json
+
+    t = make_tenant()
+    for value in (["not-a-date", "x"], [1, 2], ["2026-01-01T00:00:00+00:00"], {"a": 1}, "str"):
+        cursor = base64.urlsafe_b64encode(_json.dumps(value).encode()).decode()
+        for path in ("/v1/jobs", "/v1/events", "/v1/api-keys", "/v1/audit-log"):
+            r = client.get(path, query_string={"cursor": cursor}, headers=t.headers)
+            assert r.status_code == 400 and r.content_type == "application/problem+json", (path, value)
