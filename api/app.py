@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 import marshmallow as ma
+from sqlalchemy.exc import DataError
 from flask import Flask
 from flask_smorest import Api
 
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
     for exc_type, status in _ERRORS.items():
         app.register_error_handler(exc_type, _domain_error(status))
     app.register_error_handler(VerificationFailed, _verification_failed)
+    app.register_error_handler(DataError, _unstorable)
     auth.PUBLIC_ENDPOINTS.update(e for e in app.view_functions if e.startswith("api-docs.") or e == "static")
     logging.getLogger("zixly").setLevel(logging.INFO)
     return app
@@ -130,6 +132,12 @@ def _domain_error(status: int):
         return problems.problem_response(status, code, str(exc))
 
     return handler
+
+
+def _unstorable(exc):
+    # PostgreSQL refuses some values outright (a NUL character in text or JSON): the input's fault, not ours.
+    return problems.problem_response(422, "unstorable-value",
+                                     "The request contains a value that cannot be stored (such as a NUL character).")
 
 
 def _verification_failed(exc):

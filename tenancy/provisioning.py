@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from tenancy import apikeys
-from tenancy.context import schema_for, validate_slug
+from tenancy.context import SLUG_RE, schema_for, validate_slug
 from tenancy.db import Router
 from tenancy.migrate import create_tenant_schema, quote_ident
 from tenancy.models import Plan, Shard, Tenant
@@ -51,6 +51,13 @@ class ProvisioningFailed(TenantError):
     code = "provisioning-failed"
 
 
+def _by_slug(slug: str):
+    """Select a tenant by slug; a string that cannot be a slug finds nothing (and never reaches SQL)."""
+    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+        raise TenantNotFound(f"no tenant {slug!r}"[:120])
+    return select(Tenant).where(Tenant.slug == slug)
+
+
 def _place(session, shard: str | None) -> str:
     if shard:
         row = session.get(Shard, shard)
@@ -76,7 +83,7 @@ def _reserve(router: Router, *, slug, name, plan, shard, admin_email) -> Tenant:
         if session.get(Plan, plan) is None:
             raise UnknownPlan(f"unknown plan {plan!r}")
         placed = _place(session, shard)
-        tenant = session.scalar(select(Tenant).where(Tenant.slug == slug).with_for_update())
+        tenant = session.scalar(_by_slug(slug).with_for_update())
         if tenant is not None:
             stale = tenant.status == "provisioning" and (
                 datetime.now(UTC) - tenant.updated_at > STALE_PROVISIONING)
@@ -130,7 +137,7 @@ def _set_failed(router: Router, tenant_id: int, reason: str) -> None:
 
 def get_tenant(router: Router, slug: str) -> Tenant:
     with router.catalog_session() as session:
-        tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
+        tenant = session.scalar(_by_slug(slug))
     if tenant is None:
         raise TenantNotFound(f"no tenant {slug!r}")
     return tenant
@@ -145,7 +152,7 @@ _TRANSITIONS = {
 def change_status(router: Router, slug: str, action: str) -> Tenant:
     allowed, target = _TRANSITIONS[action]
     with router.catalog_session() as session, session.begin():
-        tenant = session.scalar(select(Tenant).where(Tenant.slug == slug).with_for_update())
+        tenant = session.scalar(_by_slug(slug).with_for_update())
         if tenant is None:
             raise TenantNotFound(f"no tenant {slug!r}")
         if tenant.status == target:
@@ -160,7 +167,7 @@ def change_plan(router: Router, slug: str, plan: str) -> Tenant:
     with router.catalog_session() as session, session.begin():
         if session.get(Plan, plan) is None:
             raise UnknownPlan(f"unknown plan {plan!r}")
-        tenant = session.scalar(select(Tenant).where(Tenant.slug == slug).with_for_update())
+        tenant = session.scalar(_by_slug(slug).with_for_update())
         if tenant is None:
             raise TenantNotFound(f"no tenant {slug!r}")
         tenant.plan = plan
@@ -170,7 +177,7 @@ def change_plan(router: Router, slug: str, plan: str) -> Tenant:
 def archive_tenant(router: Router, slug: str) -> Tenant:
     """Rename the schema out of the way (kept, restorable); requests then get 410."""
     with router.catalog_session() as session, session.begin():
-        tenant = session.scalar(select(Tenant).where(Tenant.slug == slug).with_for_update())
+        tenant = session.scalar(_by_slug(slug).with_for_update())
         if tenant is None:
             raise TenantNotFound(f"no tenant {slug!r}")
         if tenant.status == "archived":
@@ -187,7 +194,7 @@ def archive_tenant(router: Router, slug: str) -> Tenant:
 
 def restore_tenant(router: Router, slug: str) -> Tenant:
     with router.catalog_session() as session, session.begin():
-        tenant = session.scalar(select(Tenant).where(Tenant.slug == slug).with_for_update())
+        tenant = session.scalar(_by_slug(slug).with_for_update())
         if tenant is None:
             raise TenantNotFound(f"no tenant {slug!r}")
         if tenant.status != "archived":
@@ -212,6 +219,8 @@ def list_tenants(router: Router, *, limit: int, after_id: int | None = None,
 
 def load_tenant_ref(router: Router, slug: str):
     """The routing record of a tenant, or None."""
+    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+        return None
     with router.catalog_session() as session:
-        tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
+        tenant = session.scalar(_by_slug(slug))
     return apikeys.tenant_ref(tenant) if tenant is not None else None
