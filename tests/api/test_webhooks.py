@@ -216,3 +216,16 @@ def test_hubspot_v3_signed_over_the_public_url(client, make_tenant, app):
     finally:
         app.config["PUBLIC_BASE_URL"] = None
     assert count(t, InboundEvent) == 1
+
+
+def test_signed_delivery_with_unstorable_json_is_422_and_stores_nothing(client, make_tenant):
+    t = make_tenant()
+    raw = b"k" * 32
+    _, token = connect(t, "custom", secrets=["whsec_" + base64.b64encode(raw).decode()])
+    body = b'{"type": "x", "data": {"note": "a\\u0000b"}}'
+    msg_id, ts = "msg_nul", str(int(time.time()))
+    sig = base64.b64encode(hmac.new(raw, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()).decode()
+    r = client.post(f"/v1/hooks/{token}", data=body, headers={"webhook-id": msg_id, "webhook-timestamp": ts,
+                                                             "webhook-signature": f"v1,{sig}"})
+    assert r.status_code == 422 and r.content_type == "application/problem+json"
+    assert count(t, InboundEvent) == 0 and count(t, Job) == 0
