@@ -32,6 +32,7 @@ class TenantNotReceiving(Exception):
 
 @dataclass
 class IngestResult:
+    provider: str
     handshake: Handshake | None = None
     recorded: list = field(default_factory=list)
     dropped: int = 0
@@ -65,7 +66,7 @@ def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
             if conn.webhook_secrets:
                 raise VerificationFailed("handshake refused: this endpoint already has a secret")
             connections.set_webhook_secrets(connection_id, [handshake.headers["X-Hook-Secret"]])
-            return IngestResult(handshake=handshake)
+            return IngestResult(provider, handshake=handshake)
         try:
             scheme.verify(request, conn.webhook_secrets, now=time.time())
         except VerificationFailed as exc:
@@ -74,7 +75,7 @@ def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
         events = scheme.events(request)
         recorded = inbox.record_events(provider=provider, connection_id=connection_id, events=events,
                                        headers=dict(request.headers), raw_body=request.body)
-    return IngestResult(recorded=recorded)
+    return IngestResult(provider, recorded=recorded)
 
 
 def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
@@ -87,7 +88,7 @@ def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
     for event in events:
         by_account[event.account_id].append(event)
     owners = connections.resolve_accounts(provider, {a for a in by_account if a})
-    result = IngestResult()
+    result = IngestResult(provider)
     for account, account_events in by_account.items():
         owner = owners.get(account)
         if owner is None or owner[0].status != "active":

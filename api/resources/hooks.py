@@ -29,10 +29,10 @@ def _inbound() -> InboundRequest:
                           body=request.get_data(cache=True))
 
 
-def _answer(result, provider: str, *, show_ids: bool) -> Response:
+def _answer(result, *, show_ids: bool) -> Response:
     if result.handshake is not None:
         return Response(result.handshake.body, status=result.handshake.status, headers=result.handshake.headers)
-    if provider == "xero":  # Xero's intent-to-receive check wants an empty 200
+    if result.provider == "xero":  # Xero's intent-to-receive check wants an empty 200
         return Response(b"", status=200)
     body = {"received": len(result.recorded), "duplicates": sum(r.duplicate for r in result.recorded),
             "dropped": result.dropped}
@@ -49,7 +49,7 @@ class AppHook(MethodView):
     @blp.alt_response(401, description="Signature missing or invalid; nothing is stored.")
     def post(self, provider):
         """Zixly's own app on Xero, HubSpot or Shopify; each event is routed to the tenant owning its account."""
-        return _answer(webhooks.ingest_app_hook(provider, _inbound()), provider, show_ids=False)
+        return _answer(webhooks.ingest_app_hook(provider, _inbound()), show_ids=False)
 
 
 @blp.route("/<string:token>")
@@ -61,6 +61,4 @@ class ConnectionHook(MethodView):
     @blp.alt_response(404, description="Unknown endpoint token.")
     def post(self, token):
         """A connection's own hook (a tenant's private app, Asana subscriptions, Standard Webhooks senders)."""
-        found = webhooks.connections.resolve_endpoint(token)
-        provider = found[2] if found else ""
-        return _answer(webhooks.ingest_connection_hook(token, _inbound()), provider, show_ids=True)
+        return _answer(webhooks.ingest_connection_hook(token, _inbound()), show_ids=True)
