@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from tenancy import apikeys
 from tenancy.context import SLUG_RE, schema_for, validate_slug
@@ -112,20 +113,32 @@ def create_tenant(router: Router, *, slug: str, name: str, plan: str = "free", s
     """Provision a tenant; return (tenant, its first ADMIN key, the key's secret shown once)."""
     validate_slug(slug)
     tenant = _reserve(router, slug=slug, name=name, plan=plan, shard=shard, admin_email=admin_email)
+    engine = router.shard_engine(tenant.shard)
+    activate = dict(tenant_id=tenant.id, key_name=key_name, environment=environment, created_by=created_by)
     try:
-        with router.shard_engine(tenant.shard).begin() as conn:
+        with engine.begin() as conn:
             revision = create_tenant_schema(conn, tenant.schema_name, location=TENANT_SCRIPT_LOCATION)
+            if engine is router.catalog_engine:  # same database: schema and activation commit together
+                with Session(bind=conn, expire_on_commit=False) as session:
+                    result = _activate(session, revision=revision, **activate)
     except Exception as exc:
         try:
             _drop_schema(router, tenant.shard, tenant.schema_name)
         finally:
             _set_failed(router, tenant.id, f"{type(exc).__name__}: {exc}"[:2000])
         raise ProvisioningFailed(f"provisioning {slug!r} failed: {type(exc).__name__}") from exc
-    with router.catalog_session() as session, session.begin():
-        tenant = session.get(Tenant, tenant.id, with_for_update=True)
-        tenant.status, tenant.schema_revision = "active", revision
-        key, secret = apikeys.issue(session, tenant_id=tenant.id, name=key_name, role="ADMIN",
-                                    environment=environment, created_by=created_by)
+    if engine is not router.catalog_engine:
+        with router.catalog_session() as session, session.begin():
+            result = _activate(session, revision=revision, **activate)
+    return result
+
+
+def _activate(session, *, tenant_id, revision, key_name, environment, created_by):
+    tenant = session.get(Tenant, tenant_id, with_for_update=True)
+    tenant.status, tenant.schema_revision = "active", revision
+    key, secret = apikeys.issue(session, tenant_id=tenant.id, name=key_name, role="ADMIN",
+                                environment=environment, created_by=created_by)
+    session.flush()
     return tenant, key, secret
 
 
