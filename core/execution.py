@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from core import outbox
 from core.errors import PermanentError, RetryableError
-from core.jobs import BACKOFF_BASE, COMPLETED, FAILED, QUEUED, RUN_JOB, RUNNING, _parse_id, transition
+from core.jobs import BACKOFF_BASE, COMPLETED, FAILED, QUEUED, RUN_JOB, RUNNING, parse_job_id, transition
 from core.models import InboundEvent, Job, JobStep
 from core.workflows import WORKFLOWS
 from tenancy.db import tenant_session, tenant_transaction
@@ -87,7 +87,7 @@ def _finish(job_id, *, result=None, error: str | None = None, retry: bool = Fals
 
 
 def execute_job(job_id) -> str:
-    job_id = _parse_id(job_id)
+    job_id = parse_job_id(job_id)
     job = _claim(job_id)
     if job is None:
         with tenant_session() as session:

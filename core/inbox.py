@@ -28,9 +28,11 @@ class Recorded:
     duplicate: bool
 
 
-def _workflows_for(session, event_type: str) -> list[str]:
+def _start_workflows(session, *, event_id, event_type: str, payload, created_by: str) -> list[tuple]:
+    """Add a job (and its outbox message) for each enabled workflow that takes this event type."""
     rows = session.scalars(select(WorkflowSetting).where(WorkflowSetting.enabled.is_(True)))
-    return [w.name for w in rows if "*" in w.event_types or event_type in w.event_types]
+    return [add_job(session, workflow=w.name, data={"event": payload}, created_by=created_by, event_id=event_id)
+            for w in rows if "*" in w.event_types or event_type in w.event_types]
 
 
 def record_events(*, provider: str, connection_id, events, headers: dict, raw_body: bytes | None) -> list[Recorded]:
@@ -50,10 +52,9 @@ def record_events(*, provider: str, connection_id, events, headers: dict, raw_bo
                     InboundEvent.provider == provider, InboundEvent.provider_event_id == event.event_id))
                 results.append(Recorded(existing, True))
                 continue
-            for workflow in _workflows_for(session, event.event_type):
-                _, message = add_job(session, workflow=workflow, data={"event": event.payload},
-                                     created_by=f"webhook:{provider}", event_id=new_id)
-                messages.append(message)
+            started = _start_workflows(session, event_id=new_id, event_type=event.event_type,
+                                       payload=event.payload, created_by=f"webhook:{provider}")
+            messages += [message for _, message in started]
             results.append(Recorded(new_id, False))
         session.flush()
     outbox.publish(messages)
@@ -93,14 +94,10 @@ def replay_event(event_id, *, actor: Actor) -> list:
         event = session.get(InboundEvent, _parse(event_id), with_for_update=True)
         if event is None:
             raise EventNotFound(f"no event {event_id}")
-        jobs, messages = [], []
-        for workflow in _workflows_for(session, event.event_type):
-            job, message = add_job(session, workflow=workflow, data={"event": event.payload},
-                                   created_by=f"{actor.type}:{actor.id}", event_id=event.id)
-            jobs.append(job)
-            messages.append(message)
+        started = _start_workflows(session, event_id=event.id, event_type=event.event_type,
+                                   payload=event.payload, created_by=f"{actor.type}:{actor.id}")
         event.replays += 1
         event.status = "received"
         session.flush()
-    outbox.publish(messages)
-    return jobs
+    outbox.publish([message for _, message in started])
+    return [job for job, _ in started]

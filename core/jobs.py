@@ -51,7 +51,7 @@ def transition(job: Job, to: str) -> None:
         job.finished_at = now
 
 
-def _parse_id(job_id) -> uuid.UUID:
+def parse_job_id(job_id) -> uuid.UUID:
     try:
         return job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
     except ValueError:
@@ -77,7 +77,7 @@ def create_job(*, workflow: str, data: dict, actor: Actor) -> Job:
 
 
 def get_job(job_id) -> tuple[Job, list[JobStep]]:
-    ident = _parse_id(job_id)
+    ident = parse_job_id(job_id)
     with tenant_session() as session:
         job = session.get(Job, ident)
         if job is None:
@@ -104,7 +104,7 @@ def list_jobs(*, limit: int, before: tuple | None = None, status=None, workflow=
 
 def _change(job_id, to: str, *, publish: bool) -> Job:
     with tenant_transaction() as session:
-        job = session.get(Job, _parse_id(job_id), with_for_update=True)
+        job = session.get(Job, parse_job_id(job_id), with_for_update=True)
         if job is None:
             raise JobNotFound(f"no job {job_id}")
         transition(job, to)
