@@ -229,3 +229,13 @@ def test_signed_delivery_with_unstorable_json_is_422_and_stores_nothing(client, 
                                                              "webhook-signature": f"v1,{sig}"})
     assert r.status_code == 422 and r.content_type == "application/problem+json"
     assert count(t, InboundEvent) == 0 and count(t, Job) == 0
+
+
+def test_event_lists_are_per_tenant(client, make_tenant):
+    a, b = make_tenant("la"), make_tenant("lb")
+    org = str(uuid.uuid4())
+    connect(a, "xero", org)
+    post_xero(client, xero_body(xero_event(org)))
+    assert len(client.get("/v1/events", headers=a.headers).get_json()["items"]) == 1
+    assert client.get("/v1/events", headers=b.headers).get_json()["items"] == []
+    assert client.get("/v1/jobs", headers=b.headers).get_json()["items"] == []
