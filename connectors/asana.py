@@ -1,4 +1,4 @@
-"""Asana webhooks: X-Hook-Secret handshake, then hex HMAC-SHA256 of the body under that secret."""
+"""Asana: webhooks (X-Hook-Secret handshake, then hex HMAC-SHA256 of the body), OAuth with PKCE, tasks API."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -13,6 +13,7 @@ from connectors.base import (
     parse_json,
     stable_id,
 )
+from connectors.oauth import AccountInfo, ApiContext, Connector, TokenSet
 
 
 class AsanaScheme(BodyHmacScheme):
@@ -56,3 +57,50 @@ def _gid(ref: object) -> str | None:
 
 def _field(change: object) -> str | None:
     return change.get("field") if isinstance(change, dict) else None
+
+
+AUTHORIZE_URL = "https://app.asana.com/-/oauth_authorize"
+TOKEN_URL = "https://app.asana.com/-/oauth_token"
+REVOCATION_URL = "https://app.asana.com/-/oauth_revoke"
+API_URL = "https://app.asana.com/api/1.0"
+
+
+class AsanaConnector(Connector):
+    provider = "asana"
+    display_name = "Asana"
+    scheme = AsanaScheme()
+    account_kind = "workspace"
+    supports_pkce = True
+    scopes = ("tasks:write", "users:read", "workspaces:read", "projects:read")
+    revocation_endpoint = REVOCATION_URL
+
+    def authorize_endpoint(self, options: dict) -> str:
+        return AUTHORIZE_URL
+
+    def token_endpoint(self, options: dict) -> str:
+        return TOKEN_URL
+
+    def list_accounts(self, ctx_or_tokens: ApiContext | TokenSet, options: dict | None = None) -> list[AccountInfo]:
+        me = self._me(ctx_or_tokens)
+        return [AccountInfo(str(w["gid"]), w.get("name"), {"user_gid": me.get("gid")})
+                for w in me.get("workspaces") or [] if isinstance(w, dict) and w.get("gid")]
+
+    def test(self, ctx: ApiContext) -> dict:
+        me = self._me(ctx)
+        return {"account_id": ctx.account_id, "user": me.get("gid"), "name": me.get("name")}
+
+    def create_task(self, ctx: ApiContext, *, name: str, notes: str | None = None,
+                    projects: list[str] | None = None, workspace: str | None = None, **fields) -> dict:
+        data = {"name": name, **fields}
+        if notes is not None:
+            data["notes"] = notes
+        if projects:
+            data["projects"] = list(projects)
+        elif workspace or ctx.account_id:
+            data["workspace"] = workspace or ctx.account_id
+        return (self.api("POST", f"{API_URL}/tasks", ctx, json={"data": data}) or {}).get("data") or {}
+
+    def _me(self, ctx_or_tokens: ApiContext | TokenSet) -> dict:
+        body = self.api("GET", f"{API_URL}/users/me", ctx_or_tokens,
+                        params={"opt_fields": "name,email,workspaces.name"}) or {}
+        return body.get("data") or {}

@@ -1,10 +1,13 @@
-"""HubSpot webhooks: v3 timestamped HMAC signature, with the legacy v1/v2 SHA-256 signatures as fallback."""
+"""HubSpot: webhooks (v3 timestamped HMAC, legacy v1/v2 as fallback), OAuth, and the CRM calls workflows need."""
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
+
+import requests
 
 from connectors.base import (
     InboundRequest,
@@ -21,6 +24,9 @@ from connectors.base import (
     require_header,
     signature_matches,
 )
+from connectors.errors import ConnectorError, NotFound, RateLimited, Transient
+from connectors.oauth import AccountInfo, ApiContext, AppCredentials, Connector, TokenSet
+from connectors.ratelimits import RateLimitInfo
 
 V3_HEADER = "X-HubSpot-Signature-v3"
 TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
@@ -91,3 +97,107 @@ def _event(item: object) -> WebhookEvent:
         occurred_at=optional_str(item.get("occurredAt")),
         payload=item,
     )
+
+
+AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
+API_URL = "https://api.hubapi.com"
+# The v1 OAuth endpoints (sunset announced for February 2027; the dated /oauth/2026-03/* API replaces them).
+TOKEN_URL = f"{API_URL}/oauth/v1/token"
+ACCESS_TOKEN_INFO_URL = f"{API_URL}/oauth/v1/access-tokens/"
+REFRESH_TOKENS_URL = f"{API_URL}/oauth/v1/refresh-tokens/"
+# HubSpot-defined association type ids (v4 association types), used when a note is created.
+NOTE_TO_CONTACT = 202
+NOTE_TO_DEAL = 214
+# Without Retry-After a 429 names its policy; the daily limit resets at the portal's midnight, unknown here.
+_POLICY_WAIT = {"SECONDLY": 1.0, "TEN_SECONDLY_ROLLING": 10.0, "DAILY": 3600.0}
+
+
+class HubSpotConnector(Connector):
+    provider = "hubspot"
+    display_name = "HubSpot"
+    scheme = HubSpotScheme()
+    account_kind = "portal"
+    supports_pkce = True
+    scopes = ("oauth", "crm.objects.contacts.read", "crm.objects.contacts.write",
+              "crm.objects.deals.read", "crm.objects.deals.write")
+    search_page_size = 100
+
+    def authorize_endpoint(self, options: dict) -> str:
+        return AUTHORIZE_URL
+
+    def token_endpoint(self, options: dict) -> str:
+        return TOKEN_URL
+
+    def list_accounts(self, ctx_or_tokens: ApiContext | TokenSet, options: dict | None = None) -> list[AccountInfo]:
+        tokens = ctx_or_tokens.tokens if isinstance(ctx_or_tokens, ApiContext) else ctx_or_tokens
+        info = self.http.json("GET", ACCESS_TOKEN_INFO_URL + quote(tokens.access_token, safe=""),
+                              headers={"Accept": "application/json"})
+        if not isinstance(info, dict) or info.get("hub_id") is None:
+            raise Transient(self.provider, "token information has no hub_id")
+        return [AccountInfo(str(info["hub_id"]), info.get("hub_domain"),
+                            {"user": info.get("user"), "scopes": info.get("scopes")})]
+
+    def revoke(self, app: AppCredentials, tokens: TokenSet, options: dict | None = None) -> bool:
+        # Deletes the refresh token; access tokens already issued stay valid until they expire (<= 30 min).
+        if not tokens.refresh_token:
+            return False
+        try:
+            self.http.request("DELETE", REFRESH_TOKENS_URL + quote(tokens.refresh_token, safe=""))
+        except NotFound:
+            pass
+        return True
+
+    def test(self, ctx: ApiContext) -> dict:
+        details = self.api("GET", f"{API_URL}/account-info/v3/details", ctx) or {}
+        return {"account_id": str(details.get("portalId")), "name": details.get("uiDomain"),
+                "time_zone": details.get("timeZone")}
+
+    def classify(self, response: requests.Response, info: RateLimitInfo) -> ConnectorError | None:
+        if response.status_code != 429 or info.retry_after is not None:
+            return None
+        try:
+            policy = response.json().get("policyName")
+        except (ValueError, AttributeError):
+            policy = None
+        wait = _POLICY_WAIT.get(policy) or info.wait_seconds()
+        return RateLimited(self.provider, wait, f"rate limited ({policy or 'unknown policy'})", info)
+
+    # --- CRM API ------------------------------------------------------------------------------------------------
+    def search_contacts_by_email(self, ctx: ApiContext, email: str,
+                                 properties: tuple[str, ...] = ("email", "firstname", "lastname")) -> Iterator[dict]:
+        body = {"filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": email}]}],
+                "properties": list(properties), "limit": self.search_page_size}
+        while True:
+            page = self.api("POST", f"{API_URL}/crm/v3/objects/contacts/search", ctx, json=body,
+                            idempotent=True) or {}
+            yield from page.get("results") or []
+            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return
+            body = {**body, "after": after}
+
+    def get_deal(self, ctx: ApiContext, deal_id: str, properties: tuple[str, ...] = ()) -> dict:
+        params = {"properties": ",".join(properties)} if properties else None
+        return self.api("GET", self._deal_url(deal_id), ctx, params=params)
+
+    def update_deal(self, ctx: ApiContext, deal_id: str, properties: dict) -> dict:
+        # Setting the same properties twice leaves the same deal, so a retry is safe.
+        return self.api("PATCH", self._deal_url(deal_id), ctx, json={"properties": properties}, idempotent=True)
+
+    def add_note(self, ctx: ApiContext, body: str, *, deal_id: str | None = None, contact_id: str | None = None,
+                 timestamp: datetime | None = None) -> dict:
+        when = (timestamp or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        associations = [_association(record, type_id)
+                        for record, type_id in ((deal_id, NOTE_TO_DEAL), (contact_id, NOTE_TO_CONTACT)) if record]
+        payload = {"properties": {"hs_timestamp": when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                                  "hs_note_body": body},
+                   "associations": associations}
+        return self.api("POST", f"{API_URL}/crm/v3/objects/notes", ctx, json=payload)
+
+    def _deal_url(self, deal_id: str) -> str:
+        return f"{API_URL}/crm/v3/objects/deals/{quote(str(deal_id), safe='')}"
+
+
+def _association(record_id: str, type_id: int) -> dict:
+    return {"to": {"id": str(record_id)},
+            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]}

@@ -1,13 +1,17 @@
-"""The webhook scheme for each provider name; adding a provider is one module plus one line here."""
+"""Every provider by name: its webhook scheme and its connector. Adding one is a module plus a line in each map."""
 from __future__ import annotations
 
-from connectors.asana import AsanaScheme
+from connectors.asana import AsanaConnector, AsanaScheme
 from connectors.base import WebhookScheme
-from connectors.hubspot import HubSpotScheme
-from connectors.salesforce import SalesforceScheme
-from connectors.shopify import ShopifyScheme
+from connectors.env import ConnectorEnv
+from connectors.hubspot import HubSpotConnector, HubSpotScheme
+from connectors.oauth import Connector
+from connectors.salesforce import SalesforceConnector, SalesforceScheme
+from connectors.shopify import ShopifyConnector, ShopifyScheme
 from connectors.standard_webhooks import StandardWebhooksScheme
-from connectors.xero import XeroScheme
+from connectors.xero import XeroConnector, XeroScheme
+
+__all__ = ["CONNECTORS", "SCHEMES", "ConnectorEnv", "UnknownProvider", "get_connector", "get_scheme"]
 
 
 class UnknownProvider(KeyError):
@@ -23,9 +27,27 @@ SCHEMES: dict[str, WebhookScheme] = {
     "custom": StandardWebhooksScheme(),
 }
 
+# "custom" (Standard Webhooks) verifies clients' own events and has no OAuth connector.
+CONNECTORS: dict[str, type[Connector]] = {
+    "xero": XeroConnector,
+    "hubspot": HubSpotConnector,
+    "shopify": ShopifyConnector,
+    "asana": AsanaConnector,
+    "salesforce": SalesforceConnector,
+}
+
 
 def get_scheme(provider: str) -> WebhookScheme:
     try:
         return SCHEMES[provider]
     except (KeyError, TypeError):
         raise UnknownProvider(provider) from None
+
+
+def get_connector(provider: str, env: ConnectorEnv | None = None) -> Connector:
+    """A fresh connector (its own HTTP session, so one per thread or task is the natural use)."""
+    try:
+        cls = CONNECTORS[provider]
+    except (KeyError, TypeError):
+        raise UnknownProvider(provider) from None
+    return cls(env)
