@@ -190,8 +190,9 @@ def _message(body) -> str:
         return body
     if not isinstance(body, dict):
         return ""
-    for key in ("error_description", "message", "Message", "Detail", "detail", "error", "errors", "Elements",
-                "ValidationErrors"):
+    # Xero's "Message" is generic ("A validation exception occurred"); its Elements say what was wrong.
+    for key in ("Elements", "ValidationErrors", "error_description", "message", "Message", "Detail", "detail",
+                "error", "errors"):
         value = body.get(key)
         if value:
             return _message(value)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from urllib.parse import unquote, urlsplit
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -160,7 +161,9 @@ class Simulator:
     # --- WSGI -----------------------------------------------------------------------------------------------
     def wsgi(self, environ, start_response):
         request = Request(environ)
-        provider_name, _, rest = request.path.lstrip("/").partition("/")
+        # Route on the path as sent, so an escaped "/" inside a segment (%2F) stays inside it.
+        raw_path = urlsplit(environ.get("RAW_URI") or request.path).path
+        provider_name, _, rest = raw_path.lstrip("/").partition("/")
         host, _, path = rest.partition("/")
         path = "/" + path
         body = request.get_data(cache=True)
@@ -176,6 +179,7 @@ class Simulator:
         if provider is None or found is None:
             return json_response({"error": "no such endpoint in the simulator"}, 404)
         route, params = found
+        params = {name: unquote(value) if isinstance(value, str) else value for name, value in params.items()}
         grant = None
         if route.api:
             with self._lock:
