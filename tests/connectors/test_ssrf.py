@@ -1,6 +1,9 @@
 """No tenant can aim Zixly's servers at an internal address: domain patterns, resolved addresses, one simulator."""
 from __future__ import annotations
 
+import ipaddress
+import socket
+
 import pytest
 import requests
 from requests.adapters import HTTPAdapter
@@ -20,6 +23,7 @@ PRIVATE = {
     "mixed.myshopify.com": ["93.184.215.14", "192.168.1.10"],
     "linklocal6.myshopify.com": ["fe80::1"],
     "nat64.myshopify.com": ["64:ff9b::a00:5"],
+    "sixtofour.myshopify.com": ["2002:7f00:1::1"],   # 6to4 wrapping 127.0.0.1, "global" to ipaddress
     "cgnat.myshopify.com": ["100.64.0.1"],
     "zero.myshopify.com": ["0.0.0.0"],
     "multicast.myshopify.com": ["224.0.0.1"],
@@ -31,6 +35,15 @@ PUBLIC = {"acme.myshopify.com": ["23.227.38.65"], "acme.my.salesforce.com": ["26
 
 
 def resolver(host: str) -> list[str]:
+    """Like getaddrinfo: literals (even "127.1" or "2130706433") resolve to themselves; names from the tables."""
+    try:
+        return [str(ipaddress.ip_address(host.strip("[]")))]
+    except ValueError:
+        pass
+    try:
+        return [socket.inet_ntoa(socket.inet_aton(host))]
+    except OSError:
+        pass
     if host in PRIVATE:
         return PRIVATE[host]
     if host in PUBLIC:
@@ -97,7 +110,7 @@ def test_names_resolving_to_private_addresses_are_refused(host):
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.1", "0x7f.0.0.1", "2130706433", "[::1]", "::ffff:10.0.0.1",
-                                  "", "nowhere.example"])
+                                  "8.8.8.8", "2606:4700::1111", "", "nowhere.example"])
 def test_literal_ips_and_unresolvable_names_are_refused(host):
     with pytest.raises(UnsafeAddress):
         ensure_public_host(host, resolver)
