@@ -188,12 +188,13 @@ class Provider:
 
     def _refresh(self, form: dict, app: App) -> Response:
         old = form.get("refresh_token") or ""
-        grant = self.authority.live_refresh(self.name, old)
-        if grant is None or grant.client_id != app.client_id:
-            return self.refresh_refused()
-        access, new = self.authority.issue(grant, self.access_ttl, with_refresh=self.rotate_refresh)
-        if new:
-            self.authority.retire_refresh(old, self.refresh_grace)
+        with self.authority.lock:   # two racing refreshes of a rotating token: the second one loses
+            grant = self.authority.live_refresh(self.name, old)
+            if grant is None or grant.client_id != app.client_id:
+                return self.refresh_refused()
+            access, new = self.authority.issue(grant, self.access_ttl, with_refresh=self.rotate_refresh)
+            if new:
+                self.authority.retire_refresh(old, self.refresh_grace)
         return json_response(self.token_body(grant, access, new, app, refreshing=True),
                              headers={"Cache-Control": "no-store"})
 

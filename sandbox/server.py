@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from urllib.parse import unquote, urlsplit
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,9 +42,10 @@ class Call:
 
 @dataclass
 class _Fault:
-    status: int
+    status: int          # 0: answer normally, only late
     count: int
     retry_after: float = 0.0
+    delay: float = 0.0
 
 
 @dataclass
@@ -130,6 +132,10 @@ class Simulator:
     def force_error(self, provider: str, status: int = 503, count: int = 1) -> None:
         self._queue(provider, _Fault(status, count))
 
+    def force_delay(self, provider: str, seconds: float, count: int = 1) -> None:
+        """The next `count` API calls answer normally but only after `seconds` (to exercise timeouts)."""
+        self._queue(provider, _Fault(0, count, delay=seconds))
+
     def _queue(self, provider: str, fault: _Fault) -> None:
         self.provider(provider)
         with self._lock:
@@ -184,9 +190,11 @@ class Simulator:
         if route.api:
             with self._lock:
                 fault = self._faults.take(provider_name)
-            if fault is not None and fault.status == 429:
+            if fault is not None and fault.delay:
+                time.sleep(fault.delay)
+            elif fault is not None and fault.status == 429:
                 return provider.rate_limited(fault.retry_after)
-            if fault is not None:
+            elif fault is not None:
                 return json_response({"error": "simulated failure"}, fault.status)
         if route.auth:
             grant = provider.authenticate(request)

@@ -156,3 +156,27 @@ def test_redirects_are_not_followed(sim, env):
         connector.http.request("GET", url)
     assert refused.value.status == 302
     assert len(sim.calls()) == 1
+
+
+def test_a_read_that_times_out_is_retried_then_transient(sim, connected):
+    asana = connected("asana")
+    seen = []
+    connector = get_connector("asana", ConnectorEnv(simulator_url=sim.url, retry_backoff=0, timeout=0.2,
+                                                    on_response=lambda *a: seen.append(a)))
+    sim.force_delay("asana", 0.6, count=3)
+    started = time.monotonic()
+    with pytest.raises(Transient):
+        connector.test(asana.ctx)
+    assert time.monotonic() - started < 1.5
+    assert [status for _, _, status, _ in seen] == [0, 0, 0]
+    assert all(0.15 < seconds < 0.5 for *_, seconds in seen)
+
+
+def test_a_write_that_times_out_is_not_repeated(sim, connected):
+    asana = connected("asana")
+    connector = get_connector("asana", ConnectorEnv(simulator_url=sim.url, retry_backoff=0, timeout=0.2))
+    sim.force_delay("asana", 0.4, count=1)
+    with pytest.raises(Transient):
+        connector.create_task(asana.ctx, name="slow", projects=[PROJECT["gid"]])
+    time.sleep(0.5)
+    assert len(sim.calls("asana", "/api/1.0/tasks")) == 1

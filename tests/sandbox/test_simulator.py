@@ -99,3 +99,15 @@ def test_runs_standalone_and_prints_its_url():
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_racing_refreshes_of_a_rotating_token_one_wins(sim):
+    from concurrent.futures import ThreadPoolExecutor
+    sim.configure("xero", refresh_grace=0)
+    code = code_for(sim, "xero", "xid", "login.xero.com", "/identity/connect/authorize")
+    refresh = xero_token(sim, {"grant_type": "authorization_code", "code": code,
+                               "redirect_uri": "https://z.test/cb"}).json()["refresh_token"]
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: xero_token(sim, {"grant_type": "refresh_token", "refresh_token": refresh}),
+                                range(4)))
+    assert sorted(a.status_code for a in answers) == [200, 400, 400, 400]
