@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest's temporary files per checkout: runs in two checkouts at once must not delete each other's servers
+PYTEST_TMP := /tmp/zixly-pytest-$(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)
 
 .PHONY: run test bench lint spec clean
 
@@ -17,7 +19,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider --basetemp=$(PYTEST_TMP) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

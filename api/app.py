@@ -8,19 +8,21 @@ from sqlalchemy.exc import DataError
 from flask import Flask
 from flask_smorest import Api
 
-from api import auth, limits, problems
-from api.resources import api_keys, events, hooks, jobs, staff_tenants, system, tenant
+from api import auth, limits, observability, problems
+from api.resources import api_keys, connections, events, hooks, jobs, staff_tenants, system, tenant
 from api.tokens import TokenVerifier
 from connectors.base import MalformedPayload, VerificationFailed
+from connectors.errors import ConnectorError
 from connectors.registry import UnknownProvider
 from core import apikeys as core_apikeys
-from core import errors, runtime, webhooks
+from core import crypto, errors, runtime, webhooks
 from core.config import Settings
 from tenancy import provisioning
 from tenancy.context import InvalidSlug
 from tenancy.db import get_router
 
-BLUEPRINTS = (system.blp, staff_tenants.blp, tenant.blp, api_keys.blp, hooks.blp, events.blp, jobs.blp)
+BLUEPRINTS = (system.blp, staff_tenants.blp, tenant.blp, api_keys.blp, connections.blp, connections.oauth_blp,
+              hooks.blp, events.blp, jobs.blp)
 
 _ERRORS = {
     provisioning.TenantExists: 409,
@@ -35,6 +37,11 @@ _ERRORS = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.Invalid: 422,
+    errors.BadRequest: 400,
+    errors.Unavailable: 503,
+    errors.UpstreamFailed: 502,
+    ConnectorError: 502,
+    crypto.KeyringError: 503,
     UnknownProvider: 404,
     MalformedPayload: 400,
     webhooks.TenantNotReceiving: 403,
@@ -109,7 +116,9 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
         public_key_file=settings.jwt_public_key_file, jwks_url=settings.jwt_jwks_url)
     auth.init_app(app)
     app.extensions["zixly_limiter"] = limits.init_app(app, redis_url=settings.redis_url,
-                                                      fail_open=settings.rate_limit_fail_open)
+                                                      fail_open=settings.rate_limit_fail_open,
+                                                      webhook_limit=settings.webhook_rate_limit)
+    observability.init_app(app, metrics_token=settings.metrics_token)
     api = ZixlyApi(app)
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)

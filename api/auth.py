@@ -15,6 +15,7 @@ from flask import Flask, current_app, g, request
 from api.problems import Problem
 from api.tokens import InvalidToken, TokenVerifier
 from core.actors import Actor
+from core.logs import request_id_var
 from tenancy import apikeys
 from tenancy.context import TenantRef, reset_tenant, set_tenant
 from tenancy.db import catalog_session
@@ -151,6 +152,7 @@ def _check_body() -> None:
 def before_request() -> None:
     rid = request.headers.get("X-Request-ID", "")
     g.request_id = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
+    request_id_var.set(g.request_id)
     if request.endpoint is None:  # 404/405: let routing answer
         return
     handler = _handler()

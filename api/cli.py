@@ -168,7 +168,55 @@ def worker(concurrency, beat, celery_args):
         argv += ["--concurrency", str(concurrency)]
     if beat:
         argv += ["-B", "--schedule", str(HOME / "celerybeat-schedule")]
+    _multiprocess_metrics_dir("worker")
     os.execv(sys.executable, argv + list(celery_args))
+
+
+def _multiprocess_metrics_dir(name: str) -> None:
+    """Prefork children write their samples to files the metrics endpoint aggregates; start from empty."""
+    import shutil
+    import tempfile
+
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(tempfile.gettempdir(),
+                                                                      f"zixly-metrics-{name}-{os.getpid()}")
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+
+
+# --- keys ----------------------------------------------------------------------------------------------
+@main.group()
+def keys():
+    """Data keys sealing tokens and webhook secrets."""
+
+
+@keys.command("generate")
+@click.option("--id", "kid", default=lambda: time.strftime("k%Y%m%d"), show_default="k<today>")
+def keys_generate(kid):
+    """Print a new data key entry for ZIXLY_DATA_KEYS (put it first to make it the primary)."""
+    from core.crypto import generate_key
+
+    click.echo(f"{kid}:{generate_key()}")
+
+
+@keys.command("rotate")
+def keys_rotate():
+    """Re-seal every tenant's secrets under the primary data key (the first of ZIXLY_DATA_KEYS).
+    Safe to run while serving: old keys keep working until this finishes and they are removed."""
+    _boot()
+    from core.connections import rotate_data_keys
+    from tenancy.db import catalog_session
+    from tenancy.models import Tenant
+
+    with catalog_session() as session:
+        total = session.query(Tenant).filter(Tenant.status.in_(("active", "suspended"))).count()
+    with click.progressbar(length=total, label="re-sealing tenants", show_pos=True) as bar:
+        summary = rotate_data_keys(progress=lambda slug: bar.update(1))
+    click.echo(f"{summary['tenants']} tenant(s), {summary['connections_resealed']} connection(s) re-sealed")
+    for slug, error in summary["failed"].items():
+        click.echo(f"FAILED {slug}: {error}", err=True)
+    if summary["failed"]:
+        sys.exit(1)
 
 
 # --- dev -----------------------------------------------------------------------------------------------
@@ -203,6 +251,7 @@ def dev(port):
 
         generate_signing_key(HOME)
         os.environ.setdefault("ZIXLY_JWT_PUBLIC_KEY_FILE", str(HOME / "jwt-public.pem"))
+        _dev_data_key()
         _boot()
         _prepare_database()
         api_key = _demo_tenant_key()
@@ -235,6 +284,17 @@ def dev(port):
             _terminate(proc)
         stack.stop()
         raise
+
+
+def _dev_data_key() -> None:
+    """A local data key for sealing secrets, made once and kept in .zixly/ (production: env or Secrets Manager)."""
+    from core.crypto import generate_key
+
+    key_file = HOME / "data-keys"
+    if os.environ.get("ZIXLY_DATA_KEYS") or key_file.exists():
+        return
+    key_file.write_text(f"dev1:{generate_key()}\n")
+    key_file.chmod(0o600)
 
 
 def _prepare_database() -> None:

@@ -5,11 +5,20 @@ effect without a restart. If Redis is unreachable the limiter fails open and log
 """
 from __future__ import annotations
 
-from flask import Flask, g
-from flask_limiter import ApplicationLimit, Limiter
+import hashlib
+import logging
+import math
+import time
 
+from flask import Flask, g, request
+from flask_limiter import ApplicationLimit, Limiter
+from redis.exceptions import RedisError
+
+from core import metrics
 from core.plans import plan_limits
 from tenancy.context import tenant_key
+
+HOOK_ENDPOINTS = {"hooks.ConnectionHook", "hooks.AppHook"}
 
 
 def _principal():
@@ -21,15 +30,72 @@ def _no_tenant() -> bool:
     return principal is None or principal.tenant is None
 
 
+UNUSED = "1000000/minute"  # flask-limiter asks for every limit's value, even for requests it exempts
+
+
 def _tenant_limit() -> str:
+    if _no_tenant():
+        return UNUSED
     return f"{plan_limits(_principal().tenant.plan)['requests_per_minute']}/minute"
 
 
 def _key_limit() -> str:
+    if _no_tenant():
+        return UNUSED
     return f"{plan_limits(_principal().tenant.plan)['key_requests_per_minute']}/minute"
 
 
-def init_app(app: Flask, *, redis_url: str, fail_open: bool) -> Limiter:
+def _is_not_hook() -> bool:
+    return request.endpoint not in HOOK_ENDPOINTS
+
+
+def _hook_key() -> str:
+    # the token itself never reaches Redis: its hash (or the provider, for app-level hooks) is the key
+    args = request.view_args or {}
+    ident = args.get("token") or f"app:{args.get('provider', '')}"
+    return "zixly-hook:" + hashlib.sha256(ident.encode()).hexdigest()[:32]
+
+
+SCOPES = ("tenant", "principal", "webhook")
+
+
+def _on_breach(request_limit) -> None:
+    # flask-limiter hands over the bucket's [prefix, key, scope]; label with the scope (a fixed set), never the key
+    args = getattr(request_limit, "request_args", None) or [""]
+    scope = args[-1] if args[-1] in SCOPES else "other"
+    principal = _principal()
+    plan = principal.tenant.plan if principal is not None and principal.tenant is not None else "none"
+    metrics.rate_limit_rejections.labels(plan, scope).inc()
+
+
+class _StorageErrorCounter(logging.Filter):
+    """flask-limiter logs (and swallows) a failed check when Redis is down: count each one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if str(record.msg).startswith("Failed to rate limit") and isinstance(exc, (RedisError, OSError)):
+            metrics.rate_limit_storage_errors.inc()
+            record.msg, record.args, record.exc_info = "rate-limit storage unreachable; request let through", (), None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _ietf_headers(response):
+    """RateLimit-Limit/Remaining/Reset (IETF draft, Reset in seconds) next to flask-limiter's X-RateLimit-*."""
+    limit, remaining, reset = (response.headers.get(f"X-RateLimit-{n}") for n in ("Limit", "Remaining", "Reset"))
+    if limit is not None:
+        response.headers["RateLimit-Limit"] = limit
+        response.headers["RateLimit-Remaining"] = remaining or "0"
+        try:
+            response.headers["RateLimit-Reset"] = str(max(0, math.ceil(float(reset) - time.time())))
+        except (TypeError, ValueError):
+            pass
+    return response
+
+
+def init_app(app: Flask, *, redis_url: str, fail_open: bool, webhook_limit: str = "1200/minute") -> Limiter:
+    app.after_request(_ietf_headers)  # registered first, so it runs after flask-limiter added its headers
+    logging.getLogger("flask-limiter").addFilter(_StorageErrorCounter())
     limiter = Limiter(
         key_func=lambda: "unused",
         app=app,
@@ -39,11 +105,14 @@ def init_app(app: Flask, *, redis_url: str, fail_open: bool) -> Limiter:
         headers_enabled=True,
         swallow_errors=fail_open,
         key_prefix="zixly-rl",
+        on_breach=_on_breach,
         application_limits=[
             ApplicationLimit(_tenant_limit, key_function=lambda: tenant_key("rate", "tenant"),
                              scope="tenant", exempt_when=_no_tenant),
             ApplicationLimit(_key_limit, key_function=lambda: tenant_key("rate", "principal", _principal().id),
                              scope="principal", exempt_when=_no_tenant),
+            # webhook ingress: its own budget per endpoint token, never the tenant's API budget
+            ApplicationLimit(webhook_limit, key_function=_hook_key, scope="webhook", exempt_when=_is_not_hook),
         ],
     )
     return limiter

@@ -1,4 +1,8 @@
-"""WSGI entry point for gunicorn: `gunicorn api.wsgi:app`."""
+"""WSGI entry point for gunicorn: `gunicorn -c python:api.gunicorn_conf api.wsgi:app`."""
 from api.app import create_app
+from core import logs
+from core.config import Settings
 
-app = create_app()
+_settings = Settings.from_env()
+logs.configure(_settings.log_level, _settings.log_format)
+app = create_app(_settings)

@@ -19,6 +19,13 @@ def _list(value: str | None) -> tuple[str, ...]:
     return tuple(x.strip() for x in (value or "").split(",") if x.strip())
 
 
+def _read(path: Path) -> str | None:
+    return path.read_text().strip() or None if path.exists() else None
+
+
+PROVIDERS = ("xero", "hubspot", "shopify", "asana", "salesforce")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -41,6 +48,21 @@ class Settings:
     trusted_proxies: int = 0
     # Zixly's own public apps: provider -> active webhook secrets (several during a rotation)
     app_webhook_secrets: dict = field(default_factory=dict)
+    # Data keys sealing OAuth tokens and webhook secrets (core.crypto): inline, or a Secrets Manager secret
+    data_keys: str | None = None
+    data_keys_secret_id: str | None = None
+    # Zixly's own OAuth apps: provider -> (client_id, client_secret); or one Secrets Manager JSON secret
+    provider_credentials: dict = field(default_factory=dict)
+    provider_credentials_secret_id: str | None = None
+    # Development only: every provider URL points at this local simulator (python -m sandbox)
+    provider_simulator_url: str | None = None
+    oauth_return_url: str | None = None
+    token_refresh_margin: int = 300
+    webhook_rate_limit: str = "1200/minute"
+    metrics_token: str | None = None
+    log_format: str = "json"
+    worker_metrics_port: int | None = None
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -68,6 +90,20 @@ class Settings:
             app_webhook_secrets={p: _list(env.get(f"ZIXLY_{p.upper()}_APP_WEBHOOK_SECRETS"))
                                  for p in ("xero", "hubspot", "shopify")},
             rate_limit_fail_open=_bool(env.get("ZIXLY_RATE_LIMIT_FAIL_OPEN"), True),
+            data_keys=env.get("ZIXLY_DATA_KEYS") or _read(home / "data-keys"),
+            data_keys_secret_id=env.get("ZIXLY_DATA_KEYS_SECRET_ID") or None,
+            provider_credentials={p: (env[f"ZIXLY_{p.upper()}_CLIENT_ID"],
+                                      env.get(f"ZIXLY_{p.upper()}_CLIENT_SECRET", ""))
+                                  for p in PROVIDERS if env.get(f"ZIXLY_{p.upper()}_CLIENT_ID")},
+            provider_credentials_secret_id=env.get("ZIXLY_PROVIDER_CREDENTIALS_SECRET_ID") or None,
+            provider_simulator_url=env.get("ZIXLY_PROVIDER_SIMULATOR_URL") or None,
+            oauth_return_url=env.get("ZIXLY_OAUTH_RETURN_URL") or None,
+            token_refresh_margin=int(env.get("ZIXLY_TOKEN_REFRESH_MARGIN", 300)),
+            webhook_rate_limit=env.get("ZIXLY_WEBHOOK_RATE_LIMIT", "1200/minute"),
+            metrics_token=env.get("ZIXLY_METRICS_TOKEN") or None,
+            log_format=env.get("ZIXLY_LOG_FORMAT", "json"),
+            worker_metrics_port=int(env["ZIXLY_WORKER_METRICS_PORT"]) if env.get("ZIXLY_WORKER_METRICS_PORT") else None,
+            log_level=env.get("ZIXLY_LOG_LEVEL", "INFO"),
         )
         values.update(overrides)
         if not values["database_url"]:

@@ -19,3 +19,21 @@ class RetryableError(Exception):
 
 class PermanentError(Exception):
     """A step failed in a way that retrying cannot fix (bad input, 4xx)."""
+
+
+class BadRequest(ValueError):
+    """The request cannot be acted on as sent (400): a spent OAuth state, a provider's refusal of consent."""
+
+    code = "bad-request"
+
+
+class Unavailable(Exception):
+    """A dependency we need right now is down or not configured (503); nothing was changed."""
+
+    code = "unavailable"
+
+
+class UpstreamFailed(Exception):
+    """The provider answered with an error we cannot pass on as the caller's fault (502)."""
+
+    code = "upstream-failed"

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 
 from sqlalchemy import select
 
-from core import outbox
+from core import metrics, outbox
 from core.errors import PermanentError, RetryableError
 from core.jobs import BACKOFF_BASE, COMPLETED, FAILED, QUEUED, RUN_JOB, RUNNING, parse_job_id, transition
 from core.models import InboundEvent, Job, JobStep
 from core.workflows import WORKFLOWS
+from tenancy.context import current_tenant
 from tenancy.db import tenant_session, tenant_transaction
 
 log = logging.getLogger("zixly.jobs")
@@ -94,13 +96,31 @@ def execute_job(job_id) -> str:
             found = session.get(Job, job_id)
         return found.status if found else "MISSING"
     workflow = WORKFLOWS[job.workflow]
+    metrics.jobs_started.labels(job.workflow).inc()
+    started = time.perf_counter()
     try:
         result = workflow.run(JobContext(job), job.input)
     except RetryableError as exc:
-        return _finish(job_id, error=f"RetryableError: {exc}", retry=True)
+        status = _finish(job_id, error=f"RetryableError: {exc}", retry=True)
     except PermanentError as exc:
-        return _finish(job_id, error=f"PermanentError: {exc}")
+        status = _finish(job_id, error=f"PermanentError: {exc}")
     except Exception as exc:  # an unexpected error is treated as permanent and kept for inspection
         log.exception("job %s failed", job_id)
-        return _finish(job_id, error=f"{type(exc).__name__}: {exc}"[:2000])
-    return _finish(job_id, result=result)
+        status = _finish(job_id, error=f"{type(exc).__name__}: {exc}"[:2000])
+    else:
+        status = _finish(job_id, result=result)
+    seconds = time.perf_counter() - started
+    _observe(job.workflow, status, seconds)
+    log.info("job %s %s after %.3fs", job_id, status, seconds,
+             extra={"event": "job.finished", "workflow": job.workflow, "status": status, "attempt": job.attempts})
+    return status
+
+
+def _observe(workflow: str, status: str, seconds: float) -> None:
+    metrics.job_duration.labels(workflow).observe(seconds)
+    if status == COMPLETED:
+        metrics.jobs_completed.labels(workflow).inc()
+    elif status == FAILED:
+        metrics.jobs_failed.labels(workflow).inc()
+    if status in (COMPLETED, FAILED):
+        metrics.tenant_jobs.labels(current_tenant().slug, status.lower()).inc()

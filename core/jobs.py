@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, tuple_
 
-from core import outbox
+from core import metrics, outbox
 from core.actors import Actor
 from core.errors import Conflict, Invalid, NotFound
 from core.models import Job, JobStep, WorkflowSetting
@@ -66,6 +66,7 @@ def add_job(session, *, workflow: str, data: dict, created_by: str | None, event
     job = Job(id=uuid.uuid4(), workflow=workflow, input=data, status=QUEUED, event_id=event_id,
               created_by=created_by, max_attempts=setting.max_attempts if setting else 4)
     session.add(job)
+    metrics.jobs_queued.labels(workflow).inc()
     return job, outbox.enqueue(session, RUN_JOB, str(job.id))
 
 

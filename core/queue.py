@@ -4,11 +4,13 @@ from __future__ import annotations
 from kombu import pools
 
 from core.config import Settings
+from core.logs import install_celery_propagation
 from tenancy.celery import TenantCelery
 from tenancy.db import get_router
 from tenancy.provisioning import load_tenant_ref
 
 celery_app = TenantCelery("zixly", load_tenant=lambda slug: load_tenant_ref(get_router(), slug))
+install_celery_propagation(celery_app)
 
 
 def configure(settings: Settings) -> None:

@@ -21,7 +21,19 @@ def init(settings: Settings) -> Settings:
     from core.queue import configure as configure_queue
 
     configure_queue(settings)
+    from core import crypto
+
+    crypto.configure(spec=settings.data_keys, secret_id=settings.data_keys_secret_id,
+                     secrets_client=aws_client("secretsmanager") if settings.data_keys_secret_id else None)
     return settings
+
+
+def aws_client(service: str):
+    """A boto3 client for AWS, or for the local endpoint (moto/LocalStack) when AWS_ENDPOINT_URL is set."""
+    import boto3
+
+    s = settings()
+    return boto3.client(service, region_name=s.aws_region, endpoint_url=s.aws_endpoint_url)
 
 
 def settings() -> Settings:

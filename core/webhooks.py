@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from connectors.base import Handshake, InboundRequest, VerificationFailed
 from connectors.registry import get_scheme
-from core import audit, connections, inbox
+from core import audit, connections, inbox, metrics
 from core.actors import Actor
 from core.errors import NotFound
 from core.runtime import redis_client, settings
@@ -52,8 +52,10 @@ def _audit_failure(connection_id, reason: str) -> None:
 def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
     found = connections.resolve_endpoint(token)
     if found is None:
+        metrics.webhooks_rejected.labels("unknown", "unknown-endpoint").inc()
         raise UnknownEndpoint("no webhook endpoint with this token")
     tenant, connection_id, provider = found
+    metrics.webhooks_received.labels(provider).inc()
     if tenant.status != "active":
         raise TenantNotReceiving(f"tenant is {tenant.status}")
     scheme = get_scheme(provider)
@@ -63,27 +65,51 @@ def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
         if handshake is not None:
             # Only the first handshake is believed: otherwise anyone knowing the URL could add a secret of
             # their own and sign forged events with it. A re-subscription resets the secrets first.
-            if conn.webhook_secrets:
+            if conn.webhook_secrets_sealed and connections.webhook_secrets(conn):
                 raise VerificationFailed("handshake refused: this endpoint already has a secret")
             connections.set_webhook_secrets(connection_id, [handshake.headers["X-Hook-Secret"]])
             return IngestResult(provider, handshake=handshake)
         try:
-            scheme.verify(request, conn.webhook_secrets, now=time.time())
+            scheme.verify(request, connections.webhook_secret_values(conn), now=time.time())
         except VerificationFailed as exc:
+            metrics.webhooks_rejected.labels(provider, "signature").inc()
             _audit_failure(connection_id, str(exc))
             raise
-        events = scheme.events(request)
+        metrics.webhooks_verified.labels(provider).inc()
+        events = _events(scheme, request, provider)
         recorded = inbox.record_events(provider=provider, connection_id=connection_id, events=events,
                                        headers=dict(request.headers), raw_body=request.body)
+    _count_duplicates(provider, recorded)
     return IngestResult(provider, recorded=recorded)
+
+
+def _events(scheme, request: InboundRequest, provider: str):
+    try:
+        return scheme.events(request)
+    except Exception:
+        metrics.webhooks_rejected.labels(provider, "malformed").inc()
+        raise
+
+
+def _count_duplicates(provider: str, recorded) -> None:
+    duplicates = sum(1 for r in recorded if r.duplicate)
+    if duplicates:
+        metrics.events_deduplicated.labels(provider).inc(duplicates)
 
 
 def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
     if provider not in APP_PROVIDERS:
+        metrics.webhooks_rejected.labels("unknown", "unknown-provider").inc()
         raise UnknownEndpoint(f"no app-level webhooks for {provider!r}")
+    metrics.webhooks_received.labels(provider).inc()
     scheme = get_scheme(provider)
-    scheme.verify(request, settings().app_webhook_secrets.get(provider, ()), now=time.time())
-    events = scheme.events(request)
+    try:
+        scheme.verify(request, settings().app_webhook_secrets.get(provider, ()), now=time.time())
+    except VerificationFailed:
+        metrics.webhooks_rejected.labels(provider, "signature").inc()
+        raise
+    metrics.webhooks_verified.labels(provider).inc()
+    events = _events(scheme, request, provider)
     by_account = defaultdict(list)
     for event in events:
         by_account[event.account_id].append(event)
@@ -93,6 +119,7 @@ def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
         owner = owners.get(account)
         if owner is None or owner[0].status != "active":
             result.dropped += len(account_events)
+            metrics.webhooks_unrouted.labels(provider).inc(len(account_events))
             log.info("dropped %d %s event(s) for unowned account", len(account_events), provider)
             continue
         tenant, connection_id = owner
@@ -101,6 +128,7 @@ def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
             result.recorded += inbox.record_events(
                 provider=provider, connection_id=connection_id, events=account_events,
                 headers=dict(request.headers), raw_body=request.body if single else None)
+    _count_duplicates(provider, result.recorded)
     return result
 
 

@@ -66,8 +66,11 @@ def jwt_keys(tmp_path_factory):
 def settings(servers, database_url, jwt_keys):
     redis_url = servers["REDIS_URL"].rsplit("/", 1)[0] + "/9"
     redis_lib.Redis.from_url(redis_url).flushdb()
+    from core.crypto import generate_key
+
     return Settings(database_url=database_url, redis_url=redis_url, aws_endpoint_url=servers["AWS_ENDPOINT_URL"],
-                    jwt_public_key_file=str(jwt_keys / "jwt-public.pem"), db_pool_size=5, db_max_overflow=10)
+                    jwt_public_key_file=str(jwt_keys / "jwt-public.pem"), db_pool_size=5, db_max_overflow=10,
+                    data_keys=f"test1:{generate_key()}")
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,47 @@
-"""Worker entry point: `celery -A workers.app worker`. Boots the runtime and registers the tasks."""
+"""Worker entry point: `celery -A workers.app worker`. Boots the runtime and registers the tasks.
+
+The main process serves Prometheus metrics (aggregated over the prefork children, plus queue depths) on
+ZIXLY_WORKER_METRICS_PORT when it is set.
+"""
 from __future__ import annotations
 
-from core import runtime
+import logging
+import os
+
+from celery import signals
+
+from core import logs, runtime
 from core.config import Settings
 from core.queue import celery_app
 
-runtime.init(Settings.from_env())
+_settings = runtime.init(Settings.from_env())
+logs.configure(_settings.log_level, _settings.log_format)
 
 import workers.jobs  # noqa: E402,F401  (registers tasks)
 import workers.maintenance  # noqa: E402,F401
 
 app = celery_app
+log = logging.getLogger("zixly.worker")
+
+
+@signals.worker_ready.connect(weak=False)
+def _serve_metrics(sender=None, **_):
+    port = runtime.settings().worker_metrics_port
+    if not port:
+        return
+    from prometheus_client import start_http_server
+
+    from core.metrics import QueueDepthCollector, registry_for_scrape
+
+    queues = [celery_app.conf.task_default_queue]
+    collector = QueueDepthCollector(queues, redis_client=runtime.redis_client())
+    start_http_server(port, registry=registry_for_scrape([collector]))
+    log.info("worker metrics on :%s", port)
+
+
+@signals.worker_process_shutdown.connect(weak=False)
+def _forget_process(pid=None, **_):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())

@@ -1,6 +1,8 @@
 """When Redis is down: /ready says so (503 naming it), and limits fail open instead of failing requests."""
 import dataclasses
 
+from prometheus_client import REGISTRY
+
 from core import runtime
 from core.devstack import free_port
 
@@ -17,6 +19,8 @@ def test_redis_down(settings, make_tenant):
         body = r.get_json()
         assert body["failing"] == ["redis"] and body["checks"]["catalog"] == "ok"
         assert "redis" in body["detail"]
+        before = REGISTRY.get_sample_value("zixly_rate_limit_storage_errors_total")
         assert client.get("/v1/tenant", headers=t.headers).status_code == 200  # fail open
+        assert REGISTRY.get_sample_value("zixly_rate_limit_storage_errors_total") == before + 1  # and counted
     finally:
         runtime.init(settings)

@@ -1,0 +1,25 @@
+"""gunicorn settings for the API: Prometheus multiprocess bookkeeping and no access log (tokens live in
+webhook paths; the app writes its own JSON request log with the route, never the path)."""
+import os
+import shutil
+
+bind = os.environ.get("ZIXLY_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", 2))
+threads = int(os.environ.get("ZIXLY_THREADS", 4))
+worker_class = "gthread"
+graceful_timeout = 30
+accesslog = None
+
+
+def on_starting(server):
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:  # samples of a previous run must not be aggregated into this one
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

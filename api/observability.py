@@ -1,0 +1,52 @@
+"""HTTP metrics (prometheus-flask-exporter), the /metrics endpoint, and one structured log line per request."""
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+
+from flask import Flask, Response, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_flask_exporter import PrometheusMetrics
+
+from api import auth
+from api.problems import Problem
+from core import logs, metrics
+
+log = logging.getLogger("zixly.http")
+
+
+def init_app(app: Flask, *, metrics_token: str | None = None) -> PrometheusMetrics:
+    exporter = PrometheusMetrics(app, path=None, group_by="url_rule", defaults_prefix="flask",
+                                 excluded_paths=["^/metrics$"])
+
+    def scrape():
+        if metrics_token:
+            sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(sent.encode(), metrics_token.encode()):
+                raise Problem(401, "unauthorized", "Send the metrics token as a Bearer token.")
+        return Response(generate_latest(metrics.registry_for_scrape()), mimetype=CONTENT_TYPE_LATEST)
+
+    app.add_url_rule("/metrics", "metrics", scrape, methods=["GET"])
+    auth.PUBLIC_ENDPOINTS.add("metrics")
+
+    @app.before_request
+    def _start():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _log(response):
+        rule = request.url_rule.rule if request.url_rule is not None else None
+        if rule != "/metrics":
+            log.info("%s %s %s", request.method, rule or "<no route>", response.status_code,
+                     extra={"event": "request", "method": request.method, "route": rule,
+                            "status": response.status_code,
+                            "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter()))
+                                                 * 1000, 2)})
+        return response
+
+    @app.teardown_request
+    def _clear(_exc=None):
+        logs.request_id_var.set(None)
+
+    return exporter

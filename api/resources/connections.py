@@ -1,0 +1,280 @@
+"""Tenant connections to providers (`/v1/connections`) and the public OAuth callback (`/v1/oauth/callback`).
+
+ADMIN creates, changes, tests and deletes; VIEWER reads. No response ever carries a token; a webhook secret
+is shown once, to the admin who created it.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import marshmallow as ma
+from flask import g, redirect, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.auth import access
+from api.common import PageArgsSchema, decode_uuid_cursor, idempotent, page
+from connectors.registry import CONNECTORS
+from core import connections
+from core.runtime import settings
+
+blp = Blueprint("connections", __name__, url_prefix="/v1/connections",
+                description="Connections to providers (Xero, HubSpot, Shopify, Asana, Salesforce) and their "
+                            "webhook endpoints.")
+oauth_blp = Blueprint("oauth", __name__, url_prefix="/v1/oauth", description="OAuth consent callback.")
+
+PROVIDERS = sorted([*CONNECTORS, *connections.WEBHOOK_ONLY])
+STATUSES = ["pending", "select_account", "active", "reauth_required"]
+
+
+class AppSchema(ma.Schema):
+    client_id = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=255))
+    client_secret = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=512),
+                                     load_only=True)
+
+
+class ConnectionCreateSchema(ma.Schema):
+    provider = ma.fields.String(required=True, validate=ma.validate.OneOf(PROVIDERS))
+    name = ma.fields.String(load_default="", validate=ma.validate.Length(max=200))
+    options = ma.fields.Dict(keys=ma.fields.String(validate=ma.validate.Length(max=64)), load_default=dict,
+                             metadata={"description": "Provider options: `shop` (Shopify, x.myshopify.com), "
+                                                      "`instance_url` (Salesforce), `account_id` to bind a "
+                                                      "given account."})
+    app = ma.fields.Nested(AppSchema, load_default=None,
+                           metadata={"description": "Bring your own provider app instead of Zixly's."})
+    webhook_secret = ma.fields.String(load_default=None, validate=ma.validate.Length(min=8, max=512),
+                                      metadata={"description": "The provider's webhook signing key for this "
+                                                               "connection's endpoint (your own app)."})
+
+    class Meta:
+        example = {"provider": "xero", "name": "Main Xero organisation", "options": {}}
+
+
+class SecretInfoSchema(ma.Schema):
+    id = ma.fields.String()
+    created_at = ma.fields.String(allow_none=True)
+    hint = ma.fields.String(metadata={"description": "The last four characters."})
+
+
+class WebhookInfoSchema(ma.Schema):
+    url = ma.fields.String()
+    secrets = ma.fields.List(ma.fields.Nested(SecretInfoSchema))
+
+
+class AccountChoiceSchema(ma.Schema):
+    account_id = ma.fields.String()
+    name = ma.fields.String(allow_none=True)
+
+
+class ConnectionSchema(ma.Schema):
+    id = ma.fields.String()
+    provider = ma.fields.String()
+    status = ma.fields.String()
+    name = ma.fields.String()
+    account_id = ma.fields.String(allow_none=True)
+    account_name = ma.fields.String(allow_none=True)
+    accounts = ma.fields.List(ma.fields.Nested(AccountChoiceSchema), allow_none=True,
+                              metadata={"description": "Accounts to choose from (status select_account)."})
+    options = ma.fields.Dict()
+    own_app = ma.fields.Boolean()
+    token_expires_at = ma.fields.DateTime(allow_none=True)
+    authorized_at = ma.fields.DateTime(allow_none=True)
+    last_error = ma.fields.String(allow_none=True)
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+    webhook = ma.fields.Nested(WebhookInfoSchema)
+
+
+class ConnectionStartedSchema(ConnectionSchema):
+    authorize_url = ma.fields.String(allow_none=True, metadata={
+        "description": "Send the user here to consent; the provider returns to /v1/oauth/callback."})
+    webhook_secret = ma.fields.Dict(allow_none=True, metadata={
+        "description": "The generated webhook secret (webhook-only providers); shown only once."})
+
+
+class ConnectionPatchSchema(ma.Schema):
+    name = ma.fields.String(validate=ma.validate.Length(max=200))
+    options = ma.fields.Dict(keys=ma.fields.String(validate=ma.validate.Length(max=64)))
+    account_id = ma.fields.String(validate=ma.validate.Length(min=1, max=255), metadata={
+        "description": "Choose the provider account (after consent offered several)."})
+
+    class Meta:
+        example = {"name": "Xero (AU)"}
+
+
+class ConnectionQueryArgsSchema(PageArgsSchema):
+    provider = ma.fields.String(load_default=None, validate=ma.validate.OneOf(PROVIDERS))
+    status = ma.fields.String(load_default=None, validate=ma.validate.OneOf(STATUSES))
+
+
+class ConnectionPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ConnectionSchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class TestResultSchema(ma.Schema):
+    ok = ma.fields.Boolean()
+    provider = ma.fields.String()
+    account_id = ma.fields.String(allow_none=True)
+    error = ma.fields.String()
+    detail = ma.fields.String()
+    retry_after = ma.fields.Float()
+    elapsed_ms = ma.fields.Float()
+    result = ma.fields.Raw()
+
+
+class AuthorizeSchema(ma.Schema):
+    id = ma.fields.String()
+    authorize_url = ma.fields.String()
+
+
+class SecretCreateSchema(ma.Schema):
+    secret = ma.fields.String(load_default=None, validate=ma.validate.Length(min=8, max=512), metadata={
+        "description": "The provider's new signing key; omit to have Zixly generate one."})
+
+
+class SecretCreatedSchema(ma.Schema):
+    id = ma.fields.String()
+    secret = ma.fields.String(metadata={"description": "Shown only once."})
+    created_at = ma.fields.String()
+
+
+def _hook_url(token: str | None) -> str | None:
+    if token is None:
+        return None
+    base = (settings().public_base_url or request.host_url).rstrip("/")
+    return f"{base}/v1/hooks/{token}"
+
+
+def _view(conn, **extra) -> dict:
+    secrets_ = connections.webhook_secrets(conn)
+    return {
+        "id": str(conn.id), "provider": conn.provider, "status": conn.status, "name": conn.name,
+        "account_id": conn.account_id, "account_name": conn.account_name, "accounts": conn.accounts,
+        "options": conn.options or {}, "own_app": bool(conn.app_client_id),
+        "token_expires_at": conn.token_expires_at, "authorized_at": conn.authorized_at,
+        "last_error": conn.last_error, "created_at": conn.created_at, "updated_at": conn.updated_at,
+        "webhook": {"url": _hook_url(connections.hook_token(conn)),
+                    "secrets": [{"id": s["id"], "created_at": s.get("created_at"), "hint": s["secret"][-4:]}
+                                for s in secrets_]},
+        **extra,
+    }
+
+
+@blp.route("")
+class Connections(MethodView):
+    @access("VIEWER")
+    @blp.arguments(ConnectionQueryArgsSchema, location="query")
+    @blp.response(200, ConnectionPageSchema)
+    def get(self, args):
+        """List connections (never tokens or secrets)."""
+        rows = connections.list_connections(limit=args["limit"] + 1, after=decode_uuid_cursor(args["cursor"]),
+                                            provider=args["provider"], status=args["status"])
+        result = page(rows, args["limit"], lambda c: str(c.id))
+        result["items"] = [_view(c) for c in result["items"]]
+        return result
+
+    @access("ADMIN")
+    @idempotent("tenant")
+    @blp.arguments(ConnectionCreateSchema)
+    @blp.response(201, ConnectionStartedSchema)
+    def post(self, data):
+        """Start a connection: stored as `pending`, with the provider consent URL to send the user to."""
+        started = connections.start_connection(actor=g.actor, **data)
+        return _view(started.connection, authorize_url=started.authorize_url,
+                     webhook_secret=started.new_secret), 201
+
+
+@blp.route("/<string:connection_id>")
+class ConnectionById(MethodView):
+    @access("VIEWER")
+    @blp.response(200, ConnectionSchema)
+    def get(self, connection_id):
+        """Read a connection (never tokens or secrets)."""
+        return _view(connections.get_connection(connection_id))
+
+    @access("ADMIN")
+    @blp.arguments(ConnectionPatchSchema)
+    @blp.response(200, ConnectionSchema)
+    def patch(self, data, connection_id):
+        """Rename, change options, or choose the provider account after consent."""
+        return _view(connections.update_connection(connection_id, actor=g.actor, **data))
+
+    @access("ADMIN")
+    @blp.response(204)
+    def delete(self, connection_id):
+        """Revoke at the provider (where it can), wipe the tokens and secrets, stop routing its webhooks."""
+        connections.delete_connection(connection_id, actor=g.actor)
+
+
+@blp.route("/<string:connection_id>/test")
+class ConnectionTest(MethodView):
+    @access("ADMIN")
+    @blp.response(200, TestResultSchema)
+    def post(self, connection_id):
+        """Make one cheap authenticated call to the provider and report how it went."""
+        return connections.test_connection(connection_id, actor=g.actor)
+
+
+@blp.route("/<string:connection_id>/authorize")
+class ConnectionAuthorize(MethodView):
+    @access("ADMIN")
+    @blp.response(200, AuthorizeSchema)
+    def post(self, connection_id):
+        """A fresh consent URL (to finish a pending connection or re-authorise one)."""
+        conn, url = connections.reauthorize(connection_id, actor=g.actor)
+        return {"id": str(conn.id), "authorize_url": url}
+
+
+@blp.route("/<string:connection_id>/webhook/secrets")
+class WebhookSecrets(MethodView):
+    @access("ADMIN")
+    @blp.arguments(SecretCreateSchema)
+    @blp.response(201, SecretCreatedSchema)
+    def post(self, data, connection_id):
+        """Add a webhook secret; the older ones stay valid until retired (rotation without downtime)."""
+        return connections.add_webhook_secret(connection_id, actor=g.actor, secret=data["secret"]), 201
+
+
+@blp.route("/<string:connection_id>/webhook/secrets/<string:secret_id>")
+class WebhookSecretById(MethodView):
+    @access("ADMIN")
+    @blp.response(204)
+    def delete(self, connection_id, secret_id):
+        """Retire a webhook secret; deliveries signed with it are refused from now on."""
+        connections.retire_webhook_secret(connection_id, secret_id, actor=g.actor)
+
+
+class CallbackArgsSchema(ma.Schema):
+    state = ma.fields.String(load_default="", validate=ma.validate.Length(max=512))
+    code = ma.fields.String(load_default=None, validate=ma.validate.Length(max=4096))
+    error = ma.fields.String(load_default=None, validate=ma.validate.Length(max=200))
+    error_description = ma.fields.String(load_default=None, validate=ma.validate.Length(max=1000))
+
+    class Meta:
+        unknown = ma.INCLUDE  # providers add their own (Shopify: shop, hmac, host, timestamp)
+
+
+class CallbackResultSchema(ma.Schema):
+    tenant = ma.fields.String()
+    connection = ma.fields.Nested(ConnectionSchema)
+
+
+@oauth_blp.route("/callback")
+class OAuthCallback(MethodView):
+    @access("public")
+    @oauth_blp.arguments(CallbackArgsSchema, location="query")
+    @oauth_blp.response(200, CallbackResultSchema)
+    @oauth_blp.alt_response(302, description="Redirect to the configured return URL.")
+    def get(self, args):
+        """Where the provider sends the user after consent: checks the single-use state, exchanges the code,
+        stores the tokens sealed, and redirects to the configured return URL (or answers JSON)."""
+        params = {k: v for k, v in request.args.items() if isinstance(v, str)}
+        result = connections.complete_oauth(params)
+        target = settings().oauth_return_url
+        if target:
+            sep = "&" if "?" in target else "?"
+            return redirect(target + sep + urlencode({"connection": str(result.connection.id),
+                                                      "status": result.connection.status}), 302)
+        return {"tenant": result.tenant.slug, "connection": _view(result.connection)}
+
