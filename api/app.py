@@ -9,7 +9,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from api import auth, limits, problems
-from api.resources import api_keys, events, hooks, jobs, staff_tenants, system, tenant
+from api.resources import api_keys, events, hooks, jobs, notifications, staff_tenants, system, tenant
 from api.tokens import TokenVerifier
 from connectors.base import MalformedPayload, VerificationFailed
 from connectors.registry import UnknownProvider
@@ -20,7 +20,8 @@ from tenancy import provisioning
 from tenancy.context import InvalidSlug
 from tenancy.db import get_router
 
-BLUEPRINTS = (system.blp, staff_tenants.blp, tenant.blp, api_keys.blp, hooks.blp, events.blp, jobs.blp)
+BLUEPRINTS = (system.blp, staff_tenants.blp, tenant.blp, api_keys.blp, hooks.blp, events.blp, jobs.blp,
+              notifications.blp)
 
 _ERRORS = {
     provisioning.TenantExists: 409,

@@ -41,6 +41,11 @@ class Settings:
     trusted_proxies: int = 0
     # Zixly's own public apps: provider -> active webhook secrets (several during a rotation)
     app_webhook_secrets: dict = field(default_factory=dict)
+    # Novu: no key means notifications are logged as `skipped` with the request that would have been sent.
+    novu_api_key: str | None = field(default=None, repr=False)
+    novu_server_url: str = "https://api.novu.co"  # Novu Cloud US; EU: https://eu.api.novu.co; or self-hosted
+    novu_timeout: float = 10.0  # seconds per trigger request
+    novu_max_attempts: int = 10  # then the notification is `failed`
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -68,6 +73,10 @@ class Settings:
             app_webhook_secrets={p: _list(env.get(f"ZIXLY_{p.upper()}_APP_WEBHOOK_SECRETS"))
                                  for p in ("xero", "hubspot", "shopify")},
             rate_limit_fail_open=_bool(env.get("ZIXLY_RATE_LIMIT_FAIL_OPEN"), True),
+            novu_api_key=env.get("NOVU_API_KEY") or None,
+            novu_server_url=env.get("NOVU_SERVER_URL") or "https://api.novu.co",
+            novu_timeout=float(env.get("NOVU_TIMEOUT_SECONDS") or 10.0),
+            novu_max_attempts=int(env.get("NOVU_MAX_ATTEMPTS") or 10),
         )
         values.update(overrides)
         if not values["database_url"]:

@@ -21,6 +21,8 @@ def init(settings: Settings) -> Settings:
     from core.queue import configure as configure_queue
 
     configure_queue(settings)
+    import core.notify_events  # noqa: F401  (connects the notification receivers to the domain signals)
+
     return settings
 
 

@@ -9,5 +9,6 @@ runtime.init(Settings.from_env())
 
 import workers.jobs  # noqa: E402,F401  (registers tasks)
 import workers.maintenance  # noqa: E402,F401
+import workers.notifications  # noqa: E402,F401
 
 app = celery_app
