@@ -73,7 +73,7 @@ class EventSettingSchema(ma.Schema):
 
     @ma.validates("users")
     def _unique_users(self, users, **kwargs):
-        if len({user["id"] for user in users}) != len(users):
+        if len({user.get("id") for user in users}) != len(users):
             raise ma.ValidationError("each user may appear once")
 
 
