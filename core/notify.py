@@ -11,9 +11,9 @@ import functools
 import logging
 import random
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
 from core import notify_settings, outbox
@@ -32,6 +32,9 @@ STATUSES = (QUEUED, SENT, FAILED, SKIPPED)
 # timeout, or Redis would hand a waiting task to a second worker), ±25 % jitter.
 RETRY_BASE = 5.0
 RETRY_MAX = 600.0
+# A notification still `queued` this long after its last change has lost its task (a broker that lost its data,
+# or a task refused while the tenant was suspended): longer than any backoff wait, so nothing due is re-sent.
+STALE_AFTER = timedelta(minutes=15)
 
 
 class NotificationNotFound(NotFound):
@@ -126,6 +129,21 @@ def _retry_later(ident: uuid.UUID, attempt: int, error: str, *, max_attempts: in
         outbox.publish([message])
     log.warning("notification %s attempt %d failed (%s): %s", ident, attempt, status, error)
     return status
+
+
+def requeue_stale(*, older_than: timedelta = STALE_AFTER, limit: int = 500) -> int:
+    """Queue again the current tenant's notifications that lost their task; a resend that did reach Novu before
+    is deduplicated by its transactionId."""
+    cutoff = datetime.now(UTC) - older_than
+    with tenant_transaction() as session:
+        ids = list(session.scalars(select(Notification.id).where(
+            Notification.status == QUEUED, Notification.updated_at < cutoff).limit(limit).with_for_update(
+            skip_locked=True)))
+        if ids:
+            session.execute(update(Notification).where(Notification.id.in_(ids)).values(updated_at=func.now()))
+        messages = [outbox.enqueue(session, SEND_NOTIFICATION, str(ident)) for ident in ids]
+    outbox.publish(messages)
+    return len(ids)
 
 
 def _parse_id(notification_id) -> uuid.UUID:

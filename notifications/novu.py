@@ -52,6 +52,9 @@ def transaction_id(tenant: str, event: str, subject: str) -> str:
     return f"zx-{digest[:40]}"
 
 
+# Ids name the tenant first and are unambiguous: a slug has neither ':' nor '_', so no tenant can build another
+# tenant's subscriber id or topic key (with '-' as the separator, tenant "a" + topic "b-admins" would be tenant
+# "a-b"'s admins). Topic keys use '_' rather than ':' to stay within the characters every Novu version accepts.
 def subscriber(tenant: str, user_id: str, *, email: str | None = None, name: str | None = None) -> dict:
     """A subscriber named by tenant and user, with what Novu needs to create it on first use."""
     person = {"subscriberId": f"zixly:{tenant}:{user_id}"}
@@ -67,7 +70,7 @@ def subscriber(tenant: str, user_id: str, *, email: str | None = None, name: str
 
 def topic(tenant: str, key: str) -> dict:
     """A per-tenant topic (e.g. the tenant's admins); the key never names another tenant."""
-    return {"type": "Topic", "topicKey": f"zixly-{tenant}-{key}"}
+    return {"type": "Topic", "topicKey": f"zixly_{tenant}_{key}"}
 
 
 def trigger_request(*, workflow: str, tenant: str, to: list[dict], payload: dict, transaction_id: str) -> dict:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from core import notify
+from core import maintenance, notify
 from core.queue import celery_app
 
 
@@ -13,3 +13,9 @@ from core.queue import celery_app
                  retry_backoff=2, retry_backoff_max=60, max_retries=20)
 def send_notification(notification_id: str) -> str:
     return notify.deliver(notification_id)
+
+
+@celery_app.task(name="zixly.fleet.requeue_stale_notifications", ignore_result=True)
+def requeue_stale_notifications() -> dict:
+    """Every tenant's notifications that lost their task (see core.notify.STALE_AFTER), queued again."""
+    return maintenance.for_each_active_tenant(notify.requeue_stale)

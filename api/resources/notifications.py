@@ -69,7 +69,7 @@ class EventSettingSchema(ma.Schema):
     topics = ma.fields.List(ma.fields.String(validate=ma.validate.Regexp(
         TOPIC_KEY, error="a topic key is 1–40 of a-z 0-9 _ -, starting with a letter or digit")),
         load_default=list, validate=ma.validate.Length(max=10),
-        metadata={"description": "Extra Novu topics of this tenant (sent as zixly-<tenant>-<key>)."})
+        metadata={"description": "Extra Novu topics of this tenant (sent as zixly_<tenant>_<key>)."})
 
     @ma.validates("users")
     def _unique_users(self, users, **kwargs):

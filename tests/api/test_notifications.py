@@ -102,7 +102,7 @@ def test_the_log_is_per_tenant_and_another_tenants_notification_is_404(client, m
     dead_letter(a, "msg-of-a")
     items_a = client.get("/v1/notifications?event=delivery-dead-lettered", headers=a.headers).get_json()["items"]
     assert len(items_a) == 1 and items_a[0]["status"] == "queued"
-    assert items_a[0]["recipients"] == [{"type": "Topic", "topicKey": f"zixly-{a.slug}-admins"}]
+    assert items_a[0]["recipients"] == [{"type": "Topic", "topicKey": f"zixly_{a.slug}_admins"}]
     items_b = client.get("/v1/notifications", headers=b.headers).get_json()["items"]
     assert "msg-of-a" not in str(items_b) and all(n["id"] != items_a[0]["id"] for n in items_b)
     r = client.get(f"/v1/notifications/{items_a[0]['id']}", headers=b.headers)

@@ -33,7 +33,7 @@ def test_the_exact_request_novu_receives(fake):
     assert seen.headers["idempotency-key"] == "zx-1-1"
     assert seen.body == {
         "name": "job-failed",
-        "to": [{"type": "Topic", "topicKey": "zixly-acme-admins"},
+        "to": [{"type": "Topic", "topicKey": "zixly_acme_admins"},
                {"subscriberId": "zixly:acme:u-1", "email": "ann@acme.test", "firstName": "Ann", "lastName": "Lee"}],
         "payload": {"job_id": "j-1"},
         "transactionId": txn,
@@ -89,3 +89,10 @@ def test_a_transaction_novu_already_has_counts_as_delivered(fake):
     again = client.trigger(make_request(), idempotency_key="k-2")
     assert first.status == "processed" and again.status == "duplicate"
     assert again.transaction_id == first.transaction_id and len(fake.accepted) == 1
+
+
+def test_no_tenant_can_name_another_tenants_topic_or_subscriber():
+    # tenant "foo" naming a topic "bar-admins" must not reach tenant "foo-bar"'s admins (or users)
+    assert novu.topic("foo", "bar-admins") != novu.topic("foo-bar", "admins")
+    assert novu.subscriber("foo", "bar-ann")["subscriberId"] != novu.subscriber("foo-bar", "ann")["subscriberId"]
+    assert novu.topic("foo-bar", "admins") == {"type": "Topic", "topicKey": "zixly_foo-bar_admins"}
