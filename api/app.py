@@ -9,7 +9,17 @@ from flask import Flask
 from flask_smorest import Api
 
 from api import auth, limits, observability, problems
-from api.resources import api_keys, connections, events, hooks, jobs, staff_tenants, system, tenant
+from api.resources import (
+    api_keys,
+    connections,
+    events,
+    hooks,
+    jobs,
+    notifications,
+    staff_tenants,
+    system,
+    tenant,
+)
 from api.tokens import TokenVerifier
 from connectors.base import MalformedPayload, VerificationFailed
 from connectors.errors import ConnectorError
@@ -22,7 +32,7 @@ from tenancy.context import InvalidSlug
 from tenancy.db import get_router
 
 BLUEPRINTS = (system.blp, staff_tenants.blp, tenant.blp, api_keys.blp, connections.blp, connections.oauth_blp,
-              hooks.blp, events.blp, jobs.blp)
+              hooks.blp, events.blp, jobs.blp, notifications.blp)
 
 _ERRORS = {
     provisioning.TenantExists: 409,

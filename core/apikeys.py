@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from core import audit
+from core import audit, signals
 from core.actors import Actor
 from tenancy import apikeys
 from tenancy.context import current_tenant
@@ -46,6 +46,8 @@ def create_api_key(*, name: str, role: str, environment: str, actor: Actor) -> t
                                     environment=environment, created_by=f"{actor.type}:{actor.id}")
     audit.record_now(actor=actor, action="api_key.created", target_type="api_key", target_id=str(key.id),
                      details={"name": name, "role": role, "prefix": key.prefix})
+    signals.emit(signals.api_key_created, tenant=tenant, key_id=key.id, name=name, role=role, prefix=key.prefix,
+                 created_by=key.created_by)
     return key, secret
 
 

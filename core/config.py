@@ -63,6 +63,11 @@ class Settings:
     log_format: str = "json"
     worker_metrics_port: int | None = None
     log_level: str = "INFO"
+    # Novu: no key means notifications are logged as `skipped` with the request that would have been sent.
+    novu_api_key: str | None = field(default=None, repr=False)
+    novu_server_url: str = "https://api.novu.co"  # Novu Cloud US; EU: https://eu.api.novu.co; or self-hosted
+    novu_timeout: float = 10.0  # seconds per trigger request
+    novu_max_attempts: int = 10  # then the notification is `failed`
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -104,6 +109,10 @@ class Settings:
             log_format=env.get("ZIXLY_LOG_FORMAT", "json"),
             worker_metrics_port=int(env["ZIXLY_WORKER_METRICS_PORT"]) if env.get("ZIXLY_WORKER_METRICS_PORT") else None,
             log_level=env.get("ZIXLY_LOG_LEVEL", "INFO"),
+            novu_api_key=env.get("NOVU_API_KEY") or None,
+            novu_server_url=env.get("NOVU_SERVER_URL") or "https://api.novu.co",
+            novu_timeout=float(env.get("NOVU_TIMEOUT_SECONDS") or 10.0),
+            novu_max_attempts=int(env.get("NOVU_MAX_ATTEMPTS") or 10),
         )
         values.update(overrides)
         if not values["database_url"]:

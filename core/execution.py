@@ -11,7 +11,7 @@ import time
 
 from sqlalchemy import select
 
-from core import metrics, outbox
+from core import metrics, outbox, signals
 from core.errors import PermanentError, RetryableError
 from core.jobs import BACKOFF_BASE, COMPLETED, FAILED, QUEUED, RUN_JOB, RUNNING, parse_job_id, transition
 from core.models import InboundEvent, Job, JobStep
@@ -64,7 +64,7 @@ def backoff(attempt: int) -> float:
 
 
 def _finish(job_id, *, result=None, error: str | None = None, retry: bool = False) -> str:
-    message = None
+    message = failed = None
     with tenant_transaction() as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job.status != RUNNING:  # cancelled while it ran: keep the cancellation
@@ -78,13 +78,16 @@ def _finish(job_id, *, result=None, error: str | None = None, retry: bool = Fals
             message = outbox.enqueue(session, RUN_JOB, str(job.id), countdown=backoff(job.attempts))
         else:
             transition(job, FAILED)
-            job.error = error
+            job.error, failed = error, job
         if job.event_id and job.status in (COMPLETED, FAILED):
             event = session.get(InboundEvent, job.event_id)
             event.status = "processed" if job.status == COMPLETED else "failed"
         status = job.status
     if message is not None:
         outbox.publish([message])
+    if failed is not None:  # after commit; receivers only record, so the job's outcome stands whatever they do
+        signals.emit(signals.job_failed, tenant=current_tenant(), job_id=failed.id, workflow=failed.workflow,
+                     error=failed.error, attempts=failed.attempts, failed_at=failed.finished_at)
     return status
 
 

@@ -1,13 +1,20 @@
 """The Celery app every process publishes through; tasks themselves live in `workers/`."""
 from __future__ import annotations
 
-from kombu import pools
+from kombu import Exchange, Queue, pools
 
 from core.config import Settings
 from core.logs import install_celery_propagation
 from tenancy.celery import TenantCelery
 from tenancy.db import get_router
 from tenancy.provisioning import load_tenant_ref
+
+# Notifications have their own queue on the same broker, so a Novu outage (tasks waiting out their backoff) never
+# queues ahead of jobs, and notification workers can be run and scaled apart (`zixly worker -Q notifications`).
+# A worker given no -Q consumes both.
+NOTIFICATIONS_QUEUE = "notifications"
+QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in ("zixly", NOTIFICATIONS_QUEUE))
+ROUTES = {"zixly.tenant.send_notification": {"queue": NOTIFICATIONS_QUEUE}}
 
 celery_app = TenantCelery("zixly", load_tenant=lambda slug: load_tenant_ref(get_router(), slug))
 install_celery_propagation(celery_app)
@@ -28,6 +35,8 @@ def configure(settings: Settings) -> None:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue="zixly",
+        task_queues=QUEUES,
+        task_routes=ROUTES,
         broker_connection_retry_on_startup=True,
         # short socket timeouts: a publish while Redis is down fails fast and the outbox keeps the message
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout,
@@ -42,5 +51,6 @@ def configure(settings: Settings) -> None:
         beat_schedule={
             "prune-idempotency-records": {"task": "zixly.fleet.prune_idempotency_records", "schedule": 3600.0},
             "relay-outbox": {"task": "zixly.fleet.relay_outbox", "schedule": 10.0},
+            "requeue-stale-notifications": {"task": "zixly.fleet.requeue_stale_notifications", "schedule": 300.0},
         },
     )

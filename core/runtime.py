@@ -25,6 +25,8 @@ def init(settings: Settings) -> Settings:
 
     crypto.configure(spec=settings.data_keys, secret_id=settings.data_keys_secret_id,
                      secrets_client=aws_client("secretsmanager") if settings.data_keys_secret_id else None)
+    import core.notify_events  # noqa: F401  (connects the notification receivers to the domain signals)
+
     return settings
 
 

@@ -26,3 +26,13 @@ def emit(signal, **payload) -> None:
             receiver(None, **payload)
         except Exception:
             log.exception("receiver of %s failed", signal.name)
+
+# Keyword payloads. Every signal carries `tenant` (the TenantRef it happened in); receivers accept **extra so an
+# emitter may add keys without breaking them.
+#   connection_reauth_required: connection_id (UUID), reason (str)
+#   connection_activated:       connection_id (UUID)
+#   job_failed:                 job_id (UUID), workflow (str), error (str), attempts (int), failed_at (aware datetime)
+#   api_key_created:            key_id (UUID), name (str), role (str), prefix (str), created_by (str "type:id")
+#   tenant_created:             name (str), admin_email (str | None)
+#   delivery_dead_lettered:     provider (str), message_id (str), reason (str)
+delivery_dead_lettered = _events.signal("delivery-dead-lettered")

@@ -1,7 +1,7 @@
 """Staff-side tenant lifecycle: provisioning and status changes, each written to the tenant's audit log."""
 from __future__ import annotations
 
-from core import audit
+from core import audit, signals
 from core.actors import Actor
 from tenancy import provisioning
 from tenancy.apikeys import tenant_ref
@@ -22,6 +22,7 @@ def create_tenant(*, slug: str, name: str, plan: str, actor: Actor, shard: str |
         get_router(), slug=slug, name=name, plan=plan, shard=shard, admin_email=admin_email,
         created_by=f"{actor.type}:{actor.id}")
     _audit(tenant, actor, "tenant.created", plan=plan, shard=tenant.shard, api_key_prefix=key.prefix)
+    signals.emit(signals.tenant_created, tenant=tenant_ref(tenant), name=tenant.name, admin_email=admin_email)
     return tenant, key, secret
 
 

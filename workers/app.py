@@ -19,6 +19,7 @@ logs.configure(_settings.log_level, _settings.log_format)
 
 import workers.jobs  # noqa: E402,F401  (registers tasks)
 import workers.maintenance  # noqa: E402,F401
+import workers.notifications  # noqa: E402,F401
 
 app = celery_app
 log = logging.getLogger("zixly.worker")

@@ -1,15 +1,15 @@
 """connections: OAuth state of a connection, tokens and webhook secrets sealed (core.crypto), soft delete
 
-Revision ID: t0003
-Revises: t0002
+Revision ID: t0004
+Revises: t0003
 Create Date: 2026-11-25
 """
 import sqlalchemy as sa
 from alembic import context, op
 from sqlalchemy.dialects import postgresql as pg
 
-revision = "t0003"
-down_revision = "t0002"
+revision = "t0004"
+down_revision = "t0003"
 branch_labels = None
 depends_on = None
 

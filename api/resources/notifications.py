@@ -1,0 +1,127 @@
+"""The tenant's notification log (`/v1/notifications`) and who is told what (`/v1/notification-settings`).
+
+Both are ADMIN-only: the log and the settings hold the names and email addresses of the people told.
+"""
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import g, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.auth import access
+from api.common import PageArgsSchema, decode_time_cursor, page
+from core import notify, notify_settings
+from notifications.novu import WORKFLOWS
+
+blp = Blueprint("notifications", __name__, url_prefix="/v1",
+                description="Notifications sent through Novu: the log, and who is told about what.")
+USER_ID = r"^[A-Za-z0-9._@+-]{1,200}$"
+TOPIC_KEY = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+
+
+class NotificationSchema(ma.Schema):
+    id = ma.fields.String()
+    event = ma.fields.String()
+    subject = ma.fields.String()
+    status = ma.fields.String(metadata={"enum": list(notify.STATUSES)})
+    transaction_id = ma.fields.String(metadata={"description": "Novu's transactionId; the same on every attempt."})
+    recipients = ma.fields.Function(lambda n: n.request.get("to", []))
+    attempts = ma.fields.Integer()
+    error = ma.fields.String(allow_none=True)
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+    sent_at = ma.fields.DateTime(allow_none=True)
+    links = ma.fields.Method("_links")
+
+    def _links(self, notification):
+        return {"self": url_for("notifications.NotificationById", notification_id=str(notification.id))}
+
+
+class NotificationDetailSchema(NotificationSchema):
+    request = ma.fields.Dict(metadata={"description": "The body of POST /v1/events/trigger Novu receives "
+                                                      "(or would have received, when skipped)."})
+
+
+class NotificationQueryArgsSchema(PageArgsSchema):
+    status = ma.fields.String(load_default=None, validate=ma.validate.OneOf(notify.STATUSES))
+    event = ma.fields.String(load_default=None, validate=ma.validate.OneOf(WORKFLOWS))
+    created_after = ma.fields.AwareDateTime(load_default=None)
+    created_before = ma.fields.AwareDateTime(load_default=None)
+
+
+class NotificationPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(NotificationSchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class NotifiedUserSchema(ma.Schema):
+    id = ma.fields.String(required=True, validate=ma.validate.Regexp(USER_ID, error="1–200 of A-Z a-z 0-9 . _ @ + -"))
+    email = ma.fields.Email(load_default=None, validate=ma.validate.Length(max=320))
+    name = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=200))
+
+
+class EventSettingSchema(ma.Schema):
+    enabled = ma.fields.Boolean(required=True)
+    admins = ma.fields.Boolean(load_default=True, metadata={"description": "Tell the tenant's admins topic."})
+    users = ma.fields.List(ma.fields.Nested(NotifiedUserSchema), load_default=list,
+                           validate=ma.validate.Length(max=50))
+    topics = ma.fields.List(ma.fields.String(validate=ma.validate.Regexp(
+        TOPIC_KEY, error="a topic key is 1–40 of a-z 0-9 _ -, starting with a letter or digit")),
+        load_default=list, validate=ma.validate.Length(max=10),
+        metadata={"description": "Extra Novu topics of this tenant (sent as zixly_<tenant>_<key>)."})
+
+    @ma.validates("users")
+    def _unique_users(self, users, **kwargs):
+        if len({user.get("id") for user in users}) != len(users):
+            raise ma.ValidationError("each user may appear once")
+
+
+class NotificationSettingsSchema(ma.Schema):
+    events = ma.fields.Dict(keys=ma.fields.String(validate=ma.validate.OneOf(notify_settings.EVENTS)),
+                            values=ma.fields.Nested(EventSettingSchema), required=True)
+
+
+class NotificationSettingsUpdateSchema(NotificationSettingsSchema):
+    @ma.validates("events")
+    def _not_empty(self, events, **kwargs):
+        if not events:
+            raise ma.ValidationError("name at least one event")
+
+
+@blp.route("/notifications")
+class Notifications(MethodView):
+    @access("ADMIN")
+    @blp.arguments(NotificationQueryArgsSchema, location="query")
+    @blp.response(200, NotificationPageSchema)
+    def get(self, args):
+        """List notifications, newest first (filters: status, event, created range)."""
+        rows = notify.list_notifications(limit=args["limit"] + 1, before=decode_time_cursor(args["cursor"]),
+                                         status=args["status"], event=args["event"],
+                                         created_after=args["created_after"], created_before=args["created_before"])
+        return page(rows, args["limit"], lambda n: [n.created_at.isoformat(), str(n.id)])
+
+
+@blp.route("/notifications/<string:notification_id>")
+class NotificationById(MethodView):
+    @access("ADMIN")
+    @blp.response(200, NotificationDetailSchema)
+    def get(self, notification_id):
+        """One notification with the exact request sent to Novu."""
+        return notify.get_notification(notification_id)
+
+
+@blp.route("/notification-settings")
+class NotificationSettings(MethodView):
+    @access("ADMIN")
+    @blp.response(200, NotificationSettingsSchema)
+    def get(self):
+        """Which events notify whom (every event type, defaults filled in)."""
+        return {"events": notify_settings.get_settings()}
+
+    @access("ADMIN")
+    @blp.arguments(NotificationSettingsUpdateSchema)
+    @blp.response(200, NotificationSettingsSchema)
+    def put(self, data):
+        """Replace the settings of the events named; events not named keep theirs."""
+        return {"events": notify_settings.update_settings(data["events"], actor=g.actor)}
