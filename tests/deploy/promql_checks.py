@@ -105,7 +105,8 @@ def dashboard_queries(dashboard: dict) -> list[tuple[str, str]]:
         query = query.get("query") if isinstance(query, dict) else query
         m = re.fullmatch(r"\s*label_values\((.+),\s*(\w+)\s*\)\s*", query or "")
         if m:  # label_values(selector, label): the selector must be real and carry the label
-            out.append((f"{dashboard.get('uid')} variable {var.get('name')}", f"count by ({m.group(2)}) ({m.group(1)})"))
+            where = f"{dashboard.get('uid')} variable {var.get('name')}"
+            out.append((where, f"count by ({m.group(2)}) ({m.group(1)})"))
     return out
 
 

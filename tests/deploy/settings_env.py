@@ -67,7 +67,7 @@ def settings_env_vars(path: Path = SETTINGS_MODULE) -> list[EnvVar]:
         if arg is None:
             continue
         field, kind, wrapper_default = _context(node, parents)
-        default = _default(node, wrapper_default, fields.get(field, dataclasses.MISSING) if field else None)
+        default = _default(node, wrapper_default, fields.get(field) if field else None)
         for name in _names(arg, node, parents):
             found.setdefault(name, EnvVar(name, field, default, kind))
     return sorted(found.values(), key=lambda v: (not v.name.startswith(("DATABASE", "REDIS", "AWS")), v.name))

@@ -97,7 +97,8 @@ def test_the_queue_module_creates_what_zixly_aws_bootstrap_creates(configs):
     assert "var.max_receive_count" in resources["outbound"]["redrive_policy"]
     assert _default(queue, "max_receive_count") == aws.MAX_RECEIVE_COUNT
     assert _default(queue, "visibility_timeout_seconds") == aws.OUTBOUND_VISIBILITY_TIMEOUT_SECONDS
-    assert _default(queue, "worst_handling_seconds") == aws.OUTBOUND_CALL_TIMEOUT_SECONDS * aws.OUTBOUND_CALLS_PER_MESSAGE
+    worst = aws.OUTBOUND_CALL_TIMEOUT_SECONDS * aws.OUTBOUND_CALLS_PER_MESSAGE
+    assert _default(queue, "worst_handling_seconds") == worst
     assert _default(queue, "notification_visibility_timeout_seconds") == aws.NOTIFICATION_VISIBILITY_TIMEOUT_SECONDS
 
 
