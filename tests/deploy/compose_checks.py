@@ -3,6 +3,7 @@ can feed it a deliberately broken compose dict and see the problem reported."""
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shlex
 from pathlib import Path
@@ -14,6 +15,19 @@ CONDITIONS = {"service_started", "service_healthy", ONE_SHOT_CONDITION}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE|(^|_)KEY$")
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
 GUNICORN_APP = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def spec_problems(compose: dict) -> list[str]:
+    """The file against the Compose Specification (the compose_spec Rust crate, through its Python binding):
+    a misspelt key, an unknown condition or a malformed port is refused there as Docker would refuse it.
+    It is given the dict PyYAML made, so anchors and `<<` merges are already resolved."""
+    from compose_spec import PyCompose
+
+    try:
+        PyCompose.from_json(json.dumps(compose))
+    except ValueError as exc:
+        return [str(exc)]
+    return []
 
 
 def zixly_services(compose: dict) -> dict[str, dict]:

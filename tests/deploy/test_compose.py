@@ -38,6 +38,22 @@ def test_the_file_loads_with_the_whole_stack(compose):
     assert "replicas" not in compose["services"]["beat"].get("deploy", {})  # one scheduler, never two
 
 
+def test_the_file_follows_the_compose_specification(compose):
+    assert checks.spec_problems(compose) == []
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda c: c["services"]["api"].update(restrat="always"), "extension key `restrat`"),
+    (lambda c: c["services"]["api"]["depends_on"]["init"].update(condition="service_completed"), "unknown variant"),
+    (lambda c: c["services"]["api"].update(ports=["80OO:8000"]), "error parsing port"),
+    (lambda c: c["services"]["worker"]["healthcheck"].update(interval="often"), "duration `often`"),
+], ids=["misspelt-key", "unknown-condition", "bad-port", "bad-duration"])
+def test_the_specification_check_catches(compose, mutate, expected):
+    broken = copy.deepcopy(compose)
+    mutate(broken)
+    assert any(expected in p for p in checks.spec_problems(broken))
+
+
 def test_init_migrates_and_bootstraps_before_the_processes_start(compose):
     argvs = checks.command_argvs(compose["services"]["init"]["command"])
     assert argvs == [["zixly", "db", "upgrade"], ["zixly", "aws", "bootstrap"]]

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import subprocess
+import sys
 import tomllib
+import zipfile
 
 import pytest
 
@@ -95,3 +98,19 @@ def test_the_dockerfile_builds_a_complete_non_root_image():
 def test_the_dockerfile_check_catches(mutate, expected):
     text, ignore = mutate(*_files())
     assert expected in dockerfile_problems(text, installed_packages(), ignore)
+
+
+def test_the_image_install_carries_every_source_and_migration_file(tmp_path):
+    """The image runs `pip install .` (not an editable install): the wheel must hold every module, migration
+    script and template of the packages it copies, or `zixly db upgrade` in the container finds no revisions."""
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "--disable-pip-version-check", "-w", str(tmp_path), str(ROOT)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("zixly-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    wanted = {p.relative_to(ROOT).as_posix() for package in installed_packages()
+              for p in (ROOT / package).rglob("*") if p.suffix in {".py", ".mako", ".ini"}
+              and "__pycache__" not in p.parts}
+    assert {"migrations/tenant/script.py.mako", "api/wsgi.py"} <= wanted
+    assert sorted(wanted - names) == []
