@@ -94,7 +94,7 @@ def test_the_dockerfile_builds_a_complete_non_root_image():
      "base image python is not pinned to a version"),
     (lambda t, i: (t.replace('"api.wsgi:app"]', '"api.wsgi:application"]'), i),
      "CMD: api.wsgi defines no `application` for gunicorn"),
-])
+], ids=["package-not-copied", "source-ignored", "runs-as-root", "unpinned-base", "cmd-not-the-app"])
 def test_the_dockerfile_check_catches(mutate, expected):
     text, ignore = mutate(*_files())
     assert expected in dockerfile_problems(text, installed_packages(), ignore)

@@ -9,6 +9,8 @@ The cache folder is $XDG_CACHE_HOME/zixly-tools (~/.cache/zixly-tools), kept acr
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import os
 import shutil
@@ -25,6 +27,18 @@ class ToolUnavailable(RuntimeError):
     pass
 
 
+@contextlib.contextmanager
+def _installing(name: str):
+    """One installer at a time per tool (pytest-xdist workers, or two work trees on one machine)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _run(argv, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, **kwargs)
 
@@ -35,8 +49,13 @@ def promtool() -> str:
         return found
     target = CACHE / "prometheus-deb"
     binary = target / "usr" / "bin" / "promtool"
-    if binary.exists():
-        return str(binary)
+    with _installing("promtool"):
+        if not binary.exists():
+            _unpack_prometheus_deb(target)
+    return str(binary)
+
+
+def _unpack_prometheus_deb(target: Path) -> None:
     if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
         raise ToolUnavailable("promtool is not installed and this machine has no apt-get/dpkg-deb to fetch it")
     with tempfile.TemporaryDirectory() as tmp:
@@ -47,17 +66,11 @@ def promtool() -> str:
         debs = glob.glob(os.path.join(tmp, "prometheus_*.deb"))
         if download.returncode != 0 or not debs:
             raise ToolUnavailable(f"could not download Debian's prometheus package: {download.stderr.strip()}")
-        CACHE.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=CACHE))
-        unpack = _run(["dpkg-deb", "-x", debs[0], str(staging)])
+        shutil.rmtree(target, ignore_errors=True)
+        unpack = _run(["dpkg-deb", "-x", debs[0], str(target)])
         if unpack.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(target, ignore_errors=True)
             raise ToolUnavailable(f"could not unpack {debs[0]}: {unpack.stderr.strip()}")
-        try:
-            staging.rename(target)
-        except OSError:  # another run got there first
-            shutil.rmtree(staging, ignore_errors=True)
-    return str(binary)
 
 
 def checkov() -> list[str]:
@@ -65,14 +78,19 @@ def checkov() -> list[str]:
     venv = CACHE / f"checkov-{CHECKOV_VERSION}"
     python = venv / "bin" / "python"
     done = venv / ".installed"
-    if not done.exists():
-        shutil.rmtree(venv, ignore_errors=True)
-        made = _run([sys.executable, "-m", "venv", str(venv)])
-        if made.returncode != 0:
-            raise ToolUnavailable(f"could not create a virtualenv for checkov: {made.stderr.strip()}")
-        pip = _run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    f"checkov=={CHECKOV_VERSION}"], timeout=900)
-        if pip.returncode != 0:
-            raise ToolUnavailable(f"could not install checkov {CHECKOV_VERSION}: {pip.stderr.strip()[-2000:]}")
-        done.touch()
+    with _installing("checkov"):
+        if not done.exists():
+            _install_checkov(venv, python)
+            done.touch()
     return [str(python), "-m", "checkov.main"]
+
+
+def _install_checkov(venv: Path, python: Path) -> None:
+    shutil.rmtree(venv, ignore_errors=True)
+    made = _run([sys.executable, "-m", "venv", str(venv)])
+    if made.returncode != 0:
+        raise ToolUnavailable(f"could not create a virtualenv for checkov: {made.stderr.strip()}")
+    pip = _run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                f"checkov=={CHECKOV_VERSION}"], timeout=900)
+    if pip.returncode != 0:
+        raise ToolUnavailable(f"could not install checkov {CHECKOV_VERSION}: {pip.stderr.strip()[-2000:]}")
