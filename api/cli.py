@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from api import cli_ops
 from core.config import Settings
 
 HOME = Path(os.environ.get("ZIXLY_HOME", ".zixly"))
@@ -374,6 +375,8 @@ def _wait_http(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
             time.sleep(0.2)
     raise click.ClickException(f"the API did not answer on port {port} within {timeout}s")
 
+
+cli_ops.register(main)  # beat, aws bootstrap
 
 if __name__ == "__main__":
     main()
