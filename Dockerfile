@@ -18,6 +18,7 @@ COPY core ./core
 COPY connectors ./connectors
 COPY notifications ./notifications
 COPY workers ./workers
+COPY sandbox ./sandbox
 COPY migrations ./migrations
 RUN pip install . && pip check
 
@@ -41,5 +42,5 @@ EXPOSE 8000
 # The API's liveness; the other processes get their own check in docker-compose.yml / the ECS task definitions.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=3)"]
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--graceful-timeout", "30", \
-     "--worker-tmp-dir", "/var/lib/zixly/tmp", "--access-logfile", "-", "api.wsgi:app"]
+CMD ["gunicorn", "-c", "python:api.gunicorn_conf", "--bind", "0.0.0.0:8000", "--workers", "2", \
+     "--threads", "4", "--worker-tmp-dir", "/var/lib/zixly/tmp", "api.wsgi:app"]

@@ -23,7 +23,6 @@ def _read(path: Path) -> str | None:
     return path.read_text().strip() or None if path.exists() else None
 
 
-PROVIDERS = ("xero", "hubspot", "shopify", "asana", "salesforce")
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,8 @@ class Settings:
             data_keys_secret_id=env.get("ZIXLY_DATA_KEYS_SECRET_ID") or None,
             provider_credentials={p: (env[f"ZIXLY_{p.upper()}_CLIENT_ID"],
                                       env.get(f"ZIXLY_{p.upper()}_CLIENT_SECRET", ""))
-                                  for p in PROVIDERS if env.get(f"ZIXLY_{p.upper()}_CLIENT_ID")},
+                                  for p in ("xero", "hubspot", "shopify", "asana", "salesforce")
+                                  if env.get(f"ZIXLY_{p.upper()}_CLIENT_ID")},
             provider_credentials_secret_id=env.get("ZIXLY_PROVIDER_CREDENTIALS_SECRET_ID") or None,
             provider_simulator_url=env.get("ZIXLY_PROVIDER_SIMULATOR_URL") or None,
             oauth_return_url=env.get("ZIXLY_OAUTH_RETURN_URL") or None,

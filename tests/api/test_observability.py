@@ -256,3 +256,31 @@ def test_logs_are_json_carry_request_and_job_ids_and_never_secrets(client, make_
     text = json_logs.getvalue()
     for leaked in (t.admin_key, key, secret, token, marker):
         assert leaked not in text
+
+
+def test_the_code_exports_every_metric_that_alerts_and_dashboards_use(app):
+    """prometheus/metric_names.txt is what alerts.yml and the dashboards may use (checked in tests/deploy);
+    here: the code defines each name with that type and those labels."""
+    from prometheus_client import REGISTRY
+
+    from core import metrics
+    from core.metrics import QueueDepthCollector
+
+    defined = {}
+    for obj in vars(metrics).values():
+        if hasattr(obj, "_labelnames") and hasattr(obj, "_type"):
+            suffix = "_total" if obj._type == "counter" else ""
+            defined[obj._name + suffix] = (obj._type, tuple(obj._labelnames))
+    for family in QueueDepthCollector([])._sample():
+        defined[family.name] = (family.type, ("queue",))
+    for name, collector in list(REGISTRY._names_to_collectors.items()):
+        if name.startswith("flask_http_request") and hasattr(collector, "_labelnames"):
+            defined[collector._name + ("_total" if collector._type == "counter" else "")] = (
+                collector._type, tuple(collector._labelnames))
+    wanted = [line.split() for line in (Path(ROOT) / "prometheus" / "metric_names.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    assert wanted
+    for name, kind, labels in wanted:
+        assert name in defined, f"{name} is used by alerts/dashboards but the code does not export it"
+        assert defined[name][0] == kind, name
+        assert sorted(defined[name][1]) == sorted([] if labels == "-" else labels.split(",")), name

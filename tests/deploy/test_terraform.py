@@ -14,7 +14,7 @@ from api.cli import main as zixly_cli
 from core import aws
 from tests.deploy import compose_checks, terraform_checks as tf
 from tests.deploy.conftest import ROOT
-from tests.deploy.settings_env import settings_env_vars
+from tests.deploy.settings_env import LIBRARY_ENV, settings_env_vars
 from tests.deploy.test_compose import NOT_YET, _service_params
 
 MODULES = {"queue", "storage", "secrets", "database", "cache", "compute", "network"}
@@ -129,7 +129,7 @@ def test_ecs_and_compose_run_the_same_commands(compose):
 
 def test_every_variable_ecs_sets_is_one_the_settings_module_reads(configs):
     ecs = _ecs(configs)
-    read = {v.name for v in settings_env_vars()}
+    read = {v.name for v in settings_env_vars()} | set(LIBRARY_ENV)
     assert set(ecs["environment"]) | set(ecs["secrets"]) <= read
     assert {"DATABASE_URL", "REDIS_URL"} <= set(ecs["secrets"])  # never plain environment
 

@@ -4,7 +4,7 @@
 locals {
   # One command per process; the same as docker-compose.yml (tests check both name real `zixly` commands).
   commands = {
-    api      = ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--graceful-timeout", "30", "--worker-tmp-dir", "/var/lib/zixly/tmp", "--access-logfile", "-", "api.wsgi:app"]
+    api      = ["gunicorn", "-c", "python:api.gunicorn_conf", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--worker-tmp-dir", "/var/lib/zixly/tmp", "api.wsgi:app"]
     worker   = ["zixly", "worker", "--concurrency", "2"]
     beat     = ["zixly", "beat", "--state-dir", "/var/lib/zixly/beat"]
     outbound = ["zixly", "outbound"]
@@ -30,6 +30,10 @@ locals {
     ZIXLY_HOME            = "/var/lib/zixly"
     ZIXLY_PUBLIC_BASE_URL = var.public_base_url
     ZIXLY_TRUSTED_PROXIES = "1"
+    # the app reads the data keys itself (cached), so rotation needs no new task definition
+    ZIXLY_DATA_KEYS_SECRET_ID = var.data_keys_secret_arn
+    PROMETHEUS_MULTIPROC_DIR  = "/var/lib/zixly/prometheus"
+    ZIXLY_WORKER_METRICS_PORT = "9100"
   }
   secrets = {
     DATABASE_URL                      = "${var.database_secret_arn}:url::"
@@ -38,7 +42,8 @@ locals {
     ZIXLY_HUBSPOT_APP_WEBHOOK_SECRETS = "${var.provider_app_secret_arns["hubspot"]}:webhook_secrets::"
     ZIXLY_SHOPIFY_APP_WEBHOOK_SECRETS = "${var.provider_app_secret_arns["shopify"]}:webhook_secrets::"
   }
-  secret_arns = distinct(concat([var.database_secret_arn, var.redis_secret_arn], values(var.provider_app_secret_arns)))
+  secret_arns = distinct(concat([var.database_secret_arn, var.redis_secret_arn, var.data_keys_secret_arn],
+  values(var.provider_app_secret_arns)))
 }
 
 resource "aws_ecs_cluster" "main" {

@@ -69,6 +69,11 @@ variable "database_secret_arn" {
   type        = string
 }
 
+variable "data_keys_secret_arn" {
+  description = "Secret holding the data keys that seal tokens and webhook secrets (ZIXLY_DATA_KEYS_SECRET_ID)."
+  type        = string
+}
+
 variable "redis_secret_arn" {
   description = "Secret whose `url` key is REDIS_URL."
   type        = string
