@@ -95,6 +95,37 @@ class WorkflowSetting(TenantBase):
     enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     event_types: Mapped[list] = mapped_column(ARRAY(String(128)), default=list)
     max_attempts: Mapped[int] = mapped_column(Integer, default=4)
+    connections: Mapped[dict] = mapped_column(JSONB, default=dict)  # role ("source", "target") -> connection id
+    mappings: Mapped[dict] = mapped_column(JSONB, default=dict)  # workflow-specific field mappings
+    schedule_seconds: Mapped[int | None] = mapped_column(Integer)  # polling workflows: run every N seconds
+    next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RelatedRecord(TenantBase):
+    """An external record a job read, created or updated (the original design's "related records")."""
+
+    __tablename__ = "related_records"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("jobs.id", ondelete="CASCADE"))
+    system: Mapped[str] = mapped_column(String(32))
+    record_type: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict] = mapped_column(JSONB, default=dict)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PollCursor(TenantBase):
+    """How far a polling workflow has read a connection; advanced in the transaction that stores the events."""
+
+    __tablename__ = "poll_cursors"
+
+    workflow: Mapped[str] = mapped_column(String(64), primary_key=True)
+    connection_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("connections.id"),
+                                                     primary_key=True)
+    cursor: Mapped[str] = mapped_column(String(255))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
