@@ -228,6 +228,9 @@ def _prepare_database() -> None:
 
     result = upgrade_fleet(get_router())
     click.echo(f"catalog migrated; tenants: {len(result.migrated)} migrated, {len(result.failed)} failed")
+    from core.tenants import refill_schema_pool
+
+    refill_schema_pool()  # before the worker starts, so its first beat finds the pool full
 
 
 def _demo_tenant_key() -> str:

@@ -10,6 +10,7 @@ the head costs one catalog query.
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -128,11 +129,16 @@ class _Migrator:
         self.router, self.head, self.location, self.lock_timeout = router, head, location, lock_timeout
         self.jobs = jobs
         self._engines: dict[str, tuple[Engine, bool]] = {}
+        self._lock = threading.Lock()
         self.catalog = create_engine(router.catalog_url, pool_size=2, max_overflow=jobs,
                                      connect_args={"prepare_threshold": None})
 
     def engine(self, shard: str) -> tuple[Engine, bool]:
         """The shard's engine for this run and whether it is the catalog's own database (one transaction)."""
+        with self._lock:
+            return self._engines.get(shard) or self._open(shard)
+
+    def _open(self, shard: str) -> tuple[Engine, bool]:
         if shard not in self._engines:
             url = self.router.shard_url(shard)
             same = url is None
