@@ -99,24 +99,9 @@ def db():
     """Database migrations."""
 
 
-@db.command("upgrade")
-def db_upgrade():
-    """Migrate the catalog, then every tenant schema (with progress)."""
-    from tenancy.db import get_router
-    from tenancy.fleet import pending_tenants, upgrade_fleet
-    from tenancy.migrate import tenant_head, upgrade_catalog
+from api import cli_fleet  # noqa: E402  (db upgrade/status/pool, shards, tenants move)
 
-    _boot()
-    router = get_router()
-    upgrade_catalog(router.catalog_engine)
-    todo = len(pending_tenants(router, tenant_head()))
-    with click.progressbar(length=todo, label=f"migrating {todo} tenant(s)", file=sys.stderr) as bar:
-        result = upgrade_fleet(router, on_tenant=lambda slug: bar.update(1))
-    click.echo(f"tenant head {result.head}: {len(result.migrated)} migrated, {len(result.failed)} failed")
-    for slug, reason in result.failed.items():
-        click.echo(f"  FAILED {slug}: {reason}", err=True)
-    if result.failed:
-        sys.exit(1)
+cli_fleet.register(main, db, tenants)
 
 
 # --- auth ----------------------------------------------------------------------------------------------
@@ -304,6 +289,9 @@ def _prepare_database() -> None:
 
     result = upgrade_fleet(get_router())
     click.echo(f"catalog migrated; tenants: {len(result.migrated)} migrated, {len(result.failed)} failed")
+    from core.tenants import refill_schema_pool
+
+    refill_schema_pool()  # before the worker starts, so its first beat finds the pool full
 
 
 def _demo_tenant_key() -> str:

@@ -1,8 +1,9 @@
 """`make bench`: provisioning speed and tenant-routing overhead, side by side in one run, with the machine.
 
 Runs against the embedded servers (or DATABASE_URL / REDIS_URL), in a fresh database that is dropped after.
-Options: --tenants N (default 200), --requests N (default 2000), --ingest-seconds S (default 10),
---jobs N (default 1000).
+Suites (default: all): provisioning, routing, ingest, jobs, fleet. Options: --tenants N (provisioning: 200,
+fleet: 1000), --requests N (default 2000), --ingest-seconds S (default 10), --jobs N (default 1000),
+--fleet-workers N (default 4). Only the fleet benchmark: `make bench BENCH_ARGS="fleet --tenants 1000"`.
 """
 from __future__ import annotations
 
@@ -171,13 +172,21 @@ def bench_routing(n: int) -> dict:
     return out
 
 
+SUITES = ("provisioning", "routing", "ingest", "jobs", "fleet")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench")
-    parser.add_argument("--tenants", type=int, default=200)
+    parser.add_argument("suites", nargs="*", default=[], help=f"any of {', '.join(SUITES)} (default: all)")
+    parser.add_argument("--tenants", type=int, default=None)
+    parser.add_argument("--fleet-workers", type=int, default=4)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--ingest-seconds", type=float, default=10.0)
     parser.add_argument("--jobs", type=int, default=1000)
     args = parser.parse_args()
+    suites = set(args.suites or SUITES)
+    if suites - set(SUITES):
+        parser.error(f"unknown suite(s) {sorted(suites - set(SUITES))}; choose from {', '.join(SUITES)}")
 
     from api.tokens import generate_signing_key
     from bench.ingest import bench_ingest
@@ -204,13 +213,22 @@ def main() -> None:
         runtime.init(settings)
         upgrade_catalog(get_router().catalog_engine)
         print(f"machine: {machine()}; PostgreSQL {pg_version}", file=sys.stderr)
-        prov = bench_provisioning(args.tenants)
-        routing = bench_routing(args.requests)
+        prov = bench_provisioning(args.tenants or 200) if "provisioning" in suites else None
+        routing = bench_routing(args.requests) if "routing" in suites else None
         from tenancy.fleet import upgrade_fleet
 
         upgrade_fleet(get_router())
-        ingest = bench_ingest(settings, seconds=args.ingest_seconds, progress=progress)
-        jobs = bench_jobs(settings, jobs=args.jobs, progress=progress)
+        ingest = bench_ingest(settings, seconds=args.ingest_seconds, progress=progress) if "ingest" in suites \
+            else None
+        jobs = bench_jobs(settings, jobs=args.jobs, progress=progress) if "jobs" in suites else None
+        fleet = None
+        if "fleet" in suites:
+            from bench.fleet import bench_fleet
+
+            load_before = _load()
+            fleet = bench_fleet(base, tenants=args.tenants or 1000, jobs=args.fleet_workers, env=env, home=home,
+                                progress=progress)
+            load = (load_before, _load())
     finally:
         try:
             get_router().dispose()
@@ -222,10 +240,37 @@ def main() -> None:
     print()
     print(f"Zixly benchmark — {time.strftime('%Y-%m-%d %H:%M:%S')}")
     print(f"machine    {machine()}; PostgreSQL {pg_version}")
+    if prov:
+        _print_provisioning(args, prov)
+    if routing:
+        _print_routing(args, routing)
+    if ingest:
+        _print_ingest(args, ingest)
+    if jobs:
+        _print_jobs(args, jobs)
+    if fleet:
+        from bench.fleet import report
+
+        print()
+        print("\n".join(report(fleet, load)))
+
+
+def _load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def _print_provisioning(args, prov) -> None:
     print()
-    print(f"provisioning  {args.tenants} tenants; tenant tree: {prov['tables']} tables, {prov['indexes']} indexes")
+    print(f"provisioning  {args.tenants or 200} tenants; tenant tree: {prov['tables']} tables, "
+          f"{prov['indexes']} indexes")
     print(f"  median {prov['median_ms']:.1f} ms   p95 {prov['p95_ms']:.1f} ms   max {prov['max_ms']:.1f} ms"
           f"   (goal: median <= 50 ms)")
+
+
+def _print_routing(args, routing) -> None:
     print()
     print(f"routing overhead  GET /v1/audit-log (API key, 20 rows), {args.requests} requests per side, interleaved")
     print(f"  {'':24}{'median':>10}{'p95':>10}")
@@ -235,6 +280,8 @@ def main() -> None:
     print(f"  {'with plan rate limits':24}{routing['limited_us']:>8.0f}us{routing['limited_p95_us']:>8.0f}us"
           f"   (the same routed read counted against the tenant's and the key's limits in Redis)")
 
+
+def _print_ingest(args, ingest) -> None:
     print()
     print(f"ingest  signed Xero webhook (1 event) vs bare Flask 202, both gunicorn {ingest['server']}, "
           f"{args.ingest_seconds:.0f} s per run")
@@ -252,6 +299,9 @@ def main() -> None:
           f"({'ok' if ingest['durable'] else 'MISMATCH'}); {ingest['errors']} errors")
     if ingest["note"]:
         print(f"  note: {ingest['note']}")
+
+
+def _print_jobs(args, jobs) -> None:
     print()
     print(f"jobs end to end  {jobs['jobs']} echo jobs created by {jobs['creators']} threads, one Celery worker "
           f"(default settings, concurrency {jobs['worker_concurrency']})")

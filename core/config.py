@@ -39,6 +39,7 @@ class Settings:
     db_pool_size: int = 5
     db_max_overflow: int = 5
     db_pool_recycle: int = 1800
+    schema_pool_size: int = 10  # ready tenant schemas kept per shard (0: no pool, provisioning runs the DDL)
     key_last_used_resolution: int = 60
     idempotency_ttl_hours: int = 24
     rate_limit_fail_open: bool = True
@@ -88,6 +89,7 @@ class Settings:
             db_pool_size=int(env.get("ZIXLY_DB_POOL_SIZE", 5)),
             db_max_overflow=int(env.get("ZIXLY_DB_MAX_OVERFLOW", 5)),
             db_pool_recycle=int(env.get("ZIXLY_DB_POOL_RECYCLE", 1800)),
+            schema_pool_size=int(env.get("ZIXLY_SCHEMA_POOL_SIZE", 10)),
             broker_visibility_timeout=int(env.get("ZIXLY_BROKER_VISIBILITY_TIMEOUT", 3600)),
             public_base_url=env.get("ZIXLY_PUBLIC_BASE_URL") or None,
             trusted_proxies=int(env.get("ZIXLY_TRUSTED_PROXIES", 0)),

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from core import audit, signals
 from core.actors import Actor
-from tenancy import provisioning
+from core.runtime import settings
+from tenancy import pool, provisioning, shards
 from tenancy.apikeys import tenant_ref
 from tenancy.context import tenant_context
 from tenancy.db import get_router
@@ -24,6 +25,31 @@ def create_tenant(*, slug: str, name: str, plan: str, actor: Actor, shard: str |
     _audit(tenant, actor, "tenant.created", plan=plan, shard=tenant.shard, api_key_prefix=key.prefix)
     signals.emit(signals.tenant_created, tenant=tenant_ref(tenant), name=tenant.name, admin_email=admin_email)
     return tenant, key, secret
+
+
+def request_pool_refill(shard: str, remaining: int) -> None:
+    """Called after provisioning took a pooled schema: below half the target, a worker tops the pool up."""
+    if remaining < settings().schema_pool_size // 2 + 1:
+        from core.queue import celery_app
+
+        celery_app.send_task("zixly.fleet.refill_schema_pool", kwargs={"shard": shard})
+
+
+pool.on_low = request_pool_refill
+
+
+def refill_schema_pool(shard: str | None = None) -> dict:
+    return pool.refill(get_router(), target=settings().schema_pool_size, shard=shard)
+
+
+def move_tenant(slug: str, *, actor: Actor, to_shard: str | None = None, undo: bool = False, **options):
+    """Move a tenant to another shard (or back, with undo); the move is written to its audit log."""
+    router = get_router()
+    move = shards.undo_move(router, slug, **options) if undo else shards.move_tenant(router, slug, to_shard,
+                                                                                      **options)
+    _audit(provisioning.get_tenant(router, slug), actor, "tenant.moved", from_shard=move.from_shard,
+           to_shard=move.to_shard, undo_of=move.undo_of, rows=sum((move.row_counts or {}).values()))
+    return move
 
 
 def get_tenant(slug: str) -> Tenant:

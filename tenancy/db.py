@@ -45,6 +45,14 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def resolve_dsn(dsn: str | None) -> str | None:
+    """A shard's `dsn` column: NULL is the catalog's database, `env:NAME` reads the URL from that variable."""
+    if not dsn:
+        return None
+    url = os.environ[dsn[4:]] if dsn.startswith("env:") else dsn
+    return normalize_url(url)
+
+
 _UNROUTED = (TENANT_SCHEMA + ".", f'"{TENANT_SCHEMA}".')  # the schema itself, not labels derived from it
 
 
@@ -78,6 +86,7 @@ class Router:
         self._shards: dict[str, Engine] = {}
         self._translated: dict[tuple[str, str], Engine] = {}
         self._lock = threading.Lock()
+        self.capabilities: dict = {}  # per-shard facts found once per process (tenancy.citus)
         self._catalog_sessions = sessionmaker(self.catalog_engine, expire_on_commit=False)
 
     def catalog_session(self) -> Session:
@@ -91,17 +100,26 @@ class Router:
                 self._shards[shard] = engine
         return engine
 
-    def _open_shard(self, name: str) -> Engine:
+    def shard_url(self, name: str) -> str | None:
+        """The shard's database URL, or None when the shard is the catalog's own database."""
         from tenancy.models import Shard
 
         with self.catalog_session() as session:
             shard = session.scalar(select(Shard).where(Shard.name == name))
         if shard is None:
             raise LookupError(f"unknown shard {name!r}")
-        if not shard.dsn:
-            return self.catalog_engine
-        dsn = os.environ[shard.dsn[4:]] if shard.dsn.startswith("env:") else shard.dsn
-        return make_engine(dsn, **self._pool_args)
+        return resolve_dsn(shard.dsn)
+
+    def _open_shard(self, name: str) -> Engine:
+        url = self.shard_url(name)
+        # Bounded per server: pool_size + max_overflow connections per process and shard, each recycled after
+        # pool_recycle seconds so a backend's relation and catalog caches (which grow with every schema it
+        # touches) are dropped with it.
+        return self.catalog_engine if url is None else make_engine(url, **self._pool_args)
+
+    @property
+    def pool_args(self) -> dict:
+        return dict(self._pool_args)
 
     def tenant_engine(self, shard: str, schema: str) -> Engine:
         key = (shard, schema)
@@ -122,6 +140,7 @@ class Router:
             engine.dispose()
         self._shards.clear()
         self._translated.clear()
+        self.capabilities.clear()
 
 
 _router: Router | None = None

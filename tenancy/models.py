@@ -1,10 +1,23 @@
-"""Master catalog models (schema `catalog`): plans, shards, tenants, API keys, staff idempotency records."""
+"""Master catalog models (schema `catalog`): plans, shards, tenants, API keys, staff idempotency records,
+the pool of ready tenant schemas and the record of tenant moves between shards."""
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -53,6 +66,9 @@ class Tenant(CatalogBase):
     schema_revision: Mapped[str | None] = mapped_column(String(64))
     archived_schema: Mapped[str | None] = mapped_column(String(63))
     failure_reason: Mapped[str | None] = mapped_column(Text)
+    # Set when a fleet migration of this tenant failed; cleared when it reaches the head.
+    quarantined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    migration_error: Mapped[str | None] = mapped_column(Text)
     admin_email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
@@ -113,3 +129,35 @@ class AccountIndex(CatalogBase):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("catalog.tenants.id", ondelete="CASCADE"), index=True)
     connection_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SchemaPoolEntry(CatalogBase):
+    """A ready, unassigned schema at `revision` on `shard`; provisioning renames one to the tenant's schema."""
+
+    __tablename__ = "schema_pool"
+    __table_args__ = (Index("ix_schema_pool_shard_revision", "shard", "revision"),)
+
+    schema_name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    shard: Mapped[str] = mapped_column(ForeignKey("catalog.shards.name"), primary_key=True)
+    revision: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TenantMove(CatalogBase):
+    """One move of a tenant between shards; the source copy is kept (renamed) until cleaned up."""
+
+    __tablename__ = "tenant_moves"
+    __table_args__ = (CheckConstraint("status IN ('copying','done','failed','cleaned')", name="status"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("catalog.tenants.id", ondelete="CASCADE"), index=True)
+    from_shard: Mapped[str] = mapped_column(ForeignKey("catalog.shards.name"))
+    to_shard: Mapped[str] = mapped_column(ForeignKey("catalog.shards.name"))
+    status: Mapped[str] = mapped_column(String(16))
+    previous_status: Mapped[str] = mapped_column(String(16))
+    leftover_schema: Mapped[str | None] = mapped_column(String(63))
+    row_counts: Mapped[dict | None] = mapped_column(JSONB)
+    error: Mapped[str | None] = mapped_column(Text)
+    undo_of: Mapped[int | None] = mapped_column(BigInteger)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tenancy import apikeys
+from tenancy import apikeys, citus, pool
 from tenancy.context import SLUG_RE, schema_for, validate_slug
 from tenancy.db import Router
-from tenancy.migrate import create_tenant_schema, quote_ident
+from tenancy.migrate import create_tenant_schema, quote_ident, tenant_head
 from tenancy.models import Plan, Shard, Tenant
 
 STALE_PROVISIONING = timedelta(minutes=5)
@@ -79,27 +79,45 @@ def _place(session, shard: str | None) -> str:
     return row.name
 
 
-def _reserve(router: Router, *, slug, name, plan, shard, admin_email) -> Tenant:
-    with router.catalog_session() as session, session.begin():
-        if session.get(Plan, plan) is None:
-            raise UnknownPlan(f"unknown plan {plan!r}")
-        placed = _place(session, shard)
-        tenant = session.scalar(_by_slug(slug).with_for_update())
-        if tenant is not None:
-            stale = tenant.status == "provisioning" and (
-                datetime.now(UTC) - tenant.updated_at > STALE_PROVISIONING)
-            if tenant.status != "failed" and not stale:
-                raise TenantExists(f"tenant {slug!r} already exists")
-        else:
-            tenant = Tenant(slug=slug, schema_name=schema_for(slug))
-        tenant.name, tenant.plan, tenant.admin_email, tenant.shard = name, plan, admin_email, placed
-        tenant.status, tenant.failure_reason = "provisioning", None
-        session.add(tenant)
-        try:
-            session.flush()
-        except IntegrityError as exc:
-            raise TenantExists(f"tenant {slug!r} already exists") from exc
+def _reserve_in(session, *, slug, name, plan, shard, admin_email) -> Tenant:
+    if session.get(Plan, plan) is None:
+        raise UnknownPlan(f"unknown plan {plan!r}")
+    placed = _place(session, shard)
+    tenant = session.scalar(_by_slug(slug).with_for_update())
+    if tenant is not None:
+        stale = tenant.status == "provisioning" and (
+            datetime.now(UTC) - tenant.updated_at > STALE_PROVISIONING)
+        if tenant.status != "failed" and not stale:
+            raise TenantExists(f"tenant {slug!r} already exists")
+    else:
+        tenant = Tenant(slug=slug, schema_name=schema_for(slug))
+    tenant.name, tenant.plan, tenant.admin_email, tenant.shard = name, plan, admin_email, placed
+    tenant.status, tenant.failure_reason = "provisioning", None
+    session.add(tenant)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise TenantExists(f"tenant {slug!r} already exists") from exc
     return tenant
+
+
+def _from_pool(router: Router, *, slug, name, plan, shard, admin_email, head, activate):
+    """The fast path: on the catalog's own database, reserve, claim a pooled schema, rename it, activate and
+    issue the first key in one transaction (one commit). Returns (result, remaining) or (None, tenant) when
+    the placed shard has no ready schema (the reservation is then committed for the slow path)."""
+    with router.catalog_session() as session, session.begin():
+        tenant = _reserve_in(session, slug=slug, name=name, plan=plan, shard=shard, admin_email=admin_email)
+        if router.shard_engine(tenant.shard) is not router.catalog_engine or citus.prelude(router, tenant.shard):
+            return None, tenant
+        conn = session.connection()
+        claimed, remaining = pool.claim(conn, tenant.shard, head)
+        if not claimed or not pool.adopt(conn, claimed, tenant.schema_name):
+            return None, tenant
+        tenant.status, tenant.schema_revision = "active", head
+        key, secret = apikeys.issue(session, tenant_id=tenant.id, name=activate["key_name"], role="ADMIN",
+                                    environment=activate["environment"], created_by=activate["created_by"])
+        session.flush()
+    return (tenant, key, secret), remaining
 
 
 def _drop_schema(router: Router, shard: str, schema: str) -> None:
@@ -110,26 +128,51 @@ def _drop_schema(router: Router, shard: str, schema: str) -> None:
 def create_tenant(router: Router, *, slug: str, name: str, plan: str = "free", shard: str | None = None,
                   admin_email: str | None = None, key_name: str = "initial admin key",
                   created_by: str | None = None, environment: str = "live") -> tuple[Tenant, object, str]:
-    """Provision a tenant; return (tenant, its first ADMIN key, the key's secret shown once)."""
+    """Provision a tenant; return (tenant, its first ADMIN key, the key's secret shown once).
+
+    The schema is a ready one from the pool, renamed (milliseconds), or, when the pool has none at the head,
+    created by the rendered head script. On the catalog's own database the claim, the rename, the activation
+    and the first key commit in one transaction.
+    """
     validate_slug(slug)
-    tenant = _reserve(router, slug=slug, name=name, plan=plan, shard=shard, admin_email=admin_email)
+    head = tenant_head(TENANT_SCRIPT_LOCATION)
+    fast, tenant = _from_pool(router, slug=slug, name=name, plan=plan, shard=shard, admin_email=admin_email,
+                              head=head, activate=dict(key_name=key_name, environment=environment,
+                                                       created_by=created_by))
+    if fast is not None:
+        pool.notify_low(fast[0].shard, tenant)
+        return fast
     engine = router.shard_engine(tenant.shard)
+    same_db = engine is router.catalog_engine
     activate = dict(tenant_id=tenant.id, key_name=key_name, environment=environment, created_by=created_by)
+    prelude = citus.prelude(router, tenant.shard)
+    claimed, remaining = None, 0
     try:
+        if not same_db and not prelude:  # another server: claim here, rename there, activate here
+            with router.catalog_engine.begin() as conn:
+                claimed, remaining = pool.claim(conn, tenant.shard, head)
         with engine.begin() as conn:
-            revision = create_tenant_schema(conn, tenant.schema_name, location=TENANT_SCRIPT_LOCATION)
-            if engine is router.catalog_engine:  # same database: schema and activation commit together
+            if claimed and pool.adopt(conn, claimed, tenant.schema_name):
+                revision = head
+            else:
+                revision = create_tenant_schema(conn, tenant.schema_name, location=TENANT_SCRIPT_LOCATION,
+                                                prelude=prelude)
+            if same_db:  # same database: schema and activation commit together
                 with Session(bind=conn, expire_on_commit=False) as session:
                     result = _activate(session, revision=revision, **activate)
     except Exception as exc:
         try:
             _drop_schema(router, tenant.shard, tenant.schema_name)
+            if claimed and not same_db:  # claimed in its own transaction: nobody else will use it
+                _drop_schema(router, tenant.shard, claimed)
         finally:
             _set_failed(router, tenant.id, f"{type(exc).__name__}: {exc}"[:2000])
         raise ProvisioningFailed(f"provisioning {slug!r} failed: {type(exc).__name__}") from exc
-    if engine is not router.catalog_engine:
+    if not same_db:
         with router.catalog_session() as session, session.begin():
             result = _activate(session, revision=revision, **activate)
+    if claimed:
+        pool.notify_low(tenant.shard, remaining)
     return result
 
 

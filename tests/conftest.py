@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from core import runtime
 from core.config import Settings
-from core.devstack import DevStack
+from core.devstack import DevStack, EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_HOME = ROOT / ".zixly" / "test"
@@ -34,6 +34,19 @@ def servers():
     env = stack.start(progress=lambda msg: None)
     yield env
     stack.stop()
+
+
+@pytest.fixture(scope="session")
+def second_server(servers):
+    """A second PostgreSQL server (ZIXLY_TEST_SECOND_DATABASE_URL, or another embedded one) for shard tests."""
+    url = os.environ.get("ZIXLY_TEST_SECOND_DATABASE_URL")
+    pg = None
+    if not url:
+        pg = EmbeddedPostgres(TEST_HOME / "pg2").start()
+        url = pg.url
+    yield url
+    if pg is not None:
+        pg.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Housekeeping tasks: a fleet task fans out one tenant task per active tenant."""
 from __future__ import annotations
 
-from core import maintenance
+from core import maintenance, tenants
 from core.queue import celery_app
 
 
@@ -20,3 +20,9 @@ def prune_idempotency_records(self) -> int:
 def audit_summary() -> dict:
     """What a worker sees of the current tenant: its slug and audit log size (used by ops and tests)."""
     return maintenance.audit_summary()
+
+
+@celery_app.task(name="zixly.fleet.refill_schema_pool")
+def refill_schema_pool(shard: str | None = None) -> dict:
+    """Top up the pool of ready tenant schemas (beat, and after a sign-up leaves a shard's pool low)."""
+    return tenants.refill_schema_pool(shard)
