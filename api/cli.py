@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from api import cli_ops
+from api import cli_ops, cli_outbound
 from core.config import Settings
 
 HOME = Path(os.environ.get("ZIXLY_HOME", ".zixly"))
@@ -240,6 +240,7 @@ def dev(port):
         _dev_data_key()
         _boot()
         _prepare_database()
+        _bootstrap_aws()
         api_key = _demo_tenant_key()
         from api.tokens import mint
 
@@ -249,6 +250,7 @@ def dev(port):
         py = sys.executable
         children.append(_spawn([py, "-m", "celery", "-A", "workers.app", "worker", "-B", "--loglevel", "INFO",
                                 "--concurrency", "2", "--schedule", str(HOME / "celerybeat-schedule")]))
+        children.append(_spawn([py, "-m", "workers.consumer", "--threads", "2"]))
         children.append(_spawn([py, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
                                 "--threads", "4", "--access-logfile", "-", "api.wsgi:app"]))
         _wait_http(port, children[-1])
@@ -292,6 +294,14 @@ def _prepare_database() -> None:
     from core.tenants import refill_schema_pool
 
     refill_schema_pool()  # before the worker starts, so its first beat finds the pool full
+
+
+def _bootstrap_aws() -> None:
+    """The outbound queues (and the artifacts bucket) on the embedded moto server, as `zixly aws bootstrap`."""
+    from core import aws, runtime
+
+    report = aws.bootstrap(runtime.settings())
+    click.echo(f"AWS resources: {len(report.created)} created, {len(report.existing)} already there")
 
 
 def _demo_tenant_key() -> str:
@@ -365,6 +375,7 @@ def _wait_http(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
 
 
 cli_ops.register(main)  # beat, aws bootstrap
+cli_outbound.register(main)  # outbound (the delivery consumer)
 
 if __name__ == "__main__":
     main()
