@@ -57,6 +57,8 @@ class Lease:
     queue: Queue
     message: dict
     expires: float = field(default=0.0)
+    released: bool = False  # deleted or handed back: the heartbeat must not touch it any more
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def receipt(self) -> str:
@@ -80,7 +82,9 @@ class Consumer:
         self._pool = ThreadPoolExecutor(config.threads, thread_name_prefix="deliver")
         self._leases: dict[str, Lease] = {}
         self._room = threading.Condition()
-        self._in_hand = 0
+        # messages in hand per queue: each poller stops receiving at its own limit, so one busy queue neither
+        # starves the others nor keeps more of its groups locked than the threads will soon get to
+        self._in_hand: dict[str, int] = {}
         self._capacity = max(2, config.threads * 2)
         self._pollers: list[threading.Thread] = []
         self._helpers: list[threading.Thread] = []
@@ -125,7 +129,7 @@ class Consumer:
     # -- receiving ----------------------------------------------------------------------------------------------
     def _poll(self, queue: Queue) -> None:
         while not self.stopping.is_set():
-            room = self._reserve()
+            room = self._reserve(queue)
             if not room:
                 continue
             try:
@@ -133,28 +137,28 @@ class Consumer:
                     QueueUrl=queue.url, MaxNumberOfMessages=room, WaitTimeSeconds=self.config.wait_seconds,
                     AttributeNames=["ApproximateReceiveCount", "MessageGroupId"]).get("Messages", [])
             except Exception as exc:
-                self._unreserve(room)
+                self._unreserve(queue, room)
                 log.warning("receive from %s failed: %s", queue.provider, exc)
                 self.stopping.wait(2)
                 continue
-            self._unreserve(room - len(messages))
+            self._unreserve(queue, room - len(messages))
             leases = [self._take(queue, m) for m in messages]
             for group in _groups(leases):
                 self._pool.submit(self._run_group, group)
 
-    def _reserve(self) -> int:
+    def _reserve(self, queue: Queue) -> int:
         with self._room:
-            while self._in_hand >= self._capacity and not self.stopping.is_set():
+            while self._in_hand.get(queue.url, 0) >= self._capacity and not self.stopping.is_set():
                 self._room.wait(1)
             if self.stopping.is_set():
                 return 0
-            room = min(10, self._capacity - self._in_hand)
-            self._in_hand += room
+            room = min(10, self._capacity - self._in_hand.get(queue.url, 0))
+            self._in_hand[queue.url] = self._in_hand.get(queue.url, 0) + room
             return room
 
-    def _unreserve(self, count: int) -> None:
+    def _unreserve(self, queue: Queue, count: int) -> None:
         with self._room:
-            self._in_hand -= count
+            self._in_hand[queue.url] -= count
             self._room.notify_all()
 
     def _take(self, queue: Queue, message: dict) -> Lease:
@@ -166,7 +170,7 @@ class Consumer:
     def _let_go(self, lease: Lease) -> None:
         with self._room:
             if self._leases.pop(lease.receipt, None) is not None:
-                self._in_hand -= 1
+                self._in_hand[lease.queue.url] -= 1
                 self._room.notify_all()
 
     # -- handling -----------------------------------------------------------------------------------------------
@@ -190,8 +194,11 @@ class Consumer:
             if outcome.delete:
                 self._delete(lease)
                 continue
-            # kept: the rest of the group waits behind it (and comes back after it)
-            self._hand_back(leases[i:], self._delay(lease, outcome))
+            # kept: hidden for a while, and the group with it (SQS returns none of a group while one of its
+            # messages is in flight); the rest go back visible at once, to come after it. (Hiding them as long
+            # would be as safe on SQS, but moto then hands out the second first.)
+            self._hand_back([lease], self._delay(lease, outcome))
+            self._hand_back(leases[i + 1:], 0)
             return
 
     def _holder(self):
@@ -209,20 +216,24 @@ class Consumer:
         return min(self.config.retry_base * 2 ** (lease.receives - 1), self.config.retry_max)
 
     def _delete(self, lease: Lease) -> None:
-        try:
-            self.sqs.delete_message(QueueUrl=lease.queue.url, ReceiptHandle=lease.receipt)
-        except Exception as exc:  # it comes back, finds its delivery recorded, and is deleted then
-            log.warning("delete from %s failed: %s", lease.queue.provider, exc)
+        with lease.lock:  # not while the heartbeat is extending it
+            lease.released = True
+            try:
+                self.sqs.delete_message(QueueUrl=lease.queue.url, ReceiptHandle=lease.receipt)
+            except Exception as exc:  # it comes back, finds its delivery recorded, and is deleted then
+                log.warning("delete from %s failed: %s", lease.queue.provider, exc)
         self._let_go(lease)
 
     def _hand_back(self, leases: list[Lease], seconds: float) -> None:
         timeout = min(MAX_VISIBILITY, max(0, math.ceil(seconds)))
         for lease in leases:
-            try:
-                self.sqs.change_message_visibility(QueueUrl=lease.queue.url, ReceiptHandle=lease.receipt,
-                                                   VisibilityTimeout=timeout)
-            except Exception as exc:  # then it comes back when its current visibility ends
-                log.warning("hand-back to %s failed: %s", lease.queue.provider, exc)
+            with lease.lock:  # a late heartbeat must not hide it again (and put it behind the next one)
+                lease.released = True
+                try:
+                    self.sqs.change_message_visibility(QueueUrl=lease.queue.url, ReceiptHandle=lease.receipt,
+                                                       VisibilityTimeout=timeout)
+                except Exception as exc:  # then it comes back when its current visibility ends
+                    log.warning("hand-back to %s failed: %s", lease.queue.provider, exc)
             self._let_go(lease)
 
     # -- keeping messages in hand invisible ---------------------------------------------------------------------
@@ -234,12 +245,15 @@ class Consumer:
                 due = [lease for lease in self._leases.values()
                        if lease.expires - now < lease.queue.visibility / 2 + margin]
             for lease in due:
-                try:
-                    self.sqs.change_message_visibility(QueueUrl=lease.queue.url, ReceiptHandle=lease.receipt,
-                                                       VisibilityTimeout=lease.queue.visibility)
-                    lease.expires = now + lease.queue.visibility
-                except Exception as exc:  # deleted or handed back meanwhile, or SQS is away
-                    log.debug("heartbeat for a %s message failed: %s", lease.queue.provider, exc)
+                with lease.lock:
+                    if lease.released:
+                        continue
+                    try:
+                        self.sqs.change_message_visibility(QueueUrl=lease.queue.url, ReceiptHandle=lease.receipt,
+                                                           VisibilityTimeout=lease.queue.visibility)
+                        lease.expires = now + lease.queue.visibility
+                    except Exception as exc:  # SQS is away: the message may go to another consumer
+                        log.warning("keeping a %s message invisible failed: %s", lease.queue.provider, exc)
 
     # -- dead letters -------------------------------------------------------------------------------------------
     def _sweep(self) -> None:

@@ -125,6 +125,21 @@ def consumers(outbound_settings):
         consumer.stop()
 
 
+@pytest.fixture()
+def sqs_down(monkeypatch):
+    """SQS unreachable (nothing listens on the port) until `sqs_down["now"] = False`."""
+    import boto3
+    from botocore.config import Config
+
+    down = boto3.client("sqs", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
+                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        config=Config(connect_timeout=0.5, retries={"max_attempts": 1}))
+    state, real = {"now": True}, outbound.sqs_client
+    monkeypatch.setattr(outbound, "sqs_client", lambda: down if state["now"] else real())
+    monkeypatch.setattr(outbound, "_sqs_down_until", 0.0)  # restored after the test: no breaker left tripped
+    return state
+
+
 def deal(sim, deal_id: str | None = None) -> str:
     """A fresh HubSpot deal in the simulator (so each test reads only its own calls)."""
     hubspot = sim.provider("hubspot")

@@ -59,7 +59,8 @@ def test_requesting_twice_with_one_dedup_key_is_one_delivery(tenant, sim, consum
         outbound.wait(first, timeout=20)
         assert request_update(tenant, deal_id, "qualifiedtobuy", key=f"same:{deal_id}") == first
         with tenant_session() as s:
-            assert s.scalar(select(func.count()).select_from(Delivery).where(Delivery.dedup_key == f"same:{deal_id}")) == 1
+            same = select(func.count()).select_from(Delivery).where(Delivery.dedup_key == f"same:{deal_id}")
+            assert s.scalar(same) == 1
     assert len(deal_patches(sim, deal_id)) == 1
 
 
