@@ -107,32 +107,59 @@ def quota(provider: str) -> Quota:
     return Quota.parse(override) if override else CONNECTORS[provider].quota
 
 
-def _send(tenant_slug: str, row: Delivery) -> None:
-    sqs_client().send_message(
-        QueueUrl=queue_url(row.provider), MessageBody=message_body(tenant_slug, row),
-        MessageGroupId=group_id(tenant_slug, row.connection_id, row.record_key),
-        MessageDeduplicationId=dedup_id(tenant_slug, row.dedup_key, row.generation))
+def _batches(tenant_slug: str, rows: list[Delivery]):
+    """Consecutive rows of one provider, ten at most, no two of one message group: if SQS refuses an entry,
+    nothing of its group was sent after it (and sending stops there)."""
+    batch: list[Delivery] = []
+    for row in rows:
+        groups = {group_id(tenant_slug, r.connection_id, r.record_key) for r in batch}
+        if batch and (len(batch) == 10 or row.provider != batch[0].provider
+                      or group_id(tenant_slug, row.connection_id, row.record_key) in groups):
+            yield batch
+            batch = []
+        batch.append(row)
+    if batch:
+        yield batch
+
+
+def _send(tenant_slug: str, rows: list[Delivery]) -> list[Delivery]:
+    """Send rows in order, a batch per call; answer the ones SQS took. Raises when SQS cannot be reached."""
+    sent: list[Delivery] = []
+    for batch in _batches(tenant_slug, rows):
+        answer = sqs_client().send_message_batch(QueueUrl=queue_url(batch[0].provider), Entries=[
+            {"Id": str(i), "MessageBody": message_body(tenant_slug, row),
+             "MessageGroupId": group_id(tenant_slug, row.connection_id, row.record_key),
+             "MessageDeduplicationId": dedup_id(tenant_slug, row.dedup_key, row.generation)}
+            for i, row in enumerate(batch)])
+        refused = {int(f["Id"]): f.get("Message", f.get("Code")) for f in answer.get("Failed", [])}
+        sent += [row for i, row in enumerate(batch) if i not in refused]
+        if refused:
+            log.warning("SQS refused %d outbound message(s): %s", len(refused), sorted(set(refused.values())))
+            break
+    return sent
 
 
 def _send_after_commit(rows: list[Delivery]) -> int:
-    """Send just-committed rows in order; on the first error leave the rest for the relay."""
+    """Send just-committed rows in order; what could not be sent waits for the relay."""
     global _sqs_down_until
     if not rows or time.monotonic() < _sqs_down_until:
         return 0
-    slug, sent = current_tenant().slug, []
-    for row in rows:
-        try:
-            _send(slug, row)
-        except Exception as exc:  # SQS unreachable or refusing: the relay sends these later
-            _sqs_down_until = time.monotonic() + BREAKER_SECONDS
-            log.warning("outbound send failed; %d delivery(ies) left for the relay: %s", len(rows) - len(sent), exc)
-            break
-        sent.append(row)
-    for row in sent:
-        with tenant_transaction() as session:
-            session.execute(update(Delivery).where(Delivery.id == row.id, Delivery.generation == row.generation,
-                                                   Delivery.sent_at.is_(None)).values(sent_at=_now()))
+    try:
+        sent = _send(current_tenant().slug, rows)
+    except Exception as exc:  # SQS unreachable: the relay sends these later
+        _sqs_down_until = time.monotonic() + BREAKER_SECONDS
+        log.warning("outbound send failed; %d delivery(ies) left for the relay: %s", len(rows), exc)
+        return 0
+    _mark_sent(sent)
     return len(sent)
+
+
+def _mark_sent(rows: list[Delivery]) -> None:
+    if rows:
+        with tenant_transaction() as session:
+            session.execute(update(Delivery).where(
+                tuple_(Delivery.id, Delivery.generation).in_([(r.id, r.generation) for r in rows]),
+                Delivery.sent_at.is_(None)).values(sent_at=_now()))
 
 
 def _now() -> datetime:
@@ -297,20 +324,19 @@ def replay_deliveries(*, actor: Actor, status=REPLAYABLE, provider=None, connect
 
 def relay(*, limit: int = 500, min_age: timedelta = RELAY_MIN_AGE) -> int:
     """Send the current tenant's unsent deliveries: every group with a row older than `min_age`, oldest first,
-    so a record's writes reach SQS in the order they were requested. An SQS error ends the run; rows stay."""
+    so a record's writes reach SQS in the order they were requested."""
     cutoff = _now() - min_age
     unsent = and_(Delivery.status == "queued", Delivery.sent_at.is_(None))
     stale_groups = select(Delivery.connection_id, Delivery.record_key).where(unsent, Delivery.queued_at <= cutoff)
-    slug, sent = current_tenant().slug, 0
     with tenant_transaction() as session:
         query = (select(Delivery).where(unsent, tuple_(Delivery.connection_id, Delivery.record_key).in_(stale_groups))
                  .order_by(Delivery.queued_at, Delivery.id).limit(limit).with_for_update(skip_locked=True))
-        for row in session.scalars(query):
-            try:
-                _send(slug, row)
-            except Exception as exc:
-                log.warning("outbound relay stopped after %d: %s", sent, exc)
-                break
+        rows = list(session.scalars(query))
+        try:
+            sent = _send(current_tenant().slug, rows) if rows else []
+        except Exception as exc:  # SQS is still away: the rows stay for the next run (other tenants go on)
+            log.warning("outbound relay could not reach SQS: %s", exc)
+            sent = []
+        for row in sent:
             row.sent_at = _now()
-            sent += 1
-    return sent
+    return len(sent)

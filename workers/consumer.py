@@ -85,7 +85,7 @@ class Consumer:
         # messages in hand per queue: each poller stops receiving at its own limit, so one busy queue neither
         # starves the others nor keeps more of its groups locked than the threads will soon get to
         self._in_hand: dict[str, int] = {}
-        self._capacity = max(2, config.threads * 2)
+        self._capacity = max(10, config.threads * 2)
         self._pollers: list[threading.Thread] = []
         self._helpers: list[threading.Thread] = []
         self.queues: list[Queue] = []
@@ -129,28 +129,32 @@ class Consumer:
     # -- receiving ----------------------------------------------------------------------------------------------
     def _poll(self, queue: Queue) -> None:
         while not self.stopping.is_set():
-            room = self._reserve(queue)
-            if not room:
-                continue
-            try:
-                messages = self.sqs.receive_message(
-                    QueueUrl=queue.url, MaxNumberOfMessages=room, WaitTimeSeconds=self.config.wait_seconds,
-                    AttributeNames=["ApproximateReceiveCount", "MessageGroupId"]).get("Messages", [])
-            except Exception as exc:
-                self._unreserve(queue, room)
-                log.warning("receive from %s failed: %s", queue.provider, exc)
-                self.stopping.wait(2)
-                continue
-            self._unreserve(queue, room - len(messages))
-            leases = [self._take(queue, m) for m in messages]
-            for group in _groups(leases):
-                self._pool.submit(self._run_group, group)
+            self._receive(queue, self.config.wait_seconds, block=True)
 
-    def _reserve(self, queue: Queue) -> int:
+    def _receive(self, queue: Queue, wait: int, *, block: bool) -> int:
+        room = self._reserve(queue, block)
+        if not room:
+            return 0
+        try:
+            messages = self.sqs.receive_message(
+                QueueUrl=queue.url, MaxNumberOfMessages=room, WaitTimeSeconds=wait,
+                AttributeNames=["ApproximateReceiveCount", "MessageGroupId"]).get("Messages", [])
+        except Exception as exc:
+            self._unreserve(queue, room)
+            log.warning("receive from %s failed: %s", queue.provider, exc)
+            self.stopping.wait(2)
+            return 0
+        self._unreserve(queue, room - len(messages))
+        leases = [self._take(queue, m) for m in messages]
+        for group in _groups(leases):
+            self._pool.submit(self._run_group, group)
+        return len(messages)
+
+    def _reserve(self, queue: Queue, block: bool = True) -> int:
         with self._room:
-            while self._in_hand.get(queue.url, 0) >= self._capacity and not self.stopping.is_set():
+            while block and self._in_hand.get(queue.url, 0) >= self._capacity and not self.stopping.is_set():
                 self._room.wait(1)
-            if self.stopping.is_set():
+            if self.stopping.is_set() or self._in_hand.get(queue.url, 0) >= self._capacity:
                 return 0
             room = min(10, self._capacity - self._in_hand.get(queue.url, 0))
             self._in_hand[queue.url] = self._in_hand.get(queue.url, 0) + room
@@ -193,7 +197,9 @@ class Consumer:
                 outcome = delivery.Outcome(False, "retried", detail=str(exc))
             if outcome.delete:
                 self._delete(lease)
-                continue
+                if lease is leases[-1]:  # the group is free again and likely has more: ask at once (the
+                    self._receive(lease.queue, 0, block=False)  # poller may be in a long poll that started
+                continue  # while the group was locked, and would only see it when that ends)
             # kept: hidden for a while, and the group with it (SQS returns none of a group while one of its
             # messages is in flight); the rest go back visible at once, to come after it. (Hiding them as long
             # would be as safe on SQS, but moto then hands out the second first.)
@@ -241,9 +247,8 @@ class Consumer:
         while not self._done.wait(self.config.heartbeat_seconds):
             now = time.monotonic()
             with self._room:
-                margin = self.config.heartbeat_seconds + 1
-                due = [lease for lease in self._leases.values()
-                       if lease.expires - now < lease.queue.visibility / 2 + margin]
+                due = [lease for lease in self._leases.values() if lease.expires - now
+                       < max(lease.queue.visibility / 2, self.config.heartbeat_seconds + 1)]
             for lease in due:
                 with lease.lock:
                     if lease.released:
