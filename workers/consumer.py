@@ -294,15 +294,21 @@ def _groups(leases: list[Lease]) -> list[list[Lease]]:
     return list(groups.values())
 
 
-def _serve_metrics(consumer: Consumer, port: int) -> None:
-    from prometheus_client import start_http_server
-
-    from core.metrics import QueueDepthCollector, registry_for_scrape
+def depth_collector(consumer: Consumer):
+    """The depth of every queue the consumer reads, and of their dead-letter queues, sampled when scraped."""
+    from core.metrics import QueueDepthCollector
 
     queues = [(outbound.queue_name(q.provider), q.url) for q in consumer.queues]
     queues += [(outbound.queue_name(q.provider, dead=True), q.dead_url) for q in consumer.queues if q.dead_url]
-    collector = QueueDepthCollector([], sqs_client=consumer.sqs, sqs_queues=queues)
-    start_http_server(port, registry=registry_for_scrape([collector]))
+    return QueueDepthCollector([], sqs_client=consumer.sqs, sqs_queues=queues)
+
+
+def _serve_metrics(consumer: Consumer, port: int) -> None:
+    from prometheus_client import start_http_server
+
+    from core.metrics import registry_for_scrape
+
+    start_http_server(port, registry=registry_for_scrape([depth_collector(consumer)]))
     log.info("outbound consumer metrics on :%s", port)
 
 

@@ -130,3 +130,23 @@ def test_a_message_delivered_again_after_its_write_was_recorded_is_not_applied_a
     assert len(deal_patches(sim, deal_id)) == 1
     with tenant_context(tenant.ref):
         assert outbound.get_delivery(ident).attempts == 1
+
+
+def test_messages_that_are_not_deliveries_are_dropped_and_queue_depths_are_measured(tenant, consumers):
+    from workers.consumer import depth_collector
+
+    sqs = outbound.sqs_client()
+    for body in ("not json", '{"tenant": "nobody-here", "delivery": "%s", "generation": 0}' % uuid.uuid4(),
+                 '{"tenant": "%s", "delivery": "%s", "generation": 0}' % (tenant.slug, uuid.uuid4())):
+        sqs.send_message(QueueUrl=outbound.queue_url("hubspot"), MessageBody=body,
+                         MessageGroupId=f"junk-{uuid.uuid4()}", MessageDeduplicationId=str(uuid.uuid4()))
+    sqs.send_message(QueueUrl=outbound.queue_url("xero", dead=True), MessageBody="junk", MessageGroupId="junk",
+                     MessageDeduplicationId=str(uuid.uuid4()))
+    consumer, = consumers(1, sweep_seconds=3600)  # no sweep: the dead letter stays to be counted
+    depth = {(f.name, s.labels["queue"]): s.value for f in depth_collector(consumer)._sample() for s in f.samples}
+    assert depth[("zixly_sqs_dead_letter_depth", outbound.queue_name("xero", dead=True))] == 1
+    assert ("zixly_sqs_queue_depth", outbound.queue_name("hubspot")) in depth
+    visible = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    wait_until(lambda: all(v == "0" for v in sqs.get_queue_attributes(
+        QueueUrl=outbound.queue_url("hubspot"), AttributeNames=visible)["Attributes"].values()), timeout=20)
+    assert consumer.sweep_dead_letters(consumer.queues[1]) == 0  # junk in a dead-letter queue is dropped too

@@ -83,35 +83,47 @@ def test_writes_requested_while_sqs_is_unreachable_are_relayed_later_in_order(te
     assert [p["amount"] for p in deal_patches(sim, deal_id)] == ["0", "1", "2"]
 
 
-def test_a_consumer_killed_mid_call_is_replaced_and_the_write_happens_once(
-        outbound_settings, servers, tenant, sim, consumers, tmp_path):
-    """SIGKILL while the provider is answering: the call completes at the provider, nothing is recorded, the
-    message comes back after its visibility timeout, and the second attempt carries the same idempotency key."""
+def start_consumer(settings, sim, log_path):
+    """`zixly outbound` for the Xero queue, as its own process."""
+    env = dict(os.environ, DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url,
+               AWS_ENDPOINT_URL=settings.aws_endpoint_url, ZIXLY_DATA_KEYS=settings.data_keys,
+               ZIXLY_PROVIDER_SIMULATOR_URL=sim.url, ZIXLY_LOG_FORMAT="text",
+               ZIXLY_OUTBOUND_QUEUE_PREFIX=settings.outbound_queue_prefix, ZIXLY_OUTBOUND_QUOTAS="xero=1000/1",
+               ZIXLY_XERO_CLIENT_ID=settings.provider_credentials["xero"][0],
+               ZIXLY_XERO_CLIENT_SECRET=settings.provider_credentials["xero"][1])
+    zixly = Path(sys.executable).with_name("zixly")
+    with open(log_path, "w") as log:
+        return subprocess.Popen([str(zixly), "outbound", "--threads", "1", "--wait-seconds", "1", "--providers",
+                                 "xero"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def request_invoice(sim, tenant, reference):
     org = sim.provider("xero").organisations[next(iter(sim.provider("xero").organisations))]
     contact = next(iter(org.contacts.values()))
+    return org, outbound.request(
+        provider="xero", connection_id=uuid.UUID(tenant.connections["xero"]), record_key=reference,
+        operation="create_invoice", dedup_key=reference,
+        args={"invoice": {"Type": "ACCREC", "Contact": {"ContactID": contact["ContactID"]}, "Reference": reference,
+                          "LineItems": [{"Description": "Order", "Quantity": 2, "UnitAmount": 25}]}})
+
+
+def wait_mid_call(sim, ident, proc):
+    """The delayed call has reached the simulator (its fault is used up): the consumer is waiting for it."""
+    wait_until(lambda: all(f.count <= 0 for f in sim._faults.pending.get("xero", [])), timeout=30)
+    assert outbound.get_delivery(ident).status == "sending" and proc.poll() is None
+
+
+def test_a_consumer_killed_mid_call_is_replaced_and_the_write_happens_once(
+        outbound_settings, tenant, sim, consumers, tmp_path):
+    """SIGKILL while the provider is answering: the call completes at the provider, nothing is recorded, the
+    message comes back after its visibility timeout, and the second attempt carries the same idempotency key."""
     reference = f"KILL-{uuid.uuid4().hex[:8]}"
-    s = outbound_settings
-    env = dict(os.environ, DATABASE_URL=s.database_url, REDIS_URL=s.redis_url, AWS_ENDPOINT_URL=s.aws_endpoint_url,
-               ZIXLY_DATA_KEYS=s.data_keys, ZIXLY_PROVIDER_SIMULATOR_URL=sim.url, ZIXLY_LOG_FORMAT="text",
-               ZIXLY_OUTBOUND_QUEUE_PREFIX=s.outbound_queue_prefix, ZIXLY_OUTBOUND_QUOTAS="xero=1000/1",
-               ZIXLY_XERO_CLIENT_ID=s.provider_credentials["xero"][0],
-               ZIXLY_XERO_CLIENT_SECRET=s.provider_credentials["xero"][1])
-    zixly = Path(sys.executable).with_name("zixly")
-    log = open(tmp_path / "consumer.log", "w")
-    proc = subprocess.Popen([str(zixly), "outbound", "--threads", "1", "--wait-seconds", "1", "--providers", "xero"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = start_consumer(outbound_settings, sim, tmp_path / "consumer.log")
     try:
         sim.force_delay("xero", 3.0, count=1)
         with tenant_context(tenant.ref):
-            ident = outbound.request(
-                provider="xero", connection_id=uuid.UUID(tenant.connections["xero"]), record_key=reference,
-                operation="create_invoice", dedup_key=reference,
-                args={"invoice": {"Type": "ACCREC", "Contact": {"ContactID": contact["ContactID"]},
-                                  "Reference": reference,
-                                  "LineItems": [{"Description": "Order", "Quantity": 2, "UnitAmount": 25}]}})
-            # the delayed call has reached the simulator (its fault is used up): the consumer is mid-call
-            wait_until(lambda: all(f.count <= 0 for f in sim._faults.pending.get("xero", [])), timeout=30)
-            assert outbound.get_delivery(ident).status == "sending" and proc.poll() is None
+            org, ident = request_invoice(sim, tenant, reference)
+            wait_mid_call(sim, ident, proc)
             os.killpg(proc.pid, signal.SIGKILL)  # in the middle of the provider's three-second answer
             proc.wait(10)
             consumers(1, providers=("xero",))
@@ -119,13 +131,31 @@ def test_a_consumer_killed_mid_call_is_replaced_and_the_write_happens_once(
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
     assert row.status == "delivered" and row.attempts == 2, (tmp_path / "consumer.log").read_text()[-2000:]
     made = [i for i in org.invoices.values() if i["Reference"] == reference]
     assert len(made) == 1 and row.response["InvoiceID"] == made[0]["InvoiceID"]
     keys = [c.headers.get("Idempotency-Key") for c in sim.calls("xero") if c.method == "PUT"
             and reference in c.body.decode()]
     assert len(keys) == 2 and keys[0] == keys[1] == f"zixly-{ident}"
+
+
+def test_sigterm_lets_the_delivery_in_hand_finish(outbound_settings, tenant, sim, tmp_path):
+    reference = f"TERM-{uuid.uuid4().hex[:8]}"
+    proc = start_consumer(outbound_settings, sim, tmp_path / "consumer.log")
+    try:
+        sim.force_delay("xero", 2.0, count=1)
+        with tenant_context(tenant.ref):
+            org, ident = request_invoice(sim, tenant, reference)
+            wait_mid_call(sim, ident, proc)
+            os.killpg(proc.pid, signal.SIGTERM)
+            assert proc.wait(30) == 0, (tmp_path / "consumer.log").read_text()[-2000:]
+            row = outbound.get_delivery(ident)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert (row.status, row.attempts) == ("delivered", 1)
+    assert len([i for i in org.invoices.values() if i["Reference"] == reference]) == 1
+    assert "outbound consumer stopped" in (tmp_path / "consumer.log").read_text()
 
 
 def test_relay_min_age_is_respected(tenant):
