@@ -197,9 +197,11 @@ class Consumer:
                 outcome = delivery.Outcome(False, "retried", detail=str(exc))
             if outcome.delete:
                 self._delete(lease)
-                if lease is leases[-1]:  # the group is free again and likely has more: ask at once (the
-                    self._receive(lease.queue, 0, block=False)  # poller may be in a long poll that started
-                continue  # while the group was locked, and would only see it when that ends)
+                if len(leases) > 1 and lease is leases[-1]:
+                    # a busy group is free again and likely has more: ask at once (the poller may be in a
+                    # long poll that began while the group was locked, and moto would not wake it for this)
+                    self._receive(lease.queue, 0, block=False)
+                continue
             # kept: hidden for a while, and the group with it (SQS returns none of a group while one of its
             # messages is in flight); the rest go back visible at once, to come after it. (Hiding them as long
             # would be as safe on SQS, but moto then hands out the second first.)
@@ -333,7 +335,12 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    consumer = Consumer(config).start()
+    try:
+        consumer = Consumer(config).start()
+    except Exception as exc:  # a missing queue, usually: say what to do instead of a traceback
+        log.error("cannot start the outbound consumer: %s (have the queues been created? `zixly aws bootstrap`)",
+                  exc)
+        raise SystemExit(2) from None
     if config.metrics_port:
         _serve_metrics(consumer, config.metrics_port)
     while not stop.wait(1):
