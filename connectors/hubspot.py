@@ -122,7 +122,6 @@ class HubSpotConnector(Connector):
               "crm.objects.deals.read", "crm.objects.deals.write")
     search_page_size = 100
     quota = Quota.per_window(100, 10)  # OAuth apps: 110 per 10 s per portal; kept a little under
-    search_page_size = 100
 
     def authorize_endpoint(self, options: dict) -> str:
         return AUTHORIZE_URL

@@ -16,9 +16,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import and_, func, or_, update
 
 from connectors.errors import InvalidOptions, Permanent, RateLimited, ReauthRequired
 from connectors.registry import CONNECTORS
@@ -90,9 +90,11 @@ connections.add_response_hook(_remember_status)
 
 # -- delivering -----------------------------------------------------------------------------------------------
 
-def deliver(body: str, *, hold: Callable[[float], bool]) -> Outcome:
+def deliver(body: str, *, hold: Callable[[float], bool], in_flight: float = 180.0) -> Outcome:
     """Handle one message from an outbound queue. `hold(seconds)` waits for a token while keeping the message
-    (False: do not wait that long here — the message is handed back to SQS for that long instead)."""
+    (False: do not wait that long here — the message is handed back to SQS for that long instead).
+    `in_flight`: the queue's visibility timeout; a delivery claimed more recently than that is being sent by
+    another consumer (the same message received twice), and is left to it."""
     message = parse(body)
     if message is None:
         return Outcome(True, "dropped", detail="not a delivery message")
@@ -102,10 +104,10 @@ def deliver(body: str, *, hold: Callable[[float], bool]) -> Outcome:
     if tenant.status != "active":
         return Outcome(False, "paced", SUSPENDED_RETRY_SECONDS, f"tenant is {tenant.status}")
     with tenant_context(tenant):
-        return _deliver(message, hold)
+        return _deliver(message, hold, in_flight)
 
 
-def _deliver(message: Message, hold: Callable[[float], bool]) -> Outcome:
+def _deliver(message: Message, hold: Callable[[float], bool], in_flight: float) -> Outcome:
     with tenant_session() as session:
         row = session.get(Delivery, message.delivery)
     if row is None or row.generation != message.generation:
@@ -113,19 +115,19 @@ def _deliver(message: Message, hold: Callable[[float], bool]) -> Outcome:
     if row.status in ("delivered", "failed"):
         outcome = Outcome(True, "duplicate", detail=f"already {row.status}")
     else:
-        outcome = _attempt(row, hold)
+        outcome = _attempt(row, hold, in_flight)
     if outcome.status != "dropped":
         metrics.deliveries.labels(row.provider, outcome.status).inc()
     return outcome
 
 
-def _attempt(row: Delivery, hold: Callable[[float], bool]) -> Outcome:
+def _attempt(row: Delivery, hold: Callable[[float], bool], in_flight: float) -> Outcome:
     bucket, quota = tenant_key("outbound-bucket", str(row.connection_id)), outbound.quota(row.provider)
     while (wait := token_bucket.take(bucket, quota)) > 0:
         if not hold(wait):
             return Outcome(False, "paced", wait, "waiting for the connection's quota")
-    if not _claim(row):
-        return Outcome(True, "dropped", detail="replayed since")
+    if not _claim(row, in_flight):
+        return _unclaimed(row, in_flight)
     _last.status = None
     try:
         result = connections.call(row.connection_id, row.operation, **_arguments(row))
@@ -153,14 +155,29 @@ def _arguments(row: Delivery) -> dict:
     return kwargs
 
 
-def _claim(row: Delivery) -> bool:
+def _claim(row: Delivery, in_flight: float) -> bool:
+    """Mark the delivery as being sent, unless another consumer is sending it right now. A `sending` row older
+    than the visibility timeout was left by a consumer that died mid-call: its message came back, take it."""
+    abandoned = and_(Delivery.status == "sending",
+                     Delivery.updated_at < func.now() - timedelta(seconds=in_flight))
     with tenant_transaction() as session:
         claimed = session.execute(
             update(Delivery).where(Delivery.id == row.id, Delivery.generation == row.generation,
-                                   Delivery.status.in_(("queued", "sending", "dead")))
-            .values(status="sending", attempts=Delivery.attempts + 1, updated_at=_now())
+                                   or_(Delivery.status.in_(("queued", "dead")), abandoned))
+            .values(status="sending", attempts=Delivery.attempts + 1, updated_at=func.now())
             .returning(Delivery.attempts)).scalar()
     return claimed is not None
+
+
+def _unclaimed(row: Delivery, in_flight: float) -> Outcome:
+    with tenant_session() as session:
+        now = session.get(Delivery, row.id)
+    if now is None or now.generation != row.generation:
+        return Outcome(True, "dropped", detail="replayed since")
+    if now.status in ("delivered", "failed"):
+        return Outcome(True, "duplicate", detail=f"already {now.status}")
+    # the same message in two hands (SQS at-least-once, moto's unlocked receive): the other one is sending it
+    return Outcome(False, "paced", in_flight, "another consumer is sending it")
 
 
 def _record(row: Delivery, state: str, *, code: int | None = None, error: str | None = None, response=None) -> None:

@@ -191,7 +191,8 @@ class Consumer:
                 self._hand_back(leases[i:], 0)
                 return
             try:
-                outcome = delivery.deliver(lease.message["Body"], hold=self._holder())
+                outcome = delivery.deliver(lease.message["Body"], hold=self._holder(),
+                                           in_flight=lease.queue.visibility)
             except Exception as exc:  # the database or Redis is away: SQS brings the message back
                 log.warning("delivery of a %s message failed: %s", lease.queue.provider, exc)
                 outcome = delivery.Outcome(False, "retried", detail=str(exc))

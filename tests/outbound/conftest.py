@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import secrets
+import threading
 import time
 import uuid
 from urllib.parse import urlsplit
@@ -138,6 +139,27 @@ def sqs_down(monkeypatch):
     monkeypatch.setattr(outbound, "sqs_client", lambda: down if state["now"] else real())
     monkeypatch.setattr(outbound, "_sqs_down_until", 0.0)  # restored after the test: no breaker left tripped
     return state
+
+
+@pytest.fixture()
+def one_receive_at_a_time(outbound_settings, monkeypatch):
+    """moto answers concurrent ReceiveMessage calls without a lock, so two consumers polling at the same moment
+    can each take a message of one group (real SQS never hands out a group's next message while one is in
+    flight). In-process consumers share one client: make its receives one at a time, long polls emulated by
+    short ones, so a test of our ordering is not a test of that race."""
+    client, lock = outbound.sqs_client(), threading.Lock()
+    receive = client.receive_message
+
+    def serialized(**kwargs):
+        deadline = time.monotonic() + kwargs.pop("WaitTimeSeconds", 0)
+        while True:
+            with lock:
+                answer = receive(WaitTimeSeconds=0, **kwargs)
+            if answer.get("Messages") or time.monotonic() >= deadline:
+                return answer
+            time.sleep(0.1)
+
+    monkeypatch.setattr(client, "receive_message", serialized)
 
 
 def deal(sim, deal_id: str | None = None) -> str:

@@ -23,7 +23,8 @@ def applied(values: list[int]) -> list[int]:
     return [v for i, v in enumerate(values) if i == 0 or values[i - 1] != v]
 
 
-def test_fifty_updates_to_one_deal_arrive_in_order_while_other_deals_interleave(tenant, sim, consumers):
+def test_fifty_updates_to_one_deal_arrive_in_order_while_other_deals_interleave(tenant, sim, consumers,
+                                                                                one_receive_at_a_time):
     hot, others = deal(sim), [deal(sim) for _ in range(4)]
     with tenant_context(tenant.ref):
         ids = []
