@@ -150,3 +150,38 @@ def test_messages_that_are_not_deliveries_are_dropped_and_queue_depths_are_measu
     wait_until(lambda: all(v == "0" for v in sqs.get_queue_attributes(
         QueueUrl=outbound.queue_url("hubspot"), AttributeNames=visible)["Attributes"].values()), timeout=20)
     assert consumer.sweep_dead_letters(consumer.queues[1]) == 0  # junk in a dead-letter queue is dropped too
+
+
+def test_one_message_in_two_hands_is_sent_once_and_an_abandoned_claim_is_taken_over(tenant, sim, sqs_down):
+    """SQS delivers at least once (and moto's receive has no lock): a second consumer holding the same message
+    while the first is mid-call leaves it alone; a claim older than the visibility timeout was abandoned."""
+    import threading
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from core import delivery
+    from tenancy.db import tenant_transaction
+
+    deal_id = deal(sim)
+    with tenant_context(tenant.ref):
+        ident = request_update(tenant, deal_id, "presentationscheduled")
+        body = outbound.message_body(tenant.slug, outbound.get_delivery(ident))
+    sim.force_delay("hubspot", 1.5, count=1)
+    first = []
+    worker = threading.Thread(target=lambda: first.append(delivery.deliver(body, hold=lambda s: True, in_flight=3)))
+    worker.start()
+    with tenant_context(tenant.ref):
+        wait_until(lambda: outbound.get_delivery(ident).status == "sending")
+    second = delivery.deliver(body, hold=lambda s: True, in_flight=3)
+    worker.join(10)
+    assert (first[0].status, second.status, second.delete, second.delay) == ("delivered", "paced", False, 3)
+    assert delivery.deliver(body, hold=lambda s: True, in_flight=3).status == "duplicate"
+    assert len(deal_patches(sim, deal_id)) == 1
+
+    with tenant_context(tenant.ref):  # a consumer died mid-call long ago: its claim does not block the retry
+        with tenant_transaction() as s:
+            s.execute(update(Delivery).where(Delivery.id == ident).values(
+                status="sending", updated_at=func.now() - timedelta(seconds=10)))
+        assert delivery.deliver(body, hold=lambda s: True, in_flight=3).status == "delivered"
+        assert outbound.get_delivery(ident).attempts == 2
