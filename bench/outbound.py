@@ -12,6 +12,7 @@ token bucket is set out of the way so the pipeline itself is measured.
 from __future__ import annotations
 
 import dataclasses
+import os
 import secrets
 import shutil
 import sys
@@ -55,6 +56,23 @@ def _statuses(ref) -> dict:
         counts = dict(session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
         counts["repeated"] = session.scalar(select(func.count()).select_from(Delivery).where(Delivery.attempts != 1))
     return counts
+
+
+def _cpu(procs) -> dict:
+    """CPU seconds so far: the consumer processes, this process (requesters, simulator), the whole machine."""
+    import psutil
+
+    def used(proc) -> float:
+        try:
+            return sum(proc.cpu_times()[:2])
+        except psutil.Error:
+            return 0.0
+
+    consumers = sum(used(p) for proc in procs for p in (psutil.Process(proc.pid), *psutil.Process(proc.pid)
+                                                        .children(recursive=True)))
+    machine = psutil.cpu_times()
+    busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+    return {"consumers": consumers, "bench": used(psutil.Process()), "machine": busy}
 
 
 def _depth(sqs, url: str) -> int:
@@ -138,6 +156,7 @@ def bench_outbound(settings, *, aws_endpoint_url: str, deliveries: int = 1000, p
             except BaseException as exc:  # reported by the main thread
                 failures.append(exc)
 
+        cpu_before = _cpu(procs)
         start = time.perf_counter()
         threads = [threading.Thread(target=requester, args=(range(k, deliveries, REQUESTERS),))
                    for k in range(REQUESTERS)]
@@ -157,6 +176,7 @@ def bench_outbound(settings, *, aws_endpoint_url: str, deliveries: int = 1000, p
                 raise RuntimeError("a consumer exited during the benchmark")
             time.sleep(0.2)
         elapsed = time.perf_counter() - start
+        cpu = {k: v - cpu_before[k] for k, v in _cpu(procs).items()}
         for t in threads:
             t.join(timeout)
         if failures:
@@ -186,7 +206,8 @@ def bench_outbound(settings, *, aws_endpoint_url: str, deliveries: int = 1000, p
             "unfinished": counts.get("queued", 0) + counts.get("sending", 0), "repeated": counts["repeated"],
             "patches": patches, "exactly_once": delivered == deliveries == patches and not counts["repeated"],
             "elapsed_s": elapsed, "per_s": delivered / elapsed, "deepest": deepest,
-            "requested_per_s": deliveries / requested_s, "p50_ms": p50, "p95_ms": p95,
+            "requested_per_s": deliveries / requested_s, "cpu": cpu, "cores": os.cpu_count(),
+            "p50_ms": p50, "p95_ms": p95,
             "idle_p50_ms": idle_p50, "idle_p95_ms": idle_p95, "samples": LATENCY_SAMPLES}
 
 
@@ -201,6 +222,10 @@ def report(args, result: dict) -> list[str]:
         f"{r['deepest']} messages)",
         f"  requested -> delivered under that load: p50 {r['p50_ms']:.0f} ms   p95 {r['p95_ms']:.0f} ms;   "
         f"one at a time, consumers idle: p50 {r['idle_p50_ms']:.0f} ms   p95 {r['idle_p95_ms']:.0f} ms",
+        f"  CPU in that time: consumers {r['cpu']['consumers']:.1f} s, requesters + simulator "
+        f"{r['cpu']['bench']:.1f} s, everything else (moto, PostgreSQL, Redis, other load) "
+        f"{max(0.0, r['cpu']['machine'] - r['cpu']['consumers'] - r['cpu']['bench']):.1f} s; the machine was "
+        f"{100 * r['cpu']['machine'] / (r['elapsed_s'] * r['cores']):.0f}% busy ({r['cores']} cores)",
         f"  exactly once: {'yes' if r['exactly_once'] else 'NO'} ({r['patches']} PATCHes at the simulator, "
         f"{r['repeated']} repeated attempts, {r['failed']} failed, {r['dead']} dead, {r['unfinished']} unfinished)",
         "  reproduce: make bench BENCH_ARGS=\"outbound --deliveries 1000\"",
