@@ -19,6 +19,7 @@ from api.resources import (
     staff_tenants,
     system,
     tenant,
+    workflows,
 )
 from api.tokens import TokenVerifier
 from connectors.base import MalformedPayload, VerificationFailed
@@ -32,7 +33,7 @@ from tenancy.context import InvalidSlug
 from tenancy.db import get_router
 
 BLUEPRINTS = (system.blp, staff_tenants.blp, tenant.blp, api_keys.blp, connections.blp, connections.oauth_blp,
-              hooks.blp, events.blp, jobs.blp, notifications.blp)
+              hooks.blp, events.blp, jobs.blp, workflows.blp, notifications.blp)
 
 _ERRORS = {
     provisioning.TenantExists: 409,

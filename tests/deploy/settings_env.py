@@ -58,6 +58,9 @@ DESCRIPTIONS = {
                                     "(`python -m sandbox`); never set in production.",
     "ZIXLY_OAUTH_RETURN_URL": "Where the OAuth callback sends the admin's browser afterwards (with `connection` and "
                               "`status`); unset: the callback answers JSON.",
+    "ZIXLY_SCHEMA_POOL_SIZE": "Ready, unassigned tenant schemas kept per server so a sign-up needs no DDL "
+                              "(refilled by beat every minute).",
+    "ZIXLY_ARTIFACTS_BUCKET": "The S3 bucket for job artifacts (keys `{tenant}/{job}/…`, encrypted at rest).",
     "ZIXLY_TOKEN_REFRESH_MARGIN": "Seconds before expiry at which an access token is refreshed.",
     "ZIXLY_WEBHOOK_RATE_LIMIT": "Webhook ingress limit per endpoint token (flask-limiter syntax), apart from the "
                                 "tenant's API budget.",
