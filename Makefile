@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
 spec: $(STAMP)
-	$(BIN)/zixly openapi
+	$(BIN)/zixly openapi write
 
 clean:
 	rm -rf $(VENV) .zixly build *.egg-info

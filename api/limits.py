@@ -5,8 +5,10 @@ effect without a restart. If Redis is unreachable the limiter fails open and log
 """
 from __future__ import annotations
 
+import time
+
 from flask import Flask, g
-from flask_limiter import ApplicationLimit, Limiter
+from flask_limiter import ApplicationLimit, HeaderNames, Limiter
 
 from core.plans import plan_limits
 from tenancy.context import tenant_key
@@ -29,7 +31,29 @@ def _key_limit() -> str:
     return f"{plan_limits(_principal().tenant.plan)['key_requests_per_minute']}/minute"
 
 
+_LIMITER_RETRY_AFTER = "X-Zixly-Limiter-Retry-After"  # internal: flask-limiter's Retry-After, sorted out below
+
+
+def _standard_headers(response):
+    """`RateLimit-*` beside flask-limiter's `X-RateLimit-*`, and `Retry-After` only where it means something.
+
+    flask-limiter puts a Retry-After on every response (even a 200) and would overwrite one the app set (a 409
+    for an Idempotency-Key still in progress says 1 s); it writes its value under an internal name instead.
+    """
+    retry_after = response.headers.pop(_LIMITER_RETRY_AFTER, None)
+    if response.status_code == 429 and retry_after is not None:
+        response.headers["Retry-After"] = retry_after
+    limit, remaining = response.headers.get("X-RateLimit-Limit"), response.headers.get("X-RateLimit-Remaining")
+    reset = response.headers.get("X-RateLimit-Reset")
+    if limit is not None and remaining is not None and reset is not None:
+        response.headers["RateLimit-Limit"] = limit
+        response.headers["RateLimit-Remaining"] = remaining
+        response.headers["RateLimit-Reset"] = retry_after or str(max(0, int(reset) - int(time.time())))
+    return response
+
+
 def init_app(app: Flask, *, redis_url: str, fail_open: bool) -> Limiter:
+    app.after_request(_standard_headers)  # registered first, so it runs after flask-limiter's header hook
     limiter = Limiter(
         key_func=lambda: "unused",
         app=app,
@@ -37,6 +61,7 @@ def init_app(app: Flask, *, redis_url: str, fail_open: bool) -> Limiter:
         storage_options={"socket_connect_timeout": 1, "socket_timeout": 1},
         strategy="moving-window",
         headers_enabled=True,
+        header_name_mapping={HeaderNames.RETRY_AFTER: _LIMITER_RETRY_AFTER},
         swallow_errors=fail_open,
         key_prefix="zixly-rl",
         application_limits=[

@@ -32,6 +32,7 @@ def problem_response(status: int, code: str, detail: str | None, *, title: str |
         "detail": detail,
         "instance": request.path if request else None,
     }
+    body = {k: v for k, v in body.items() if v is not None}  # members are optional; null is not a string
     request_id = getattr(g, "request_id", None)
     if request_id:
         body["request_id"] = request_id
