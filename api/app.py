@@ -8,7 +8,7 @@ from sqlalchemy.exc import DataError
 from flask import Flask
 from flask_smorest import Api
 
-from api import auth, docs, limits, problems
+from api import auth, docs, limits, openapi, problems
 from api.resources import api_keys, events, hooks, jobs, staff_tenants, system, tenant
 from api.tokens import TokenVerifier
 from connectors.base import MalformedPayload, VerificationFailed
@@ -86,6 +86,9 @@ field problems and `request_id`.
 **Rate limits** are per tenant and per key, from the tenant's plan: `RateLimit-Limit`, `RateLimit-Remaining` and
 `RateLimit-Reset` (also as `X-RateLimit-*`) on each response; a 429 carries `Retry-After`.
 
+**Input.** JSON bodies are `application/json`; a field the schema does not name is a 422. Unknown query
+parameters are ignored. Text cannot contain NUL (U+0000): such a request is a 422 `unstorable-value`.
+
 **Lists** use cursor pagination: `?limit=` and `?cursor=`; a page has `items` and `next_cursor` (null on the
 last page).
 
@@ -119,7 +122,7 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
     auth.init_app(app)
     app.extensions["zixly_limiter"] = limits.init_app(app, redis_url=settings.redis_url,
                                                       fail_open=settings.rate_limit_fail_open)
-    api = ZixlyApi(app)
+    api = ZixlyApi(app, spec_kwargs={"marshmallow_plugin": openapi.SchemaPlugin()})
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
     app.register_blueprint(docs.blp)

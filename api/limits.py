@@ -23,11 +23,20 @@ def _no_tenant() -> bool:
     return principal is None or principal.tenant is None
 
 
+# flask-limiter asks for every limit's value before it applies `exempt_when`, so these answer for callers with
+# no tenant too (public and staff requests, which are exempt) instead of raising on each of them.
+_EXEMPT = "1/second"
+
+
 def _tenant_limit() -> str:
+    if _no_tenant():
+        return _EXEMPT
     return f"{plan_limits(_principal().tenant.plan)['requests_per_minute']}/minute"
 
 
 def _key_limit() -> str:
+    if _no_tenant():
+        return _EXEMPT
     return f"{plan_limits(_principal().tenant.plan)['key_requests_per_minute']}/minute"
 
 

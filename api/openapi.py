@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import re
 
+from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
 from flask import Flask
 
 from api.problems import MEDIA_TYPE
@@ -88,6 +89,20 @@ PROBLEMS = {
     "Error": (500, "Any other error, as a problem document.", ()),
 }
 _BY_STATUS = {str(status): name for name, (status, _d, _h) in PROBLEMS.items() if name != "Error"}
+
+
+class _Converter(OpenAPIConverter):
+    def schema2jsonschema(self, schema):
+        jsonschema = super().schema2jsonschema(schema)
+        jsonschema.update(getattr(getattr(schema, "Meta", None), "openapi", {}))
+        return jsonschema
+
+
+class SchemaPlugin(MarshmallowPlugin):
+    """A schema's `class Meta: openapi = {...}` adds JSON Schema keywords marshmallow cannot say by itself
+    (such as `minProperties` for a rule in a `@validates_schema`), so the spec states the same rule the code checks."""
+
+    Converter = _Converter
 
 
 def _ref(kind: str, name: str) -> dict:

@@ -46,6 +46,9 @@ class TenantCreatedSchema(TenantSchema):
 
 
 class TenantUpdateSchema(ma.Schema):
+    class Meta:
+        openapi = {"minProperties": 1}  # what _not_empty checks
+
     plan = ma.fields.String(validate=ma.validate.Length(min=1, max=32), metadata={"example": "enterprise"})
     status = ma.fields.String(validate=ma.validate.OneOf(["active", "suspended"]))
 
