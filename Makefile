@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint spec clean
+.PHONY: run test bench lint spec fuzz clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -28,6 +28,13 @@ lint: $(STAMP)
 
 spec: $(STAMP)
 	$(BIN)/zixly openapi write
+
+# A longer, random schemathesis campaign than the bounded one in `make test` (tests/contract/test_fuzz.py).
+FUZZ_EXAMPLES ?= 500
+FUZZ_SCENARIOS ?= 300
+fuzz: $(STAMP)
+	ZIXLY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) ZIXLY_FUZZ_SCENARIOS=$(FUZZ_SCENARIOS) ZIXLY_FUZZ_RANDOM=1 \
+		$(BIN)/python -m pytest -p no:cacheprovider tests/contract/test_fuzz.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .zixly build *.egg-info

@@ -174,8 +174,8 @@ def _operation(spec, path, item, method, op, endpoint, operation_ids) -> None:
         extra.insert(0, _ref("parameters", "IdempotencyKey"))
     op["parameters"] = [*op.get("parameters", []), *extra]
     for p in op["parameters"]:
-        if p.get("in") == "query" and p.get("name") in _PAGE_PARAMS and "description" not in p:
-            p["description"] = _PAGE_PARAMS[p["name"]]
+        if p.get("in") == "query":
+            _query_parameter(p)
     if body is not None:
         _request_example(spec, body)
     responses = op.setdefault("responses", {})
@@ -209,6 +209,18 @@ _PAGE_PARAMS = {
     "limit": "Items per page (1–200).",
     "cursor": "Where to continue: the `next_cursor` of the previous page. Omit it for the first page.",
 }
+
+
+def _query_parameter(param: dict) -> None:
+    """A query value is never null (it is absent instead): drop the `None` marshmallow's optional fields add."""
+    if param["name"] in _PAGE_PARAMS:
+        param.setdefault("description", _PAGE_PARAMS[param["name"]])
+    schema = param.get("schema", {})
+    if schema.get("default", 0) is None:
+        del schema["default"]
+    schema.pop("nullable", None)
+    if "enum" in schema:
+        schema["enum"] = [v for v in schema["enum"] if v is not None]
 
 
 def _operation_id(method: str, path: str, endpoint: str | None, seen: dict) -> str:

@@ -26,3 +26,18 @@ def test_staff_and_errors_carry_a_request_id(client, staff_headers):
     assert r.status_code == 200 and len(r.headers["X-Request-ID"]) == 32 and "RateLimit-Limit" not in r.headers
     r = client.get("/v1/nowhere", headers={"X-Request-ID": "bad id with spaces"})
     assert r.status_code == 404 and r.headers["X-Request-ID"] != "bad id with spaces"
+
+
+def test_requests_without_a_tenant_are_not_limited_even_when_the_limiter_fails_closed(settings, staff_headers):
+    """flask-limiter reads every limit before applying `exempt_when`; the plan lookups must not raise for them."""
+    import dataclasses
+
+    from api.app import create_app
+    from core import runtime
+
+    try:
+        client = create_app(dataclasses.replace(settings, rate_limit_fail_open=False)).test_client()
+        assert client.get("/health").status_code == 200
+        assert client.get("/v1/staff/tenants", headers=staff_headers).status_code == 200
+    finally:
+        runtime.init(settings)
