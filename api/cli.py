@@ -147,11 +147,12 @@ def auth_token(staff, tenant, role, subject, ttl):
 
 # --- openapi -------------------------------------------------------------------------------------------
 @main.group("openapi", invoke_without_command=True)
+@click.option("--output", "-o", default=None, help="With no command: where `write` writes.")
 @click.pass_context
-def openapi(ctx):
-    """The OpenAPI spec generated from the code (`zixly openapi` alone is `zixly openapi write`)."""
+def openapi(ctx, output):
+    """The OpenAPI spec generated from the code (`zixly openapi [-o FILE]` alone is `zixly openapi write`)."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(openapi_write)
+        ctx.invoke(openapi_write, output=output)
 
 
 @openapi.command("write")

@@ -124,3 +124,18 @@ def test_creates_link_to_what_they_create():
     assert links["get_job_by_id"] == {"operationId": "get_job_by_id", "parameters": {"job_id": "$response.body#/id"}}
     staff = SPEC["paths"]["/v1/staff/tenants"]["post"]["responses"]["201"]["links"]
     assert staff["delete_tenant_by_slug"]["parameters"] == {"slug": "$response.body#/slug"}
+
+
+def test_cli_writes_and_checks_the_spec(tmp_path):
+    from click.testing import CliRunner
+
+    from api.cli import main
+
+    runner = CliRunner()
+    out = tmp_path / "openapi.yaml"
+    assert runner.invoke(main, ["openapi", "write", "-o", str(out)]).exit_code == 0
+    assert out.read_text() == SPEC_FILE.read_text()
+    assert runner.invoke(main, ["openapi", "check", "--spec", str(out)]).exit_code == 0
+    out.write_text(out.read_text().replace("Start a job", "Begin a job"))
+    drifted = runner.invoke(main, ["openapi", "check", "--spec", str(out)])
+    assert drifted.exit_code == 1 and "make spec" in drifted.output
