@@ -418,9 +418,19 @@ def _ordered(spec: dict) -> dict:
         out.update(sorted((k, v) for k, v in mapping.items() if k not in out))
         return out
 
-    for item in spec.get("paths", {}).values():
+    tag_rank = {tag["name"]: i for i, tag in enumerate(spec.get("tags", []))}
+
+    def rank(item) -> int:  # paths in the order of their tags, as the reference shows them
+        return min((tag_rank.get(t, len(tag_rank)) for m, op in item[1].items() if m in _METHODS
+                    for t in op.get("tags", [])), default=len(tag_rank))
+
+    spec["paths"] = dict(sorted(spec.get("paths", {}).items(), key=rank))
+    for item in spec["paths"].values():
         for method in [m for m in item if m in _METHODS]:
             item[method] = order(item[method], _OPERATION)
+        if "parameters" in item:
+            item_order = ("parameters", *(m for m in item if m != "parameters"))
+            item.update({k: item.pop(k) for k in item_order})
     return order(spec, _TOP)
 
 
