@@ -139,3 +139,65 @@ def test_cli_writes_and_checks_the_spec(tmp_path):
     out.write_text(out.read_text().replace("Start a job", "Begin a job"))
     drifted = runner.invoke(main, ["openapi", "check", "--spec", str(out)])
     assert drifted.exit_code == 1 and "make spec" in drifted.output
+
+
+def test_a_new_endpoint_is_documented_by_its_ordinary_decorators():
+    """What the lead's next blueprint gets without doing anything beyond @access / @idempotent / page args."""
+    import marshmallow as ma
+    from flask.views import MethodView
+    from flask_smorest import Blueprint
+
+    from api.app import create_app
+    from api.auth import access
+    from api.common import PageArgsSchema, idempotent
+    from api.openapi import contract
+    from api.spec import _OFFLINE
+
+    blp = Blueprint("widgets", __name__, url_prefix="/v1/widgets", description="Widgets.")
+
+    class WidgetSchema(ma.Schema):
+        id = ma.fields.String()
+
+    class WidgetPageSchema(ma.Schema):
+        items = ma.fields.List(ma.fields.Nested(WidgetSchema))
+        next_cursor = ma.fields.String(allow_none=True)
+
+    class WidgetCreateSchema(ma.Schema):
+        name = ma.fields.String(required=True)
+
+    @blp.route("")
+    class Widgets(MethodView):
+        @access("VIEWER")
+        @blp.arguments(PageArgsSchema, location="query")
+        @blp.response(200, WidgetPageSchema)
+        def get(self, args):
+            """List widgets."""
+
+        @access("EDITOR")
+        @idempotent("tenant")
+        @blp.arguments(WidgetCreateSchema)
+        @blp.response(201, WidgetSchema)
+        def post(self, data):
+            """Make a widget."""
+
+    @blp.route("/<string:widget_id>")
+    class WidgetById(MethodView):
+        @blp.response(200, WidgetSchema)
+        def get(self, widget_id):
+            """One widget (no @access: staff-only, as at run time)."""
+
+    app = create_app(_OFFLINE, offline=True)
+    app.extensions["flask-smorest"]["apis"][""]["ext_obj"].register_blueprint(blp)
+    spec = contract(app)
+    validate(spec)
+    listing, create = spec["paths"]["/v1/widgets"]["get"], spec["paths"]["/v1/widgets"]["post"]
+    assert listing["operationId"] == "get_widgets" and "**Pagination:**" in listing["description"]
+    assert {"401", "403", "410", "429", "default"} <= set(listing["responses"])
+    assert "RateLimit-Remaining" in listing["responses"]["200"]["headers"]
+    assert {"$ref": "#/components/parameters/IdempotencyKey"} in create["parameters"]
+    assert create["requestBody"]["content"]["application/json"]["example"] == {"name": "example"}
+    assert create["responses"]["201"]["links"]["get_widget_by_id"]["parameters"] == {
+        "widget_id": "$response.body#/id"}
+    by_id = spec["paths"]["/v1/widgets/{widget_id}"]["get"]
+    assert by_id["x-zixly-access"] == "staff" and by_id["security"] == [{"BearerAuth": []}]
+    assert "Widgets" in {g["name"]: g["tags"] for g in spec["x-tagGroups"]}["More"]
