@@ -8,6 +8,9 @@ from __future__ import annotations
 import re
 import uuid
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from core.errors import Unavailable
 from core.runtime import aws_client, settings
 from tenancy.context import current_tenant
 
@@ -28,8 +31,19 @@ def put(job_id, name: str, body: bytes, content_type: str = "application/json") 
     return key
 
 
+class StorageUnavailable(Unavailable):
+    code = "artifact-storage-unavailable"
+
+
 def list_for_job(job_id) -> list[dict]:
     """The job's artifacts with short-lived download links (the caller has already checked the job is theirs)."""
+    try:
+        return _list(job_id)
+    except (BotoCoreError, ClientError) as exc:
+        raise StorageUnavailable(f"artifact storage cannot be read right now ({type(exc).__name__})") from None
+
+
+def _list(job_id) -> list[dict]:
     s3, bucket, prefix = aws_client("s3"), settings().artifacts_bucket, _prefix(job_id)
     items, token = [], None
     while True:

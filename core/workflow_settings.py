@@ -19,6 +19,10 @@ class WorkflowNotFound(NotFound):
     code = "workflow-not-found"
 
 
+class InvalidWorkflowSettings(Invalid):
+    code = "invalid-workflow-settings"
+
+
 def _module(name: str):
     module = WORKFLOWS.get(name)
     if module is None:
@@ -82,7 +86,7 @@ def _check_connections(module, bound: dict) -> dict:
             continue
         checked[role] = str(conn.id)
     if errors:
-        raise Invalid("connections: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+        raise InvalidWorkflowSettings("connections: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
     return checked
 
 
@@ -107,22 +111,24 @@ def put_workflow(name: str, data: dict, *, actor: Actor) -> dict:
             module.Mappings().load(mappings)
         except ma.ValidationError as exc:
             if enabled or "mappings" in data:
-                raise Invalid(f"mappings: {exc.messages}") from None
+                raise InvalidWorkflowSettings(f"mappings: {exc.messages}") from None
         if enabled:
             missing = [role for role in getattr(module, "ROLES", {}) if role not in bound]
             if missing:
-                raise Invalid(f"bind the {', '.join(missing)} connection(s) before enabling this workflow")
+                raise InvalidWorkflowSettings(f"bind the {', '.join(missing)} connection(s) before enabling "
+                                              "this workflow")
         if "event_types" in data:
             if module.TRIGGER is None or module.TRIGGER["provider"] != "*":
-                raise Invalid("event_types can only be chosen for the echo workflow; others have fixed triggers")
+                raise InvalidWorkflowSettings("event_types can only be chosen for the echo workflow; others have "
+                                              "fixed triggers")
             setting.event_types = list(data["event_types"])
         schedule = setting.schedule_seconds
         if _scheduled(module):
             schedule = data.get("schedule_seconds", schedule) or getattr(module, "DEFAULT_SCHEDULE", 900)
             if not MIN_SCHEDULE <= schedule <= MAX_SCHEDULE:
-                raise Invalid(f"schedule_seconds must be between {MIN_SCHEDULE} and {MAX_SCHEDULE}")
+                raise InvalidWorkflowSettings(f"schedule_seconds must be between {MIN_SCHEDULE} and {MAX_SCHEDULE}")
         elif data.get("schedule_seconds") is not None:
-            raise Invalid("this workflow runs on events, not on a schedule")
+            raise InvalidWorkflowSettings("this workflow runs on events, not on a schedule")
         if _scheduled(module) and enabled and (not setting.enabled or schedule != setting.schedule_seconds
                                                or setting.next_run_at is None):
             setting.next_run_at = polling.next_run(schedule, first=True)

@@ -71,7 +71,8 @@ class ArtifactListSchema(ma.Schema):
 
 class JobCreateSchema(ma.Schema):
     workflow = ma.fields.String(required=True, validate=ma.validate.OneOf(sorted(WORKFLOWS)))
-    input = ma.fields.Dict(load_default=dict)
+    input = ma.fields.Dict(load_default=dict, metadata={"description": "The workflow's input.",
+                                                        "example": {"hello": "world"}})
 
 
 class JobQueryArgsSchema(PageArgsSchema):

@@ -7,6 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import access
+from api.common import JsonBoolean, JsonInteger
 from core import workflow_settings
 
 blp = Blueprint("workflows", __name__, url_prefix="/v1/workflows",
@@ -40,14 +41,14 @@ class WorkflowListSchema(ma.Schema):
 
 
 class WorkflowPutSchema(ma.Schema):
-    enabled = ma.fields.Boolean()
-    connections = ma.fields.Dict(keys=ma.fields.String(validate=ma.validate.Length(min=1, max=32)),
-                                 values=ma.fields.UUID(), metadata={"description": "Role -> connection id."})
-    mappings = ma.fields.Dict(keys=ma.fields.String(validate=ma.validate.Length(max=64)))
+    enabled = JsonBoolean()
+    connections = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.UUID(),
+                                 metadata={"description": "Role -> connection id."})
+    mappings = ma.fields.Dict(keys=ma.fields.String())
     event_types = ma.fields.List(ma.fields.String(validate=ma.validate.Length(min=1, max=128)),
                                  validate=ma.validate.Length(max=50))
-    schedule_seconds = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(min=60, max=86400))
-    max_attempts = ma.fields.Integer(validate=ma.validate.Range(min=1, max=20))
+    schedule_seconds = JsonInteger(allow_none=True, validate=ma.validate.Range(min=60, max=86400))
+    max_attempts = JsonInteger(validate=ma.validate.Range(min=1, max=20))
 
     class Meta:
         example = {"enabled": True, "connections": {"source": "6f1c…", "target": "0b7d…"},
