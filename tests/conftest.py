@@ -21,7 +21,7 @@ from core.config import Settings
 from core.devstack import DevStack, EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_HOME = ROOT / ".zixly" / "test"
+TEST_HOME = Path(os.environ.get("ZIXLY_TEST_HOME") or ROOT / ".zixly" / "test")  # one per concurrent run
 
 
 def _libpq(url: str) -> str:
