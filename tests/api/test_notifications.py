@@ -150,3 +150,22 @@ def test_the_same_occurrence_is_recorded_once(client, make_tenant):
     dead_letter(t, "same")
     items = client.get("/v1/notifications?event=delivery-dead-lettered", headers=t.headers).get_json()["items"]
     assert len(items) == 1
+
+
+def test_the_admin_named_at_sign_up_is_told_with_the_admins_topic(client, staff_headers):
+    from core import notify_settings
+    from tenancy.context import tenant_context
+    from tenancy.db import tenant_session
+
+    r = client.post("/v1/staff/tenants", json={"slug": f"adm-{uuid.uuid4().hex[:8]}", "name": "Adm Ltd",
+                                               "admin_email": "Boss@Adm.test"}, headers=staff_headers)
+    assert r.status_code == 201, r.get_json()
+    from tenancy.provisioning import load_tenant_ref
+    from tenancy.db import get_router
+
+    ref = load_tenant_ref(get_router(), r.get_json()["slug"])
+    with tenant_context(ref), tenant_session() as session:
+        to, reason = notify_settings.recipients(session, event="job-failed", tenant=ref.slug)
+    assert reason is None
+    assert {"type": "Topic", "topicKey": f"zixly_{ref.slug}_admins"} in to
+    assert {"subscriberId": f"zixly:{ref.slug}:boss@adm.test", "email": "Boss@Adm.test"} in to
