@@ -21,4 +21,4 @@ def test_field_errors_keyed_by_list_position_and_schema_are_a_clean_422(client, 
     body = {"events": {"job-failed": {"enabled": True, "users": [{"id": "u1"}, 5, {"id": "u1"}]}}}
     r = client.put("/v1/notification-settings", json=body, headers=t.headers)
     assert r.status_code == 422 and r.content_type == "application/problem+json"
-    assert "1" in r.get_json()["errors"]["json"]["events"]["job-failed"]["value"]["users"]
+    assert "1" in r.get_json()["errors"]["json"]["events"]["job-failed"]["users"]
