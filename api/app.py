@@ -12,6 +12,7 @@ from api import auth, docs, limits, observability, openapi, problems
 from api.resources import (
     api_keys,
     connections,
+    deliveries,
     events,
     hooks,
     jobs,
@@ -33,7 +34,7 @@ from tenancy.context import InvalidSlug
 from tenancy.db import get_router
 
 BLUEPRINTS = (system.blp, staff_tenants.blp, tenant.blp, api_keys.blp, connections.blp, connections.oauth_blp,
-              hooks.blp, events.blp, jobs.blp, workflows.blp, notifications.blp)
+              hooks.blp, events.blp, jobs.blp, workflows.blp, notifications.blp, deliveries.blp)
 
 _ERRORS = {
     provisioning.TenantExists: 409,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from api import cli_ops
+from api import cli_ops, cli_outbound
 from core.config import Settings
 
 HOME = Path(os.environ.get("ZIXLY_HOME", ".zixly"))
@@ -279,6 +279,7 @@ def dev(port, simulate_providers):
         py = sys.executable
         children.append(_spawn([py, "-m", "celery", "-A", "workers.app", "worker", "-B", "--loglevel", "INFO",
                                 "--concurrency", "2", "--schedule", str(HOME / "celerybeat-schedule")]))
+        children.append(_spawn([py, "-m", "workers.consumer", "--threads", "2"]))
         children.append(_spawn([py, "-m", "gunicorn", "-c", "python:api.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
                                 "--workers", "2", "--threads", "4", "api.wsgi:app"]))
         _wait_http(port, children[-1])
@@ -358,6 +359,14 @@ def _prepare_database() -> None:
     refill_schema_pool()  # before the worker starts, so its first beat finds the pool full
 
 
+def _bootstrap_aws() -> None:
+    """The outbound queues (and the artifacts bucket) on the embedded moto server, as `zixly aws bootstrap`."""
+    from core import aws, runtime
+
+    report = aws.bootstrap(runtime.settings())
+    click.echo(f"AWS resources: {len(report.created)} created, {len(report.existing)} already there")
+
+
 def _demo_tenant_key() -> str:
     """Create the demo tenant once; keep its key in .zixly/ so a second run prints the same one."""
     from core import tenants as svc
@@ -429,6 +438,7 @@ def _wait_http(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
 
 
 cli_ops.register(main)  # beat, aws bootstrap
+cli_outbound.register(main)  # outbound (the delivery consumer)
 
 if __name__ == "__main__":
     main()

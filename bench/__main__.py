@@ -1,9 +1,10 @@
 """`make bench`: provisioning speed and tenant-routing overhead, side by side in one run, with the machine.
 
 Runs against the embedded servers (or DATABASE_URL / REDIS_URL), in a fresh database that is dropped after.
-Suites (default: all): provisioning, routing, ingest, jobs, fleet. Options: --tenants N (provisioning: 200,
-fleet: 1000), --requests N (default 2000), --ingest-seconds S (default 10), --jobs N (default 1000),
---fleet-workers N (default 4). Only the fleet benchmark: `make bench BENCH_ARGS="fleet --tenants 1000"`.
+Suites (default: all): provisioning, routing, ingest, jobs, fleet, outbound. Options: --tenants N (provisioning:
+200, fleet: 1000), --requests N (default 2000), --ingest-seconds S (default 10), --jobs N (default 1000),
+--fleet-workers N (default 4), --deliveries N (outbound, default 1000). Only the fleet benchmark:
+`make bench BENCH_ARGS="fleet --tenants 1000"`.
 """
 from __future__ import annotations
 
@@ -172,7 +173,7 @@ def bench_routing(n: int) -> dict:
     return out
 
 
-SUITES = ("provisioning", "routing", "ingest", "jobs", "fleet")
+SUITES = ("provisioning", "routing", "ingest", "jobs", "fleet", "outbound")
 
 
 def main() -> None:
@@ -183,6 +184,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--ingest-seconds", type=float, default=10.0)
     parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--deliveries", type=int, default=1000)
     args = parser.parse_args()
     suites = set(args.suites or SUITES)
     if suites - set(SUITES):
@@ -221,6 +223,14 @@ def main() -> None:
         ingest = bench_ingest(settings, seconds=args.ingest_seconds, progress=progress) if "ingest" in suites \
             else None
         jobs = bench_jobs(settings, jobs=args.jobs, progress=progress) if "jobs" in suites else None
+        deliveries = None
+        if "outbound" in suites:
+            from bench.outbound import bench_outbound
+
+            os.environ.setdefault("AWS_ACCESS_KEY_ID", env.get("AWS_ACCESS_KEY_ID", "testing"))
+            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", env.get("AWS_SECRET_ACCESS_KEY", "testing"))
+            deliveries = bench_outbound(settings, aws_endpoint_url=env["AWS_ENDPOINT_URL"],
+                                        deliveries=args.deliveries, progress=progress)
         fleet = None
         if "fleet" in suites:
             from bench.fleet import bench_fleet
@@ -248,6 +258,11 @@ def main() -> None:
         _print_ingest(args, ingest)
     if jobs:
         _print_jobs(args, jobs)
+    if deliveries:
+        from bench.outbound import report as outbound_report
+
+        print()
+        print("\n".join(outbound_report(args, deliveries)))
     if fleet:
         from bench.fleet import report
 

@@ -14,6 +14,7 @@ from connectors.base import (
     stable_id,
 )
 from connectors.oauth import AccountInfo, ApiContext, Connector, TokenSet
+from connectors.ratelimits import Quota
 
 
 class AsanaScheme(BodyHmacScheme):
@@ -72,6 +73,7 @@ class AsanaConnector(Connector):
     account_kind = "workspace"
     supports_pkce = True
     scopes = ("tasks:write", "users:read", "workspaces:read", "projects:read")
+    quota = Quota.per_window(150, 60)  # 150 requests per minute on free plans (1,500 on paid ones)
     revocation_endpoint = REVOCATION_URL
 
     def authorize_endpoint(self, options: dict) -> str:

@@ -26,7 +26,7 @@ from connectors.base import (
 )
 from connectors.errors import ConnectorError, NotFound, RateLimited, Transient
 from connectors.oauth import AccountInfo, ApiContext, AppCredentials, Connector, TokenSet
-from connectors.ratelimits import RateLimitInfo
+from connectors.ratelimits import Quota, RateLimitInfo
 
 V3_HEADER = "X-HubSpot-Signature-v3"
 TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
@@ -121,6 +121,7 @@ class HubSpotConnector(Connector):
     scopes = ("oauth", "crm.objects.contacts.read", "crm.objects.contacts.write",
               "crm.objects.deals.read", "crm.objects.deals.write")
     search_page_size = 100
+    quota = Quota.per_window(100, 10)  # OAuth apps: 110 per 10 s per portal; kept a little under
 
     def authorize_endpoint(self, options: dict) -> str:
         return AUTHORIZE_URL

@@ -24,7 +24,7 @@ from connectors.errors import (
     Transient,
 )
 from connectors.http import HttpClient, error_detail
-from connectors.ratelimits import RateLimitInfo, parse_rate_limit
+from connectors.ratelimits import Quota, RateLimitInfo, parse_rate_limit
 
 # Token-endpoint error codes that mean the grant itself is gone (HubSpot v1 also sends its own status codes).
 GRANT_GONE = frozenset({"invalid_grant", "BAD_REFRESH_TOKEN", "invalid_token", "unauthorized_client"})
@@ -88,6 +88,8 @@ class Connector:
     token_auth_method: ClassVar[str] = "client_secret_post"
     revocation_endpoint: ClassVar[str | None] = None
     option_fields: ClassVar[tuple[str, ...]] = ()
+    # The provider's documented limit per connected account; outbound writes are paced to stay under it.
+    quota: ClassVar[Quota] = Quota.per_window(60, 60)
 
     def __init__(self, env: ConnectorEnv | None = None):
         self.env = env or ConnectorEnv()

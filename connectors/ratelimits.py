@@ -10,6 +10,34 @@ DEFAULT_WAIT = 10.0
 
 
 @dataclass(frozen=True)
+class Quota:
+    """How fast Zixly may call a provider for one connected account: a token bucket of `capacity` calls,
+    refilled at `refill` calls per second. Outbound delivery takes one token per call."""
+
+    capacity: float
+    refill: float
+
+    @classmethod
+    def per_window(cls, calls: int, seconds: float, burst: int | None = None) -> Quota:
+        """A "N calls per S seconds" limit. Any S-second window then sees at most burst + refill * S = N calls
+        (a bucket as large as N would allow almost 2N in the first window)."""
+        burst = burst if burst is not None else max(1, calls // 10)
+        if not 0 < burst <= calls or seconds <= 0:
+            raise ValueError("a quota needs 0 < burst <= calls and a positive window")
+        return cls(float(burst), (calls - burst) / seconds)
+
+    @classmethod
+    def parse(cls, text: str) -> Quota:
+        """`100/10` (calls per seconds) or `100/10+5` (with an explicit burst)."""
+        rate, _, burst = text.strip().partition("+")
+        calls, _, seconds = rate.partition("/")
+        try:
+            return cls.per_window(int(calls), float(seconds), int(burst) if burst else None)
+        except ValueError:
+            raise ValueError(f"quota {text!r} is not CALLS/SECONDS[+BURST]") from None
+
+
+@dataclass(frozen=True)
 class Window:
     remaining: int | None
     limit: int | None = None

@@ -14,7 +14,7 @@ import requests
 from connectors.errors import ConnectorError, InvalidOptions, Permanent, RateLimited
 from connectors.hosts import ensure_public_host, validate_instance_url
 from connectors.oauth import AccountInfo, ApiContext, AppCredentials, Connector, TokenSet
-from connectors.ratelimits import RateLimitInfo
+from connectors.ratelimits import Quota, RateLimitInfo
 from connectors.standard_webhooks import StandardWebhooksScheme
 
 API_VERSION = "v62.0"
@@ -36,6 +36,7 @@ class SalesforceConnector(Connector):
     account_kind = "org"
     supports_pkce = True
     scopes = ("api", "refresh_token")
+    quota = Quota.per_window(100_000, 86_400, burst=25)  # the org's rolling 24 h API allowance (Enterprise base)
     option_fields = ("instance_url", "login_url")
     api_version = API_VERSION
 

@@ -12,6 +12,7 @@ from connectors.base import BodyHmacScheme, InboundRequest, MalformedPayload, We
 from connectors.errors import InvalidOptions, Permanent
 from connectors.hosts import ensure_public_host, validate_shop_domain
 from connectors.oauth import AccountInfo, ApiContext, AppCredentials, Connector, TokenSet
+from connectors.ratelimits import Quota
 
 
 class ShopifyScheme(BodyHmacScheme):
@@ -48,6 +49,7 @@ class ShopifyConnector(Connector):
     account_kind = "shop"
     supports_pkce = False
     scopes = ("read_orders",)
+    quota = Quota(40, 2.0)  # REST Admin API leaky bucket: 40 requests, leaking 2 per second
     scope_separator = ","
     option_fields = ("shop",)
     api_version = API_VERSION

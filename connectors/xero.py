@@ -17,7 +17,7 @@ from connectors.base import (
 )
 from connectors.errors import ConnectorError, InvalidOptions, ReauthRequired, Transient
 from connectors.oauth import AccountInfo, ApiContext, Connector, TokenSet
-from connectors.ratelimits import RateLimitInfo
+from connectors.ratelimits import Quota, RateLimitInfo
 
 _IDENTIFYING = ("tenantId", "resourceId", "eventType", "eventCategory", "eventDateUtc")
 
@@ -68,6 +68,7 @@ class XeroConnector(Connector):
     # Granular scopes: apps created since March 2026 cannot ask for accounting.transactions any more.
     # offline_access is what makes Xero issue a refresh token.
     scopes = ("offline_access", "accounting.invoices", "accounting.contacts", "accounting.settings.read")
+    quota = Quota.per_window(60, 60)  # 60 calls per minute per organisation (and 5,000 a day)
     token_auth_method = "client_secret_basic"
     revocation_endpoint = REVOCATION_URL
     page_size = 100

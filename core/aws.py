@@ -40,12 +40,12 @@ ARTIFACTS_GLACIER_AFTER_DAYS = 90
 ARTIFACTS_EXPIRE_AFTER_DAYS = 7 * 365
 
 
-def outbound_queue_name(provider: str) -> str:
-    return f"zixly-outbound-{provider}.fifo"
+def outbound_queue_name(provider: str, prefix: str = "zixly") -> str:
+    return f"{prefix}-outbound-{provider}.fifo"
 
 
-def outbound_dlq_name(provider: str) -> str:
-    return f"zixly-outbound-{provider}-dlq.fifo"
+def outbound_dlq_name(provider: str, prefix: str = "zixly") -> str:
+    return f"{prefix}-outbound-{provider}-dlq.fifo"
 
 
 def queue_names() -> list[str]:
@@ -69,11 +69,7 @@ def bootstrap(settings: Settings, *, bucket: str = ARTIFACTS_BUCKET) -> Bootstra
     """Create (or bring up to date) every queue and the artifacts bucket; safe to run any number of times."""
     report = BootstrapReport()
     sqs = client("sqs", settings)
-    for provider in OUTBOUND_PROVIDERS:
-        dlq_url = _ensure_queue(sqs, outbound_dlq_name(provider), _fifo_attributes(dlq=True), report)
-        attrs = _fifo_attributes(dlq=False)
-        attrs["RedrivePolicy"] = _redrive_policy(sqs, dlq_url)
-        _ensure_queue(sqs, outbound_queue_name(provider), attrs, report)
+    ensure_outbound_queues(sqs, report, prefix=settings.outbound_queue_prefix)
     dlq_url = _ensure_queue(sqs, NOTIFICATION_DLQ, {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS),
                                                     "SqsManagedSseEnabled": "true"}, report)
     _ensure_queue(sqs, NOTIFICATION_QUEUE, {
@@ -86,7 +82,20 @@ def bootstrap(settings: Settings, *, bucket: str = ARTIFACTS_BUCKET) -> Bootstra
     return report
 
 
-def _fifo_attributes(*, dlq: bool) -> dict[str, str]:
+def ensure_outbound_queues(sqs, report: BootstrapReport | None = None, *, prefix: str = "zixly",
+                           providers=OUTBOUND_PROVIDERS, visibility: int = OUTBOUND_VISIBILITY_TIMEOUT_SECONDS,
+                           max_receive: int = MAX_RECEIVE_COUNT) -> BootstrapReport:
+    """Each provider's FIFO queue and its FIFO dead-letter queue (tests pass a prefix and short timings)."""
+    report = report if report is not None else BootstrapReport()
+    for provider in providers:
+        dlq_url = _ensure_queue(sqs, outbound_dlq_name(provider, prefix), _fifo_attributes(dlq=True), report)
+        attrs = _fifo_attributes(dlq=False, visibility=visibility)
+        attrs["RedrivePolicy"] = _redrive_policy(sqs, dlq_url, max_receive)
+        _ensure_queue(sqs, outbound_queue_name(provider, prefix), attrs, report)
+    return report
+
+
+def _fifo_attributes(*, dlq: bool, visibility: int = OUTBOUND_VISIBILITY_TIMEOUT_SECONDS) -> dict[str, str]:
     attrs = {
         "FifoQueue": "true",
         # off: a de-duplication id is always sent explicitly (two identical writes can be two real writes)
@@ -99,14 +108,14 @@ def _fifo_attributes(*, dlq: bool) -> dict[str, str]:
     if dlq:
         attrs["MessageRetentionPeriod"] = str(DLQ_RETENTION_SECONDS)
     else:
-        attrs["VisibilityTimeout"] = str(OUTBOUND_VISIBILITY_TIMEOUT_SECONDS)
+        attrs["VisibilityTimeout"] = str(visibility)
         attrs["ReceiveMessageWaitTimeSeconds"] = str(LONG_POLL_SECONDS)
     return attrs
 
 
-def _redrive_policy(sqs, dlq_url: str) -> str:
+def _redrive_policy(sqs, dlq_url: str, max_receive: int = MAX_RECEIVE_COUNT) -> str:
     arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
+    return json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": max_receive})
 
 
 def _ensure_queue(sqs, name: str, attributes: dict[str, str], report: BootstrapReport) -> str:

@@ -19,6 +19,11 @@ def _list(value: str | None) -> tuple[str, ...]:
     return tuple(x.strip() for x in (value or "").split(",") if x.strip())
 
 
+def _pairs(value: str | None) -> dict[str, str]:
+    """`a=1,b=2` as {"a": "1", "b": "2"}."""
+    return {k.strip(): v.strip() for k, _, v in (item.partition("=") for item in _list(value)) if k.strip()}
+
+
 def _read(path: Path) -> str | None:
     return path.read_text().strip() or None if path.exists() else None
 
@@ -63,6 +68,10 @@ class Settings:
     metrics_token: str | None = None
     log_format: str = "json"
     worker_metrics_port: int | None = None
+    # Outbound delivery: queue names are `<prefix>-outbound-<provider>.fifo` (Terraform creates the `zixly` ones);
+    # quotas override a provider's default pace per connection, e.g. {"hubspot": "150/10"} (calls/seconds)
+    outbound_queue_prefix: str = "zixly"
+    outbound_quotas: dict = field(default_factory=dict)
     log_level: str = "INFO"
     # Novu: no key means notifications are logged as `skipped` with the request that would have been sent.
     novu_api_key: str | None = field(default=None, repr=False)
@@ -113,6 +122,8 @@ class Settings:
             log_format=env.get("ZIXLY_LOG_FORMAT", "json"),
             worker_metrics_port=int(env["ZIXLY_WORKER_METRICS_PORT"]) if env.get("ZIXLY_WORKER_METRICS_PORT") else None,
             log_level=env.get("ZIXLY_LOG_LEVEL", "INFO"),
+            outbound_queue_prefix=env.get("ZIXLY_OUTBOUND_QUEUE_PREFIX", "zixly"),
+            outbound_quotas=_pairs(env.get("ZIXLY_OUTBOUND_QUOTAS")),
             novu_api_key=env.get("NOVU_API_KEY") or None,
             novu_server_url=env.get("NOVU_SERVER_URL") or "https://api.novu.co",
             novu_timeout=float(env.get("NOVU_TIMEOUT_SECONDS") or 10.0),

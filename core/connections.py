@@ -151,6 +151,11 @@ def _on_response(provider, method, status, seconds) -> None:
             log.debug("response hook failed", exc_info=True)
 
 
+def add_response_hook(hook) -> None:
+    """Also call `hook(provider, method, status, seconds)` after every provider call (the delivery records)."""
+    _response_hooks.append(hook)
+
+
 def connector_env() -> ConnectorEnv:
     return ConnectorEnv(simulator_url=settings().provider_simulator_url, on_response=_on_response)
 

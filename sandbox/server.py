@@ -38,6 +38,7 @@ class Call:
     headers: dict
     body: bytes
     status: int
+    at: float = 0.0  # when the request arrived (time.time())
 
 
 @dataclass
@@ -166,6 +167,7 @@ class Simulator:
 
     # --- WSGI -----------------------------------------------------------------------------------------------
     def wsgi(self, environ, start_response):
+        arrived = time.time()
         request = Request(environ)
         # Route on the path as sent, so an escaped "/" inside a segment (%2F) stays inside it.
         raw_path = urlsplit(environ.get("RAW_URI") or request.path).path
@@ -176,7 +178,7 @@ class Simulator:
         response = self._dispatch(request, provider_name, host, path)
         with self._lock:
             self._log.append(Call(provider_name, request.method, host, path, request.args.to_dict(),
-                                  dict(request.headers), body, response.status_code))
+                                  dict(request.headers), body, response.status_code, arrived))
         return response(environ, start_response)
 
     def _dispatch(self, request: Request, provider_name: str, host: str, path: str) -> Response:

@@ -10,7 +10,7 @@ import os
 
 from celery import signals
 
-from core import logs, runtime
+from core import aws, logs, outbound, runtime
 from core.config import Settings
 from core.queue import celery_app
 
@@ -20,6 +20,7 @@ logs.configure(_settings.log_level, _settings.log_format)
 import workers.jobs  # noqa: E402,F401  (registers tasks)
 import workers.maintenance  # noqa: E402,F401
 import workers.notifications  # noqa: E402,F401
+import workers.outbound  # noqa: E402,F401
 
 app = celery_app
 log = logging.getLogger("zixly.worker")
@@ -35,9 +36,20 @@ def _serve_metrics(sender=None, **_):
     from core.metrics import QueueDepthCollector, registry_for_scrape
 
     queues = [celery_app.conf.task_default_queue]
-    collector = QueueDepthCollector(queues, redis_client=runtime.redis_client())
+    collector = QueueDepthCollector(queues, redis_client=runtime.redis_client(), sqs_client=outbound.sqs_client(),
+                                    sqs_queues=_outbound_queues())
     start_http_server(port, registry=registry_for_scrape([collector]))
     log.info("worker metrics on :%s", port)
+
+
+def _outbound_queues() -> list[tuple[str, str]]:
+    """Every outbound queue and dead-letter queue; none when SQS cannot say (the scrape goes on without them)."""
+    try:
+        return [(outbound.queue_name(provider, dead=dead), outbound.queue_url(provider, dead=dead))
+                for provider in aws.OUTBOUND_PROVIDERS for dead in (False, True)]
+    except Exception as exc:
+        log.warning("outbound queue depths left out of the metrics: %s", exc)
+        return []
 
 
 @signals.worker_process_shutdown.connect(weak=False)

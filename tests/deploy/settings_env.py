@@ -42,6 +42,8 @@ DESCRIPTIONS = {
     "ZIXLY_DB_POOL_SIZE": "SQLAlchemy pool size per process and shard.",
     "ZIXLY_DB_MAX_OVERFLOW": "Connections allowed above the pool size.",
     "ZIXLY_DB_POOL_RECYCLE": "Seconds before a pooled connection is replaced.",
+    "ZIXLY_SCHEMA_POOL_SIZE": "Ready tenant schemas kept per shard so a sign-up needs no DDL (0: no pool, "
+                              "provisioning runs the DDL).",
     "ZIXLY_BROKER_VISIBILITY_TIMEOUT": "Seconds before Redis redelivers a task whose worker died; longer than "
                                        "the slowest job.",
     "ZIXLY_PUBLIC_BASE_URL": "The API's public address; OAuth callbacks and webhook URLs are built from it.",
@@ -58,8 +60,6 @@ DESCRIPTIONS = {
                                     "(`python -m sandbox`); never set in production.",
     "ZIXLY_OAUTH_RETURN_URL": "Where the OAuth callback sends the admin's browser afterwards (with `connection` and "
                               "`status`); unset: the callback answers JSON.",
-    "ZIXLY_SCHEMA_POOL_SIZE": "Ready, unassigned tenant schemas kept per server so a sign-up needs no DDL "
-                              "(refilled by beat every minute).",
     "ZIXLY_ARTIFACTS_BUCKET": "The S3 bucket for job artifacts (keys `{tenant}/{job}/…`, encrypted at rest).",
     "ZIXLY_TOKEN_REFRESH_MARGIN": "Seconds before expiry at which an access token is refreshed.",
     "ZIXLY_WEBHOOK_RATE_LIMIT": "Webhook ingress limit per endpoint token (flask-limiter syntax), apart from the "
@@ -67,8 +67,12 @@ DESCRIPTIONS = {
     "ZIXLY_METRICS_TOKEN": "When set, `/metrics` on the API needs `Authorization: Bearer <token>`.",
     "ZIXLY_LOG_FORMAT": "`json` (one object per line) or `text`.",
     "ZIXLY_LOG_LEVEL": "Root log level.",
-    "ZIXLY_WORKER_METRICS_PORT": "Port on which a worker serves Prometheus metrics (aggregated over its processes, "
-                                 "plus queue depths); unset: none.",
+    "ZIXLY_WORKER_METRICS_PORT": "Port on which a worker, or the outbound consumer, serves Prometheus metrics "
+                                 "(aggregated over its processes, plus queue depths); unset: none.",
+    "ZIXLY_OUTBOUND_QUEUE_PREFIX": "Outbound queues are `<prefix>-outbound-<provider>.fifo` (and `…-dlq.fifo`); "
+                                   "Terraform creates the `zixly` ones.",
+    "ZIXLY_OUTBOUND_QUOTAS": "Per-connection pace of outbound writes, overriding a provider's default: "
+                             "`hubspot=150/10,xero=60/60` (calls/seconds, optionally `+burst`).",
     "NOVU_API_KEY": "Novu API key; unset: notifications are logged as `skipped` with the request that would "
                     "have been sent.",
     "NOVU_SERVER_URL": "Novu API base URL (Novu Cloud US, `https://eu.api.novu.co`, or self-hosted).",

@@ -80,7 +80,7 @@ def test_prometheus_scrapes_the_api_the_workers_and_the_outbound_consumer(compos
 
 def test_the_metric_contract_is_well_formed():
     contract = pq.load_contract()
-    assert len(contract) == 23
+    assert len(contract) == 25
     for metric in contract.values():
         assert metric.type in {"counter", "gauge", "histogram"}
         assert metric.name.endswith("_total") == (metric.type == "counter"), metric.name
