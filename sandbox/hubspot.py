@@ -38,7 +38,7 @@ class HubSpot(Provider):
         route("PATCH", r"api\.hubapi\.com/crm/v3/objects/deals/(?P<deal_id>[^/]+)", "update_deal"),
         route("POST", r"api\.hubapi\.com/crm/v3/objects/notes", "create_note"),
         route("GET", r"api\.hubapi\.com/crm/v4/objects/contacts/(?P<contact_id>[^/]+)/associations/deals",
-              "contact_deals"),
+              "associated_deals"),
     )
 
     def seed(self) -> None:
@@ -168,7 +168,7 @@ class HubSpot(Provider):
         deal["properties"]["hs_lastmodifieddate"] = deal["updatedAt"] = _iso(time.time())
         return json_response(_project(deal, list(properties) + ["hs_lastmodifieddate"]))
 
-    def contact_deals(self, request: Request, grant: Grant, contact_id: str, **_) -> Response:
+    def associated_deals(self, request: Request, grant: Grant, contact_id: str, **_) -> Response:
         if contact_id not in self.contacts:
             return json_response({"status": "error", "message": "resource not found",
                                   "category": "OBJECT_NOT_FOUND"}, 404)
