@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # pytest's temporary files per checkout: runs in two checkouts at once must not delete each other's servers
 PYTEST_TMP := /tmp/zixly-pytest-$(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint spec clean
+.PHONY: run test bench lint spec fuzz clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -29,7 +29,14 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
 spec: $(STAMP)
-	$(BIN)/zixly openapi
+	$(BIN)/zixly openapi write
+
+# A longer, random schemathesis campaign than the bounded one in `make test` (tests/contract/test_fuzz.py).
+FUZZ_EXAMPLES ?= 500
+FUZZ_SCENARIOS ?= 300
+fuzz: $(STAMP)
+	ZIXLY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) ZIXLY_FUZZ_SCENARIOS=$(FUZZ_SCENARIOS) ZIXLY_FUZZ_RANDOM=1 \
+		$(BIN)/python -m pytest -p no:cacheprovider tests/contract/test_fuzz.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .zixly build *.egg-info

@@ -8,7 +8,7 @@ from sqlalchemy.exc import DataError
 from flask import Flask
 from flask_smorest import Api
 
-from api import auth, limits, observability, problems
+from api import auth, docs, limits, observability, openapi, problems
 from api.resources import (
     api_keys,
     connections,
@@ -20,6 +20,7 @@ from api.resources import (
     staff_tenants,
     system,
     tenant,
+    workflows,
 )
 from api.tokens import TokenVerifier
 from connectors.base import MalformedPayload, VerificationFailed
@@ -33,7 +34,7 @@ from tenancy.context import InvalidSlug
 from tenancy.db import get_router
 
 BLUEPRINTS = (system.blp, staff_tenants.blp, tenant.blp, api_keys.blp, connections.blp, connections.oauth_blp,
-              hooks.blp, events.blp, jobs.blp, notifications.blp, deliveries.blp)
+              hooks.blp, events.blp, jobs.blp, workflows.blp, notifications.blp, deliveries.blp)
 
 _ERRORS = {
     provisioning.TenantExists: 409,
@@ -62,6 +63,9 @@ _ERRORS = {
 class ProblemSchema(ma.Schema):
     """RFC 9457 problem details, plus `errors` (field problems) and `request_id`."""
 
+    class Meta:
+        unknown = ma.INCLUDE  # problem types may add members (RFC 9457 §3.2), e.g. `checks` on 503
+
     type = ma.fields.String()
     title = ma.fields.String()
     status = ma.fields.Integer()
@@ -74,32 +78,41 @@ class ProblemSchema(ma.Schema):
 class ZixlyApi(Api):
     ERROR_SCHEMA = ProblemSchema
 
-    def document_problems(self) -> None:
-        """Error responses are application/problem+json, in the spec as on the wire."""
-        for response in self.spec.components.responses.values():
-            content = response.get("content", {})
-            if "application/json" in content:
-                content[problems.MEDIA_TYPE] = content.pop("application/json")
-
 
 def _openapi_config(app: Flask) -> None:
     app.config.update(
         API_TITLE="Zixly API",
         API_VERSION="v1",
         OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX="/",
-        OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
-        API_SPEC_OPTIONS={
-            "info": {"description": "Multi-tenant integration API. Errors are application/problem+json (RFC 9457)."},
-            "components": {"securitySchemes": {
-                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-                "Bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-            }},
-            "security": [{"ApiKey": []}, {"Bearer": []}],
-        },
+        OPENAPI_URL_PREFIX=None,  # api/docs.py serves /openapi.json and /docs (the finished contract, no CDN)
+        API_SPEC_OPTIONS={"info": {"description": API_DESCRIPTION}},
     )
+
+
+API_DESCRIPTION = """Zixly connects a small business's systems (Xero, HubSpot, Shopify, Asana, Salesforce): their
+webhooks come in, are kept durably, and start workflows that run as jobs in the background.
+
+**Authentication.** Machine clients send a tenant API key in `X-API-Key`; people send a JWT in
+`Authorization: Bearer …` (tenant users, or Zixly staff). Each operation says which it accepts and the least
+role it needs (VIEWER < EDITOR < ADMIN). Webhooks from providers need neither: the provider's own signature is
+checked.
+
+**Errors** are `application/problem+json` (RFC 9457): `type`, `title`, `status`, `detail`, plus `errors` for
+field problems and `request_id`.
+
+**Every response** carries `X-Request-ID`; send your own to correlate logs.
+
+**Rate limits** are per tenant and per key, from the tenant's plan: `RateLimit-Limit`, `RateLimit-Remaining` and
+`RateLimit-Reset` (also as `X-RateLimit-*`) on each response; a 429 carries `Retry-After`.
+
+**Input.** JSON bodies are `application/json`; a field the schema does not name is a 422. Unknown query
+parameters are ignored. Text cannot contain NUL (U+0000): such a request is a 422 `unstorable-value`.
+
+**Lists** use cursor pagination: `?limit=` and `?cursor=`; a page has `items` and `next_cursor` (null on the
+last page).
+
+**Creates** accept an `Idempotency-Key` header, so a retry never creates twice.
+"""
 
 
 def create_app(settings: Settings | None = None, *, offline: bool = False) -> Flask:
@@ -130,16 +143,16 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
                                                       fail_open=settings.rate_limit_fail_open,
                                                       webhook_limit=settings.webhook_rate_limit)
     observability.init_app(app, metrics_token=settings.metrics_token)
-    api = ZixlyApi(app)
+    api = ZixlyApi(app, spec_kwargs={"marshmallow_plugin": openapi.SchemaPlugin()})
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
-    api.document_problems()
+    app.register_blueprint(docs.blp)
     problems.register(app)  # after Api(), so these handlers replace flask-smorest's
     for exc_type, status in _ERRORS.items():
         app.register_error_handler(exc_type, _domain_error(status))
     app.register_error_handler(VerificationFailed, _verification_failed)
     app.register_error_handler(DataError, _unstorable)
-    auth.PUBLIC_ENDPOINTS.update(e for e in app.view_functions if e.startswith("api-docs.") or e == "static")
+    auth.PUBLIC_ENDPOINTS.add("static")
     logging.getLogger("zixly").setLevel(logging.INFO)
     return app
 

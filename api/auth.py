@@ -41,14 +41,8 @@ def access(level: str):
 
     def mark(fn):
         fn._zixly_access = level
-        doc = fn.__dict__.setdefault("_apidoc", {}).setdefault("manual_doc", {})
-        doc["x-zixly-access"] = level
-        if level == PUBLIC:
-            doc["security"] = []
-        else:
-            doc["security"] = [{"Bearer": []}] if level == STAFF else [{"ApiKey": []}, {"Bearer": []}]
-            problem = {"$ref": "#/components/responses/DEFAULT_ERROR"}
-            doc.setdefault("responses", {}).update({"401": problem, "403": problem})
+        # api/openapi.py turns this mark into the operation's security, problem responses and limit headers
+        fn.__dict__.setdefault("_apidoc", {}).setdefault("manual_doc", {})["x-zixly-access"] = level
         return fn
 
     return mark
@@ -57,6 +51,11 @@ def access(level: str):
 def raw_body(fn):
     """Mark a view that reads a non-JSON body (webhooks): the JSON content-type check is skipped."""
     fn._zixly_raw_body = True
+    doc = fn.__dict__.setdefault("_apidoc", {}).setdefault("manual_doc", {})
+    doc["x-zixly-raw-body"] = True
+    doc.setdefault("requestBody", {"required": True, "description": (
+        "The payload exactly as the provider sends it; the signature is checked over these raw bytes."),
+        "content": {"application/json": {"schema": {}}}})
     return fn
 
 

@@ -132,14 +132,37 @@ def auth_token(staff, tenant, role, subject, ttl):
 
 
 # --- openapi -------------------------------------------------------------------------------------------
-@main.command("openapi")
-@click.option("--output", "-o", default="openapi/openapi.json", show_default=True)
-def openapi(output):
-    """Write the OpenAPI spec generated from the code."""
-    from api.spec import render_spec
+@main.group("openapi", invoke_without_command=True)
+@click.option("--output", "-o", default=None, help="With no command: where `write` writes.")
+@click.pass_context
+def openapi(ctx, output):
+    """The OpenAPI spec generated from the code (`zixly openapi [-o FILE]` alone is `zixly openapi write`)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(openapi_write, output=output)
 
-    Path(output).write_text(render_spec())
-    click.echo(f"wrote {output}")
+
+@openapi.command("write")
+@click.option("--output", "-o", default=None, help="Default: openapi/openapi.yaml.")
+def openapi_write(output):
+    """Write the spec to openapi/openapi.yaml (commit it: it is the public contract)."""
+    from api.spec import SPEC_FILE, render_spec
+
+    path = Path(output) if output else SPEC_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_spec())
+    click.echo(f"wrote {path}")
+
+
+@openapi.command("check")
+@click.option("--spec", "spec_file", default=None, help="Default: openapi/openapi.yaml.")
+def openapi_check(spec_file):
+    """Exit 1 when the committed spec differs from the code."""
+    from api.spec import REGENERATE, SPEC_FILE, render_spec
+
+    path = Path(spec_file) if spec_file else SPEC_FILE
+    if not path.exists() or path.read_text() != render_spec():
+        raise click.ClickException(f"{path} differs from the code: run `{REGENERATE}` and commit it")
+    click.echo(f"{path} matches the code")
 
 
 # --- worker -------------------------------------------------------------------------------------------
@@ -208,7 +231,9 @@ def keys_rotate():
 # --- dev -----------------------------------------------------------------------------------------------
 @main.command("dev")
 @click.option("--port", default=lambda: int(os.environ.get("PORT", 8000)), show_default="PORT or 8000")
-def dev(port):
+@click.option("--simulate-providers/--no-simulate-providers", default=True, show_default=True,
+              help="Serve local Xero, HubSpot, Shopify, Asana and Salesforce simulators and point Zixly at them.")
+def dev(port, simulate_providers):
     """Start embedded servers (unless env names real ones), migrate, and serve the API with a worker."""
     from core.devstack import DevStack
 
@@ -238,6 +263,10 @@ def dev(port):
         generate_signing_key(HOME)
         os.environ.setdefault("ZIXLY_JWT_PUBLIC_KEY_FILE", str(HOME / "jwt-public.pem"))
         _dev_data_key()
+        os.environ.setdefault("ZIXLY_LOG_FORMAT", "text")
+        os.environ.setdefault("ZIXLY_PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+        _multiprocess_metrics_dir("dev")
+        simulator = _start_simulator(os.environ["ZIXLY_PUBLIC_BASE_URL"]) if simulate_providers else None
         _boot()
         _prepare_database()
         _bootstrap_aws()
@@ -251,8 +280,8 @@ def dev(port):
         children.append(_spawn([py, "-m", "celery", "-A", "workers.app", "worker", "-B", "--loglevel", "INFO",
                                 "--concurrency", "2", "--schedule", str(HOME / "celerybeat-schedule")]))
         children.append(_spawn([py, "-m", "workers.consumer", "--threads", "2"]))
-        children.append(_spawn([py, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                                "--threads", "4", "--access-logfile", "-", "api.wsgi:app"]))
+        children.append(_spawn([py, "-m", "gunicorn", "-c", "python:api.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
+                                "--workers", "2", "--threads", "4", "api.wsgi:app"]))
         _wait_http(port, children[-1])
         base = f"http://127.0.0.1:{port}"
         click.echo("\n" + "=" * 72)
@@ -260,6 +289,10 @@ def dev(port):
         click.echo(f"demo tenant    demo   X-API-Key: {api_key}")
         click.echo(f"staff token    Authorization: Bearer {staff}")
         click.echo(f"try            curl -H 'X-API-Key: {api_key}' {base}/v1/tenant")
+        if simulator is not None:
+            click.echo(f"providers      simulated at {simulator.url} — connect one with\n               curl -X POST "
+                       f"-H 'X-API-Key: {api_key}' -H 'Content-Type: application/json' "
+                       f"-d '{{\"provider\": \"xero\"}}' {base}/v1/connections   (then open its authorize_url)")
         click.echo("=" * 72 + "\nCtrl-C stops everything.\n")
         while all(p.poll() is None for p in children):
             time.sleep(0.5)
@@ -272,6 +305,36 @@ def dev(port):
             _terminate(proc)
         stack.stop()
         raise
+
+
+DEV_APPS = {p: (f"zixly-dev-{p}", f"zixly-dev-{p}-secret") for p in ("xero", "hubspot", "shopify", "asana",
+                                                                     "salesforce")}
+
+
+def _start_simulator(public_base: str):
+    """The provider simulators, in this process, with Zixly's dev apps registered; Zixly is pointed at them
+    (an explicit development setting: nothing but `zixly dev` sets it)."""
+    from sandbox import Simulator
+
+    simulator = Simulator(port=int(os.environ.get("ZIXLY_SIMULATOR_PORT", 0))).start()
+    for provider, (client_id, secret) in DEV_APPS.items():
+        simulator.register_app(provider, client_id, secret, [f"{public_base.rstrip('/')}/v1/oauth/callback"])
+        os.environ.setdefault(f"ZIXLY_{provider.upper()}_CLIENT_ID", client_id)
+        os.environ.setdefault(f"ZIXLY_{provider.upper()}_CLIENT_SECRET", secret)
+    os.environ["ZIXLY_PROVIDER_SIMULATOR_URL"] = simulator.url
+    click.echo(f"provider simulators on {simulator.url}")
+    return simulator
+
+
+def _bootstrap_aws() -> None:
+    from core import aws
+    from core.runtime import settings
+
+    try:
+        report = aws.bootstrap(settings(), bucket=settings().artifacts_bucket)
+        click.echo(f"queues and bucket ready ({len(report.created)} created, {len(report.existing)} existing)")
+    except Exception as exc:  # the API still serves; outbound deliveries and artifacts wait for it
+        click.echo(f"warning: could not create the queues and bucket: {exc}", err=True)
 
 
 def _dev_data_key() -> None:

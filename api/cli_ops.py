@@ -48,7 +48,7 @@ def aws_bootstrap(bucket):
 
     settings = Settings.from_env()
     target = settings.aws_endpoint_url or f"AWS {settings.aws_region}"
-    report = aws_resources.bootstrap(settings, bucket=bucket or aws_resources.ARTIFACTS_BUCKET)
+    report = aws_resources.bootstrap(settings, bucket=bucket or settings.artifacts_bucket)
     for name in report.created:
         click.echo(f"created  {name}")
     for name in report.existing:

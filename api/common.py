@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from functools import wraps
@@ -67,6 +68,8 @@ def page(items: list, limit: int, cursor_of) -> dict:
     return {"items": items, "next_cursor": encode_cursor(cursor_of(items[-1])) if more and items else None}
 
 
+_IDEMPOTENCY_KEY = re.compile(r"[ -~]{1,255}")  # as the spec says (api/openapi.py)
+
 _STORES = {
     "staff": (StaffIdempotencyRecord, catalog_transaction),
     "tenant": (TenantIdempotencyRecord, tenant_transaction),
@@ -83,8 +86,9 @@ def idempotent(scope: str):
             key = request.headers.get("Idempotency-Key")
             if key is None:
                 return view(*args, **kwargs)
-            if not (0 < len(key) <= 255 and key.isprintable()):
-                raise Problem(400, "invalid-idempotency-key", "Idempotency-Key must be 1–255 printable characters.")
+            if not _IDEMPOTENCY_KEY.fullmatch(key):
+                raise Problem(400, "invalid-idempotency-key",
+                              "Idempotency-Key must be 1–255 printable ASCII characters.")
             principal = f"{g.actor.type}:{g.actor.id}"
             digest = hashlib.sha256(request.method.encode() + request.path.encode() + b"\0" +
                                     request.get_data()).hexdigest()
@@ -102,6 +106,10 @@ def idempotent(scope: str):
                 _release(model, transaction, key, principal)
             return response
 
+        wrapper._zixly_idempotent = scope
+        # a separate dict: the wrapped view's doc must not change under it
+        wrapper._apidoc = {**getattr(view, "_apidoc", {})}
+        wrapper._apidoc["manual_doc"] = {**wrapper._apidoc.get("manual_doc", {}), "x-zixly-idempotent": True}
         return wrapper
 
     return decorator
@@ -140,3 +148,25 @@ def _store(model, transaction, key, principal, response: Response) -> None:
 def _release(model, transaction, key, principal) -> None:
     with transaction() as session:
         session.execute(delete(model).where(model.key == key, model.principal == principal))
+
+
+class JsonBoolean(ma.fields.Boolean):
+    """A boolean in a JSON body: true or false only (marshmallow would also take "yes", 1, "on" and 0), as the
+    spec says."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class JsonInteger(ma.fields.Integer):
+    """An integer in a JSON body: a number, never a numeric string or a boolean."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)

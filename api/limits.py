@@ -11,7 +11,7 @@ import math
 import time
 
 from flask import Flask, g, request
-from flask_limiter import ApplicationLimit, Limiter
+from flask_limiter import ApplicationLimit, HeaderNames, Limiter
 from redis.exceptions import RedisError
 
 from core import metrics
@@ -30,18 +30,20 @@ def _no_tenant() -> bool:
     return principal is None or principal.tenant is None
 
 
-UNUSED = "1000000/minute"  # flask-limiter asks for every limit's value, even for requests it exempts
+# flask-limiter asks for every limit's value before it applies `exempt_when`, so these answer for callers with
+# no tenant too (public and staff requests, which are exempt) instead of raising on each of them.
+_EXEMPT = "1/second"
 
 
 def _tenant_limit() -> str:
     if _no_tenant():
-        return UNUSED
+        return _EXEMPT
     return f"{plan_limits(_principal().tenant.plan)['requests_per_minute']}/minute"
 
 
 def _key_limit() -> str:
     if _no_tenant():
-        return UNUSED
+        return _EXEMPT
     return f"{plan_limits(_principal().tenant.plan)['key_requests_per_minute']}/minute"
 
 
@@ -80,21 +82,29 @@ class _StorageErrorCounter(logging.Filter):
         return True
 
 
-def _ietf_headers(response):
-    """RateLimit-Limit/Remaining/Reset (IETF draft, Reset in seconds) next to flask-limiter's X-RateLimit-*."""
-    limit, remaining, reset = (response.headers.get(f"X-RateLimit-{n}") for n in ("Limit", "Remaining", "Reset"))
-    if limit is not None:
+_LIMITER_RETRY_AFTER = "X-Zixly-Limiter-Retry-After"  # internal: flask-limiter's Retry-After, sorted out below
+
+
+def _standard_headers(response):
+    """`RateLimit-*` beside flask-limiter's `X-RateLimit-*`, and `Retry-After` only where it means something.
+
+    flask-limiter puts a Retry-After on every response (even a 200) and would overwrite one the app set (a 409
+    for an Idempotency-Key still in progress says 1 s); it writes its value under an internal name instead.
+    """
+    retry_after = response.headers.pop(_LIMITER_RETRY_AFTER, None)
+    if response.status_code == 429 and retry_after is not None:
+        response.headers["Retry-After"] = retry_after
+    limit, remaining = response.headers.get("X-RateLimit-Limit"), response.headers.get("X-RateLimit-Remaining")
+    reset = response.headers.get("X-RateLimit-Reset")
+    if limit is not None and remaining is not None and reset is not None:
         response.headers["RateLimit-Limit"] = limit
-        response.headers["RateLimit-Remaining"] = remaining or "0"
-        try:
-            response.headers["RateLimit-Reset"] = str(max(0, math.ceil(float(reset) - time.time())))
-        except (TypeError, ValueError):
-            pass
+        response.headers["RateLimit-Remaining"] = remaining
+        response.headers["RateLimit-Reset"] = retry_after or str(max(0, math.ceil(float(reset) - time.time())))
     return response
 
 
 def init_app(app: Flask, *, redis_url: str, fail_open: bool, webhook_limit: str = "1200/minute") -> Limiter:
-    app.after_request(_ietf_headers)  # registered first, so it runs after flask-limiter added its headers
+    app.after_request(_standard_headers)  # registered first, so it runs after flask-limiter's header hook
     logging.getLogger("flask-limiter").addFilter(_StorageErrorCounter())
     limiter = Limiter(
         key_func=lambda: "unused",
@@ -103,6 +113,7 @@ def init_app(app: Flask, *, redis_url: str, fail_open: bool, webhook_limit: str 
         storage_options={"socket_connect_timeout": 1, "socket_timeout": 1},
         strategy="moving-window",
         headers_enabled=True,
+        header_name_mapping={HeaderNames.RETRY_AFTER: _LIMITER_RETRY_AFTER},
         swallow_errors=fail_open,
         key_prefix="zixly-rl",
         on_breach=_on_breach,

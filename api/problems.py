@@ -23,6 +23,16 @@ class Problem(Exception):
         self.headers, self.extra = headers or {}, extra
 
 
+def _plain(value):
+    """Field errors use list positions as keys next to `_schema`; JSON object keys are strings (and a sorted
+    dump cannot compare 3 with "_schema")."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def problem_response(status: int, code: str, detail: str | None, *, title: str | None = None,
                      headers: dict | None = None, **extra) -> Response:
     body = {
@@ -32,10 +42,11 @@ def problem_response(status: int, code: str, detail: str | None, *, title: str |
         "detail": detail,
         "instance": request.path if request else None,
     }
+    body = {k: v for k, v in body.items() if v is not None}  # members are optional; null is not a string
     request_id = getattr(g, "request_id", None)
     if request_id:
         body["request_id"] = request_id
-    body.update({k: v for k, v in extra.items() if v is not None})
+    body.update({k: _plain(v) for k, v in extra.items() if v is not None})
     resp = Response(json.dumps(body), status=status, mimetype=MEDIA_TYPE)
     for name, value in (headers or {}).items():
         resp.headers[name] = value

@@ -177,6 +177,18 @@ class HubSpotConnector(Connector):
                 return
             body = {**body, "after": after}
 
+    def list_associated_deals(self, ctx: ApiContext, contact_id: str) -> list[str]:
+        """Deal ids associated with a contact (CRM v4 associations)."""
+        deals, after = [], None
+        while True:
+            params = {"limit": 500, **({"after": after} if after else {})}
+            page = self.api("GET", f"{API_URL}/crm/v4/objects/contacts/{quote(str(contact_id), safe='')}"
+                                   "/associations/deals", ctx, params=params) or {}
+            deals += [str(r["toObjectId"]) for r in page.get("results") or [] if "toObjectId" in r]
+            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return deals
+
     def get_deal(self, ctx: ApiContext, deal_id: str, properties: tuple[str, ...] = ()) -> dict:
         params = {"properties": ",".join(properties)} if properties else None
         return self.api("GET", self._deal_url(deal_id), ctx, params=params)

@@ -118,6 +118,15 @@ class XeroConnector(Connector):
                 return
             page += 1
 
+    def get_contact(self, ctx: ApiContext, contact_id: str) -> dict:
+        return _first(self._accounting("GET", f"/Contacts/{quote(str(contact_id), safe='')}", ctx), "Contacts")
+
+    def find_contacts_by_email(self, ctx: ApiContext, email: str) -> list[dict]:
+        if '"' in email or "\\" in email:  # never let input rewrite the where expression
+            raise InvalidOptions({"email": "not a plain email address"})
+        body = self._accounting("GET", "/Contacts", ctx, params={"where": f'EmailAddress=="{email}"'}) or {}
+        return list(body.get("Contacts") or [])
+
     def create_contact(self, ctx: ApiContext, contact: dict, idempotency_key: str | None = None) -> dict:
         return _first(self._create("/Contacts", "Contacts", contact, ctx, idempotency_key), "Contacts")
 

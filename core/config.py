@@ -63,6 +63,7 @@ class Settings:
     provider_simulator_url: str | None = None
     oauth_return_url: str | None = None
     token_refresh_margin: int = 300
+    artifacts_bucket: str = "zixly-artifacts"
     webhook_rate_limit: str = "1200/minute"
     metrics_token: str | None = None
     log_format: str = "json"
@@ -115,6 +116,7 @@ class Settings:
             provider_simulator_url=env.get("ZIXLY_PROVIDER_SIMULATOR_URL") or None,
             oauth_return_url=env.get("ZIXLY_OAUTH_RETURN_URL") or None,
             token_refresh_margin=int(env.get("ZIXLY_TOKEN_REFRESH_MARGIN", 300)),
+            artifacts_bucket=env.get("ZIXLY_ARTIFACTS_BUCKET", "zixly-artifacts"),
             webhook_rate_limit=env.get("ZIXLY_WEBHOOK_RATE_LIMIT", "1200/minute"),
             metrics_token=env.get("ZIXLY_METRICS_TOKEN") or None,
             log_format=env.get("ZIXLY_LOG_FORMAT", "json"),

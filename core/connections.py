@@ -54,11 +54,18 @@ class ConnectionNotUsable(Conflict):
     code = "connection-not-usable"
 
 
+class InvalidConnectionOptions(Invalid):
+    code = "invalid-connection-options"
+
+
 class OAuthStateInvalid(BadRequest):
     code = "oauth-state-invalid"
 
 
-class ProviderNotConfigured(Unavailable):
+class ProviderNotConfigured(Invalid):
+    """Zixly has no app of its own for this provider here: the request can still succeed with the tenant's own
+    app (`app.client_id`, `app.client_secret`), so this is the caller's to fix (422), not an outage."""
+
     code = "provider-not-configured"
 
 
@@ -266,7 +273,7 @@ def start_connection(*, provider: str, name: str, options: dict, actor: Actor, a
     senders, an active connection with its first generated secret)."""
     if provider in WEBHOOK_ONLY:
         if options:
-            raise Invalid("this provider takes no options")
+            raise InvalidConnectionOptions("this provider takes no options")
         secret = webhook_secret or _new_secret(provider)
         conn, token = create_connection(provider=provider, name=name, webhook_secrets=[secret], status="active")
         audit.record_now(actor=actor, action="connection.created", target_type="connection",
@@ -276,7 +283,7 @@ def start_connection(*, provider: str, name: str, options: dict, actor: Actor, a
     try:
         options = plugin.validate_options(dict(options or {}))
     except InvalidOptions as exc:
-        raise Invalid(_options_message(exc)) from None
+        raise InvalidConnectionOptions(_options_message(exc)) from None
     if app is None:
         app_credentials(provider)  # fail now, before storing anything, if Zixly has no app for it
     conn, token = create_connection(provider=provider, name=name, options=options, status="pending", app=app,
@@ -465,7 +472,7 @@ def update_connection(connection_id, *, actor: Actor, name: str | None = None, o
             try:
                 merged = connector(conn.provider).validate_options(merged)
             except InvalidOptions as exc:
-                raise Invalid(_options_message(exc)) from None
+                raise InvalidConnectionOptions(_options_message(exc)) from None
         for fixed in ("shop", "instance_url"):
             if conn.status != "pending" and (conn.options or {}).get(fixed) != merged.get(fixed):
                 raise Conflict(f"{fixed} cannot change once the connection is authorized; create a new one")

@@ -14,7 +14,12 @@ class Invalid(ValueError):
 
 
 class RetryableError(Exception):
-    """A step failed in a way that may succeed later (timeouts, 5xx, rate limits)."""
+    """A step failed in a way that may succeed later (timeouts, 5xx, rate limits).
+    `retry_after`: the least number of seconds to wait (a provider's Retry-After)."""
+
+    def __init__(self, message: str = "", retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentError(Exception):

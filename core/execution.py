@@ -11,10 +11,11 @@ import time
 
 from sqlalchemy import select
 
+from connectors.errors import ConnectorError, InvalidOptions, RateLimited, ReauthRequired, Transient
 from core import metrics, outbox, signals
 from core.errors import PermanentError, RetryableError
 from core.jobs import BACKOFF_BASE, COMPLETED, FAILED, QUEUED, RUN_JOB, RUNNING, parse_job_id, transition
-from core.models import InboundEvent, Job, JobStep
+from core.models import InboundEvent, Job, JobStep, RelatedRecord, WorkflowSetting
 from core.workflows import WORKFLOWS
 from tenancy.context import current_tenant
 from tenancy.db import tenant_session, tenant_transaction
@@ -23,11 +24,62 @@ log = logging.getLogger("zixly.jobs")
 
 
 class JobContext:
+    """What a workflow sees: its settings, its connections by role, once-only steps, and the execution record
+    (steps, related records, artifacts)."""
+
     def __init__(self, job: Job):
-        self.job_id, self.attempt = job.id, job.attempts
+        self.job_id, self.attempt, self.workflow = job.id, job.attempts, job.workflow
         with tenant_session() as session:
             rows = session.scalars(select(JobStep).where(JobStep.job_id == job.id, JobStep.status == "done"))
             self._done = {step.name: step.detail.get("output") for step in rows}
+            self.setting = session.get(WorkflowSetting, job.workflow)
+        self.mappings = dict(self.setting.mappings or {}) if self.setting else {}
+
+    def connection(self, role: str):
+        bound = (self.setting.connections or {}) if self.setting else {}
+        if role not in bound:
+            raise PermanentError(f"workflow {self.workflow} has no {role!r} connection bound; set it with "
+                                 f"PUT /v1/workflows/{self.workflow}")
+        return bound[role]
+
+    def call(self, role: str, operation: str, *args, **kwargs):
+        """A read (or idempotent call) against the connection bound to `role`, with typed errors translated."""
+        from core import connections
+
+        with provider_errors():
+            return connections.call(self.connection(role), operation, *args, **kwargs)
+
+    def deliver(self, name: str, role: str, *, record_key: str, operation: str, args: dict, timeout: float = 30.0):
+        """A write, sent through the provider's ordered outbound queue; runs once per job (the delivery is
+        de-duplicated on job and step) and returns the provider's answer."""
+        def send():
+            from core import connections, outbound
+
+            conn_id = self.connection(role)
+            provider = connections.get_connection(conn_id).provider
+            delivery_id = outbound.request(provider=provider, connection_id=conn_id, record_key=record_key,
+                                           operation=operation, args=args, dedup_key=f"{self.job_id}:{name}",
+                                           job_id=self.job_id)
+            try:
+                delivery = outbound.wait(delivery_id, timeout=timeout)
+            except TimeoutError:
+                raise RetryableError(f"delivery {delivery_id} ({operation}) not done yet") from None
+            if delivery.status != "delivered":
+                raise PermanentError(f"delivery {delivery_id} ({operation}) {delivery.status}: {delivery.last_error}")
+            return delivery.response
+
+        return self.step(name, send)
+
+    def related(self, system: str, record_type: str, record_id, action: str, **detail) -> None:
+        """Note an external record this job read, created or updated (the job's "related records")."""
+        with tenant_transaction() as session:
+            session.add(RelatedRecord(job_id=self.job_id, system=system, record_type=record_type,
+                                      record_id=str(record_id), action=action, detail=detail))
+
+    def artifact(self, name: str, body: bytes, content_type: str = "application/json") -> str:
+        from core import artifacts
+
+        return artifacts.put(self.job_id, name, body, content_type)
 
     def step(self, name: str, fn):
         """Run fn once per job: a step recorded as done is skipped and its output returned."""
@@ -63,7 +115,28 @@ def backoff(attempt: int) -> float:
     return delay * random.uniform(0.75, 1.25)
 
 
-def _finish(job_id, *, result=None, error: str | None = None, retry: bool = False) -> str:
+class provider_errors:
+    """Translate a connector's typed errors into the job's: wait as long as the provider asks, retry what may
+    pass, fail at once what cannot (a connection needing re-authorisation fails the job with a clear error
+    instead of retrying forever)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or not isinstance(exc, (ConnectorError, InvalidOptions)):
+            return False
+        if isinstance(exc, RateLimited):
+            raise RetryableError(f"rate limited by {exc.provider}", retry_after=exc.retry_after) from exc
+        if isinstance(exc, Transient):
+            raise RetryableError(str(exc)) from exc
+        if isinstance(exc, ReauthRequired):
+            raise PermanentError(f"the {exc.provider} connection needs re-authorisation: {exc.detail}") from exc
+        raise PermanentError(str(exc)) from exc
+
+
+def _finish(job_id, *, result=None, error: str | None = None, retry: bool = False,
+            retry_after: float | None = None) -> str:
     message = failed = None
     with tenant_transaction() as session:
         job = session.get(Job, job_id, with_for_update=True)
@@ -75,7 +148,8 @@ def _finish(job_id, *, result=None, error: str | None = None, retry: bool = Fals
         elif retry and job.attempts < job.max_attempts:
             transition(job, QUEUED)
             job.error = error
-            message = outbox.enqueue(session, RUN_JOB, str(job.id), countdown=backoff(job.attempts))
+            message = outbox.enqueue(session, RUN_JOB, str(job.id),
+                                     countdown=max(backoff(job.attempts), retry_after or 0.0))
         else:
             transition(job, FAILED)
             job.error, failed = error, job
@@ -102,9 +176,10 @@ def execute_job(job_id) -> str:
     metrics.jobs_started.labels(job.workflow).inc()
     started = time.perf_counter()
     try:
-        result = workflow.run(JobContext(job), job.input)
+        with provider_errors():
+            result = workflow.run(JobContext(job), job.input)
     except RetryableError as exc:
-        status = _finish(job_id, error=f"RetryableError: {exc}", retry=True)
+        status = _finish(job_id, error=f"RetryableError: {exc}", retry=True, retry_after=exc.retry_after)
     except PermanentError as exc:
         status = _finish(job_id, error=f"PermanentError: {exc}")
     except Exception as exc:  # an unexpected error is treated as permanent and kept for inspection

@@ -11,6 +11,7 @@ from core import outbox
 from core.actors import Actor
 from core.errors import NotFound
 from core.jobs import add_job
+from core.workflows import WORKFLOWS
 from core.models import InboundEvent, WorkflowSetting
 from tenancy.db import tenant_session, tenant_transaction
 
@@ -28,37 +29,65 @@ class Recorded:
     duplicate: bool
 
 
-def _start_workflows(session, *, event_id, event_type: str, payload, created_by: str) -> list[tuple]:
-    """Add a job (and its outbox message) for each enabled workflow that takes this event type."""
+def _start_workflows(session, *, event_id, provider: str | None, connection_id, event_type: str, payload,
+                     created_by: str) -> list[tuple]:
+    """Add a job (and its outbox message) for each enabled workflow this event starts: its trigger names the
+    event's provider and type, its source connection (when bound) is the event's connection, and its own
+    `matches` (when it has one) agrees."""
     rows = session.scalars(select(WorkflowSetting).where(WorkflowSetting.enabled.is_(True)))
     return [add_job(session, workflow=w.name, data={"event": payload}, created_by=created_by, event_id=event_id)
-            for w in rows if "*" in w.event_types or event_type in w.event_types]
+            for w in rows if _starts(w, provider, connection_id, event_type, payload)]
+
+
+def _starts(setting: WorkflowSetting, provider, connection_id, event_type: str, payload) -> bool:
+    module = WORKFLOWS.get(setting.name)
+    trigger = getattr(module, "TRIGGER", None)
+    if module is None or trigger is None:
+        return False
+    if trigger["provider"] == "*":  # echo: the tenant chooses the event types
+        return "*" in setting.event_types or event_type in setting.event_types
+    if provider != trigger["provider"] or event_type not in trigger["event_types"]:
+        return False
+    source = (setting.connections or {}).get("source")
+    if source is not None and connection_id is not None and str(source) != str(connection_id):
+        return False
+    matches = getattr(module, "matches", None)
+    return matches is None or bool(matches(setting, event_type, payload if isinstance(payload, dict) else {}))
 
 
 def record_events(*, provider: str, connection_id, events, headers: dict, raw_body: bytes | None) -> list[Recorded]:
     """Insert each event once (by provider event id); new events start their workflows' jobs, atomically."""
-    kept = {k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
-    results, messages = [], []
     with tenant_transaction() as session:
-        for event in events:
-            new_id = uuid.uuid4()
-            inserted = session.execute(insert(InboundEvent).values(
-                id=new_id, connection_id=connection_id, provider=provider, provider_event_id=event.event_id,
-                event_type=event.event_type, account_id=event.account_id, resource_id=event.resource_id,
-                occurred_at=event.occurred_at, headers=kept, payload=event.payload, raw_body=raw_body,
-                status="received").on_conflict_do_nothing().returning(InboundEvent.id)).first()
-            if inserted is None:
-                existing = session.scalar(select(InboundEvent.id).where(
-                    InboundEvent.provider == provider, InboundEvent.provider_event_id == event.event_id))
-                results.append(Recorded(existing, True))
-                continue
-            started = _start_workflows(session, event_id=new_id, event_type=event.event_type,
-                                       payload=event.payload, created_by=f"webhook:{provider}")
-            messages += [message for _, message in started]
-            results.append(Recorded(new_id, False))
-        session.flush()
+        results, messages = add_events(session, provider=provider, connection_id=connection_id, events=events,
+                                       headers=headers, raw_body=raw_body)
     outbox.publish(messages)
     return results
+
+
+def add_events(session, *, provider: str, connection_id, events, headers: dict, raw_body: bytes | None):
+    """Within the caller's tenant transaction: insert the new events and their jobs; return the results and
+    the outbox messages to publish after the commit."""
+    kept = {k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
+    results, messages = [], []
+    for event in events:
+        new_id = uuid.uuid4()
+        inserted = session.execute(insert(InboundEvent).values(
+            id=new_id, connection_id=connection_id, provider=provider, provider_event_id=event.event_id,
+            event_type=event.event_type, account_id=event.account_id, resource_id=event.resource_id,
+            occurred_at=event.occurred_at, headers=kept, payload=event.payload, raw_body=raw_body,
+            status="received").on_conflict_do_nothing().returning(InboundEvent.id)).first()
+        if inserted is None:
+            existing = session.scalar(select(InboundEvent.id).where(
+                InboundEvent.provider == provider, InboundEvent.provider_event_id == event.event_id))
+            results.append(Recorded(existing, True))
+            continue
+        started = _start_workflows(session, event_id=new_id, provider=provider, connection_id=connection_id,
+                                   event_type=event.event_type, payload=event.payload,
+                                   created_by=f"webhook:{provider}")
+        messages += [message for _, message in started]
+        results.append(Recorded(new_id, False))
+    session.flush()
+    return results, messages
 
 
 def _parse(event_id) -> uuid.UUID:
@@ -94,7 +123,8 @@ def replay_event(event_id, *, actor: Actor) -> list:
         event = session.get(InboundEvent, _parse(event_id), with_for_update=True)
         if event is None:
             raise EventNotFound(f"no event {event_id}")
-        started = _start_workflows(session, event_id=event.id, event_type=event.event_type,
+        started = _start_workflows(session, event_id=event.id, provider=event.provider,
+                                   connection_id=event.connection_id, event_type=event.event_type,
                                    payload=event.payload, created_by=f"{actor.type}:{actor.id}")
         event.replays += 1
         event.status = "received"

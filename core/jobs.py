@@ -10,7 +10,7 @@ from sqlalchemy import select, tuple_
 from core import metrics, outbox
 from core.actors import Actor
 from core.errors import Conflict, Invalid, NotFound
-from core.models import Job, JobStep, WorkflowSetting
+from core.models import Job, JobStep, RelatedRecord, WorkflowSetting
 from core.workflows import WORKFLOWS
 from tenancy.db import tenant_session, tenant_transaction
 
@@ -85,6 +85,12 @@ def get_job(job_id) -> tuple[Job, list[JobStep]]:
             raise JobNotFound(f"no job {job_id}")
         steps = list(session.scalars(select(JobStep).where(JobStep.job_id == ident).order_by(JobStep.id)))
     return job, steps
+
+
+def related_records(job_id) -> list[RelatedRecord]:
+    with tenant_session() as session:
+        return list(session.scalars(select(RelatedRecord).where(RelatedRecord.job_id == job_id)
+                                    .order_by(RelatedRecord.id)))
 
 
 def list_jobs(*, limit: int, before: tuple | None = None, status=None, workflow=None,

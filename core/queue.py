@@ -54,5 +54,6 @@ def configure(settings: Settings) -> None:
             "relay-outbound": {"task": "zixly.fleet.relay_outbound", "schedule": 15.0},
             "requeue-stale-notifications": {"task": "zixly.fleet.requeue_stale_notifications", "schedule": 300.0},
             "refill-schema-pool": {"task": "zixly.fleet.refill_schema_pool", "schedule": 60.0},
+            "schedule-polls": {"task": "zixly.fleet.schedule_polls", "schedule": 30.0},
         },
     )

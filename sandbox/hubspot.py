@@ -37,6 +37,8 @@ class HubSpot(Provider):
         route("GET", r"api\.hubapi\.com/crm/v3/objects/deals/(?P<deal_id>[^/]+)", "get_deal"),
         route("PATCH", r"api\.hubapi\.com/crm/v3/objects/deals/(?P<deal_id>[^/]+)", "update_deal"),
         route("POST", r"api\.hubapi\.com/crm/v3/objects/notes", "create_note"),
+        route("GET", r"api\.hubapi\.com/crm/v4/objects/contacts/(?P<contact_id>[^/]+)/associations/deals",
+              "associated_deals"),
     )
 
     def seed(self) -> None:
@@ -50,6 +52,7 @@ class HubSpot(Provider):
             self._store(self.contacts, {"firstname": first, "lastname": last, "email": email})
         self._store(self.deals, {"dealname": "Acme renewal", "amount": "1500", "dealstage": "contractsent",
                                  "pipeline": "default"}, object_id="9001")
+        self.contact_deals: dict[str, list[str]] = {next(iter(self.contacts)): ["9001"]}  # Jane's deal
 
     def _store(self, table: dict, properties: dict, object_id: str | None = None) -> dict:
         now = time.time()
@@ -164,6 +167,15 @@ class HubSpot(Provider):
         deal["properties"].update({k: str(v) for k, v in properties.items()})
         deal["properties"]["hs_lastmodifieddate"] = deal["updatedAt"] = _iso(time.time())
         return json_response(_project(deal, list(properties) + ["hs_lastmodifieddate"]))
+
+    def associated_deals(self, request: Request, grant: Grant, contact_id: str, **_) -> Response:
+        if contact_id not in self.contacts:
+            return json_response({"status": "error", "message": "resource not found",
+                                  "category": "OBJECT_NOT_FOUND"}, 404)
+        results = [{"toObjectId": int(d), "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": 4,
+                                                                  "label": None}]}
+                   for d in self.contact_deals.get(contact_id, [])]
+        return json_response({"results": results})
 
     def create_note(self, request: Request, grant: Grant, **_) -> Response:
         body = request.get_json(silent=True) or {}

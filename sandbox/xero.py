@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from datetime import datetime, timezone
@@ -54,6 +55,7 @@ class Xero(Provider):
         route("PUT", _API + r"/Invoices", "create_invoices"),
         route("POST", _API + r"/Invoices", "create_invoices"),
         route("GET", _API + r"/Contacts", "list_contacts"),
+        route("GET", _API + r"/Contacts/(?P<contact_id>[^/]+)", "get_contact"),
         route("PUT", _API + r"/Contacts", "create_contacts"),
         route("POST", _API + r"/Contacts", "create_contacts"),
     )
@@ -137,7 +139,22 @@ class Xero(Provider):
         return self._list(request, grant, "Invoices", lambda org: org.invoices)
 
     def list_contacts(self, request: Request, grant: Grant, **_) -> Response:
-        return self._list(request, grant, "Contacts", lambda org: org.contacts)
+        where = request.args.get("where", "")
+        match = re.fullmatch(r'\s*EmailAddress\s*==\s*"([^"]*)"\s*', where) if where else None
+        if where and match is None:
+            return Response("The where filter is not supported by this simulator", status=400)
+        wanted = match.group(1).lower() if match else None
+        return self._list(request, grant, "Contacts", lambda org: {
+            k: c for k, c in org.contacts.items() if wanted is None or c.get("EmailAddress", "").lower() == wanted})
+
+    def get_contact(self, request: Request, grant: Grant, contact_id: str, **_) -> Response:
+        org = self._org(request, grant)
+        if isinstance(org, Response):
+            return org
+        contact = org.contacts.get(contact_id.lower())
+        if contact is None:
+            return Response("The resource you're looking for cannot be found", status=404)
+        return self._envelope("Contacts", [contact])
 
     def create_contacts(self, request: Request, grant: Grant, **_) -> Response:
         return self._create(request, grant, "Contacts", self._new_contact)

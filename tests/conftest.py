@@ -21,7 +21,7 @@ from core.config import Settings
 from core.devstack import DevStack, EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_HOME = ROOT / ".zixly" / "test"
+TEST_HOME = Path(os.environ.get("ZIXLY_TEST_HOME") or ROOT / ".zixly" / "test")  # one per concurrent run
 
 
 def _libpq(url: str) -> str:
@@ -32,6 +32,9 @@ def _libpq(url: str) -> str:
 def servers():
     stack = DevStack(TEST_HOME, persistent=False)
     env = stack.start(progress=lambda msg: None)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):  # moto takes any; boto3 needs some to sign
+        if name in env:
+            os.environ.setdefault(name, env[name])
     yield env
     stack.stop()
 
@@ -94,6 +97,9 @@ def app(settings):
 
     runtime.init(settings)
     upgrade_catalog(get_router().catalog_engine)
+    from core import aws
+
+    aws.bootstrap(settings, bucket=settings.artifacts_bucket)  # queues and bucket, as `make run` has them
     return create_app(settings)
 
 

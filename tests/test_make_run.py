@@ -1,5 +1,6 @@
 """`make run` (= `zixly dev`) on embedded defaults: serves the API and a worker, prints what a person needs,
 stops everything on Ctrl-C, and a second run reuses the data."""
+import json
 import os
 import re
 import signal
@@ -54,6 +55,21 @@ def processes_using(home: Path, pids=()) -> list:
     return left
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        return fp
+
+
+def post(url, body, headers):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", **headers})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return resp.read().decode()
+
+
 def get(url, headers=None):
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as resp:
         return resp.status, resp.read().decode()
@@ -71,6 +87,14 @@ def test_make_run_serves_stops_cleanly_and_reuses_data(tmp_path):
         status, body = get(f"{base}/v1/staff/tenants", {"Authorization": f"Bearer {first['staff']}"})
         assert status == 200 and "demo" in body
         assert get(f"{base}/ready")[0] == 200
+        # the simulated providers: connect a "Xero" with nothing but the printed key
+        created = json.loads(post(f"{base}/v1/connections", {"provider": "xero", "name": "demo books"},
+                                  {"X-API-Key": first["key"]}))
+        consent = urllib.request.build_opener(NoRedirect).open(created["authorize_url"], timeout=10)
+        callback = consent.headers["Location"]
+        assert callback.startswith(f"{base}/v1/oauth/callback?")
+        status, body = get(callback)
+        assert status == 200 and json.loads(body)["connection"]["status"] in ("active", "select_account")
     finally:
         out = stop_dev(proc)
     assert proc.returncode == 0, out

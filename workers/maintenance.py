@@ -1,7 +1,7 @@
 """Housekeeping tasks: a fleet task fans out one tenant task per active tenant."""
 from __future__ import annotations
 
-from core import maintenance, tenants
+from core import maintenance, polling, tenants
 from core.queue import celery_app
 
 
@@ -26,3 +26,11 @@ def audit_summary() -> dict:
 def refill_schema_pool(shard: str | None = None) -> dict:
     """Top up the pool of ready tenant schemas (beat, and after a sign-up leaves a shard's pool low)."""
     return tenants.refill_schema_pool(shard)
+
+
+@celery_app.task(name="zixly.fleet.schedule_polls")
+def schedule_polls() -> dict:
+    """Start the scheduled (polling) workflows that are due, tenant by tenant; return {slug: jobs started}.
+    Each tenant's next run carries its own jitter, so the fleet's polls spread over the period."""
+    started = maintenance.for_each_active_tenant(polling.schedule_due)
+    return {slug: n for slug, n in started.items() if n}

@@ -29,8 +29,10 @@ class ApiKeySchema(ma.Schema):
 
 
 class ApiKeyCreateSchema(ma.Schema):
-    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
-    role = ma.fields.String(required=True, validate=ma.validate.OneOf(["ADMIN", "EDITOR", "VIEWER"]))
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100),
+                            metadata={"example": "billing sync"})
+    role = ma.fields.String(required=True, validate=ma.validate.OneOf(["ADMIN", "EDITOR", "VIEWER"]),
+                            metadata={"example": "EDITOR"})
     environment = ma.fields.String(load_default="live", validate=ma.validate.OneOf(["live", "test"]))
 
 

@@ -36,11 +36,11 @@ class AppSchema(ma.Schema):
 class ConnectionCreateSchema(ma.Schema):
     provider = ma.fields.String(required=True, validate=ma.validate.OneOf(PROVIDERS))
     name = ma.fields.String(load_default="", validate=ma.validate.Length(max=200))
-    options = ma.fields.Dict(keys=ma.fields.String(validate=ma.validate.Length(max=64)), load_default=dict,
+    options = ma.fields.Dict(keys=ma.fields.String(), load_default=dict,
                              metadata={"description": "Provider options: `shop` (Shopify, x.myshopify.com), "
                                                       "`instance_url` (Salesforce), `account_id` to bind a "
                                                       "given account."})
-    app = ma.fields.Nested(AppSchema, load_default=None,
+    app = ma.fields.Nested(AppSchema, load_default=None, allow_none=True,
                            metadata={"description": "Bring your own provider app instead of Zixly's."})
     webhook_secret = ma.fields.String(load_default=None, validate=ma.validate.Length(min=8, max=512),
                                       metadata={"description": "The provider's webhook signing key for this "
@@ -94,7 +94,7 @@ class ConnectionStartedSchema(ConnectionSchema):
 
 class ConnectionPatchSchema(ma.Schema):
     name = ma.fields.String(validate=ma.validate.Length(max=200))
-    options = ma.fields.Dict(keys=ma.fields.String(validate=ma.validate.Length(max=64)))
+    options = ma.fields.Dict(keys=ma.fields.String())
     account_id = ma.fields.String(validate=ma.validate.Length(min=1, max=255), metadata={
         "description": "Choose the provider account (after consent offered several)."})
 

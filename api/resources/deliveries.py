@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import access
-from api.common import PageArgsSchema, decode_time_cursor, page
+from api.common import JsonBoolean, JsonInteger, PageArgsSchema, decode_time_cursor, page
 from core import aws, outbound
 
 blp = Blueprint("deliveries", __name__, url_prefix="/v1/deliveries",
@@ -61,11 +61,12 @@ class DeliveryReplayFilterSchema(ma.Schema):
     status = ma.fields.List(ma.fields.String(validate=ma.validate.OneOf(outbound.REPLAYABLE)),
                             load_default=lambda: ["dead"], validate=ma.validate.Length(min=1),
                             metadata={"description": "Which deliveries: dead (default), failed, or both."})
-    provider = ma.fields.String(load_default=None, validate=ma.validate.OneOf(aws.OUTBOUND_PROVIDERS))
-    connection_id = ma.fields.UUID(load_default=None)
-    before = ma.fields.AwareDateTime(load_default=None, metadata={"description": "Only those queued before this."})
-    limit = ma.fields.Integer(load_default=500, validate=ma.validate.Range(min=1, max=1000))
-    dry_run = ma.fields.Boolean(load_default=False, metadata={"description": "Count them, replay nothing."})
+    provider = ma.fields.String(load_default=None, allow_none=True, validate=ma.validate.OneOf(aws.OUTBOUND_PROVIDERS))
+    connection_id = ma.fields.UUID(load_default=None, allow_none=True)
+    before = ma.fields.AwareDateTime(load_default=None, allow_none=True,
+                                     metadata={"description": "Only those queued before this."})
+    limit = JsonInteger(load_default=500, validate=ma.validate.Range(min=1, max=1000))
+    dry_run = JsonBoolean(load_default=False, metadata={"description": "Count them, replay nothing."})
 
 
 class DeliveryReplayResultSchema(ma.Schema):
@@ -107,9 +108,10 @@ class DeliveryReplay(MethodView):
 @blp.route("/replay")
 class DeliveriesReplay(MethodView):
     @access("ADMIN")
-    @blp.arguments(DeliveryReplayFilterSchema)
+    @blp.arguments(DeliveryReplayFilterSchema, required=False)
     @blp.response(202, DeliveryReplayResultSchema)
     def post(self, data):
-        """Replay the failed or dead deliveries a filter selects (oldest first, up to `limit`)."""
+        """Replay the failed or dead deliveries a filter selects (oldest first, up to `limit`). Without a body:
+        every failed or dead delivery, up to the default limit; `dry_run` counts without sending."""
         count = outbound.replay_deliveries(actor=g.actor, **data)
         return {"count": count, "dry_run": data["dry_run"]}

@@ -40,15 +40,39 @@ class JobSchema(ma.Schema):
         return {"self": url_for("jobs.JobById", job_id=str(job.id))}
 
 
+class RelatedRecordSchema(ma.Schema):
+    system = ma.fields.String()
+    record_type = ma.fields.String()
+    record_id = ma.fields.String()
+    action = ma.fields.String(metadata={"description": "read | created | updated | deleted"})
+    detail = ma.fields.Dict()
+    at = ma.fields.DateTime()
+
+
 class JobDetailSchema(JobSchema):
     input = ma.fields.Raw()
     result = ma.fields.Raw(allow_none=True)
     steps = ma.fields.List(ma.fields.Nested(JobStepSchema))
+    related_records = ma.fields.List(ma.fields.Nested(RelatedRecordSchema), metadata={
+        "description": "External records the job read, created or updated."})
+
+
+class ArtifactSchema(ma.Schema):
+    name = ma.fields.String()
+    size = ma.fields.Integer()
+    modified_at = ma.fields.DateTime()
+    url = ma.fields.String(metadata={"description": "A presigned download link, valid `expires_in` seconds."})
+    expires_in = ma.fields.Integer()
+
+
+class ArtifactListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ArtifactSchema))
 
 
 class JobCreateSchema(ma.Schema):
     workflow = ma.fields.String(required=True, validate=ma.validate.OneOf(sorted(WORKFLOWS)))
-    input = ma.fields.Dict(load_default=dict)
+    input = ma.fields.Dict(load_default=dict, metadata={"description": "The workflow's input.",
+                                                        "example": {"hello": "world"}})
 
 
 class JobQueryArgsSchema(PageArgsSchema):
@@ -89,10 +113,23 @@ class JobById(MethodView):
     @access("VIEWER")
     @blp.response(200, JobDetailSchema)
     def get(self, job_id):
-        """A job with its execution log (steps)."""
+        """A job with its execution log: steps and the external records it touched."""
         job, steps = jobs.get_job(job_id)
         job.steps = steps
+        job.related_records = jobs.related_records(job.id)
         return job
+
+
+@blp.route("/<string:job_id>/artifacts")
+class JobArtifacts(MethodView):
+    @access("VIEWER")
+    @blp.response(200, ArtifactListSchema)
+    def get(self, job_id):
+        """The job's stored documents and payloads, with short-lived download links."""
+        from core import artifacts
+
+        job, _ = jobs.get_job(job_id)  # 404 unless the job is the caller's
+        return {"items": artifacts.list_for_job(job.id)}
 
 
 @blp.route("/<string:job_id>/cancel")

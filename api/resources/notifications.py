@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import access
-from api.common import PageArgsSchema, decode_time_cursor, page
+from api.common import JsonBoolean, PageArgsSchema, decode_time_cursor, page
 from core import notify, notify_settings
 from notifications.novu import WORKFLOWS
 
@@ -62,8 +62,8 @@ class NotifiedUserSchema(ma.Schema):
 
 
 class EventSettingSchema(ma.Schema):
-    enabled = ma.fields.Boolean(required=True)
-    admins = ma.fields.Boolean(load_default=True, metadata={"description": "Tell the tenant's admins topic."})
+    enabled = JsonBoolean(required=True)
+    admins = JsonBoolean(load_default=True, metadata={"description": "Tell the tenant's admins topic."})
     users = ma.fields.List(ma.fields.Nested(NotifiedUserSchema), load_default=list,
                            validate=ma.validate.Length(max=50))
     topics = ma.fields.List(ma.fields.String(validate=ma.validate.Regexp(
@@ -71,15 +71,25 @@ class EventSettingSchema(ma.Schema):
         load_default=list, validate=ma.validate.Length(max=10),
         metadata={"description": "Extra Novu topics of this tenant (sent as zixly_<tenant>_<key>)."})
 
-    @ma.validates("users")
-    def _unique_users(self, users, **kwargs):
-        if len({user.get("id") for user in users}) != len(users):
-            raise ma.ValidationError("each user may appear once")
+    @ma.post_load
+    def _one_entry_per_user(self, data, **kwargs):
+        """A user named twice is told once (the last entry wins): a rule the spec's array cannot state."""
+        data["users"] = list({user.get("id"): user for user in data.get("users", [])}.values())
+        return data
+
+
+# One optional member per event type, so the spec says exactly which event names exist.
+class NotificationEventsSchema(ma.Schema.from_dict(
+        {event: ma.fields.Nested(EventSettingSchema) for event in notify_settings.EVENTS})):
+    class Meta:
+        openapi = {"minProperties": 1}  # a PUT names at least one event (checked below)
+
+
+EventsSchema = NotificationEventsSchema
 
 
 class NotificationSettingsSchema(ma.Schema):
-    events = ma.fields.Dict(keys=ma.fields.String(validate=ma.validate.OneOf(notify_settings.EVENTS)),
-                            values=ma.fields.Nested(EventSettingSchema), required=True)
+    events = ma.fields.Nested(EventsSchema, required=True)
 
 
 class NotificationSettingsUpdateSchema(NotificationSettingsSchema):

@@ -30,10 +30,13 @@ class TenantSchema(ma.Schema):
 
 class TenantCreateSchema(ma.Schema):
     slug = ma.fields.String(required=True, validate=ma.validate.Regexp(
-        SLUG_RE, error="slug must be 3–40 characters: a lowercase letter, then lowercase letters, digits or '-'"))
-    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    plan = ma.fields.String(load_default="free", validate=ma.validate.Length(min=1, max=32))
-    admin_email = ma.fields.Email(load_default=None)
+        SLUG_RE, error="slug must be 3–40 characters: a lowercase letter, then lowercase letters, digits or '-'"),
+        metadata={"example": "acme-plumbing"})
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200),
+                            metadata={"example": "Acme Plumbing Ltd"})
+    plan = ma.fields.String(load_default="free", validate=ma.validate.Length(min=1, max=32),
+                            metadata={"example": "pro"})
+    admin_email = ma.fields.Email(load_default=None, metadata={"example": "ops@acme-plumbing.example"})
     shard = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=40))
 
 
@@ -43,7 +46,10 @@ class TenantCreatedSchema(TenantSchema):
 
 
 class TenantUpdateSchema(ma.Schema):
-    plan = ma.fields.String(validate=ma.validate.Length(min=1, max=32))
+    class Meta:
+        openapi = {"minProperties": 1}  # what _not_empty checks
+
+    plan = ma.fields.String(validate=ma.validate.Length(min=1, max=32), metadata={"example": "enterprise"})
     status = ma.fields.String(validate=ma.validate.OneOf(["active", "suspended"]))
 
     @ma.validates_schema

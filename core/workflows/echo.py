@@ -7,10 +7,18 @@ from __future__ import annotations
 
 import time
 
+import marshmallow as ma
+
 from core.errors import PermanentError, RetryableError
 
 NAME = "echo"
 DESCRIPTION = "Returns its input; for checking the pipeline end to end."
+ROLES: dict = {}
+TRIGGER = {"provider": "*", "event_types": {"*"}}  # which events: the tenant's `event_types` setting
+
+
+class Mappings(ma.Schema):
+    pass
 
 
 def run(ctx, data: dict) -> dict:

@@ -9,47 +9,21 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import func, select, text
 
 from connectors.env import ConnectorEnv
 from core import connections, crypto, runtime
 from core.actors import Actor
 from core.models import Connection
-from sandbox import Simulator
 from tenancy.context import tenant_context
-from tenancy.db import catalog_transaction, tenant_session, tenant_transaction
-from tenancy.models import AccountIndex
+from tenancy.db import tenant_session, tenant_transaction
 
-BASE = "https://zixly.test"
+from tests.api.conftest import BASE
 OPTIONS = {"xero": {}, "hubspot": {}, "shopify": {"shop": "zixly-demo.myshopify.com"}, "asana": {},
            "salesforce": {"login_url": "https://login.salesforce.com"}}
-APPS = {p: (f"zixly-{p}-client", f"zixly-{p}-secret-{uuid.uuid4().hex}") for p in OPTIONS}
 
 
-@pytest.fixture(scope="module")
-def sim():
-    simulator = Simulator(poll_interval=0.02).start()
-    for provider, (cid, secret) in APPS.items():
-        simulator.register_app(provider, cid, secret, [f"{BASE}/v1/oauth/callback"])
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture(scope="module")
-def simulated(app, settings, sim):
-    local = dataclasses.replace(settings, provider_simulator_url=sim.url, provider_credentials=dict(APPS),
-                                public_base_url=BASE)
-    runtime.init(local)
-    yield local
-    runtime.init(settings)
-
-
-@pytest.fixture(autouse=True)
-def free_accounts(simulated):
-    """The simulators seed fixed provider accounts; release them so each test can connect them afresh."""
-    yield
-    with catalog_transaction() as session:
-        session.execute(delete(AccountIndex).where(AccountIndex.provider.in_(list(OPTIONS))))
+pytestmark = pytest.mark.usefixtures("free_accounts")
 
 
 def follow_consent(authorize_url: str) -> str:

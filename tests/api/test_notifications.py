@@ -52,7 +52,8 @@ BAD_BODIES = [
     {"events": {"job-failed": {"enabled": True, "users": [{"id": "ann", "email": "not-an-email"}]}}},
     {"events": {"job-failed": {"enabled": True, "users": [{"id": "has space"}]}}},
     {"events": {"job-failed": {"enabled": True, "users": [{"email": "a@a.test"}]}}},
-    {"events": {"job-failed": {"enabled": True, "users": [ANN, ANN]}}},
+    {"events": {"job-failed": {"enabled": 1}}},
+    {"events": {"job-failed": {"enabled": True, "admins": 0}}},
     {"events": {"job-failed": {"enabled": True, "users": [{"id": f"u{i}"} for i in range(51)]}}},
     {"events": {"job-failed": {"enabled": True, "topics": ["Ops Team"]}}},
     {"events": {"job-failed": {"enabled": True, "topics": "ops"}}},
@@ -70,6 +71,14 @@ def test_bad_settings_are_a_problem_and_change_nothing(client, make_tenant):
         assert r.status_code == 422 and r.content_type == "application/problem+json", (body, r.get_json())
         assert r.get_json()["errors"], body  # the field problems are named
         assert client.get("/v1/notification-settings", headers=t.headers).get_json() == before, body
+
+
+def test_a_user_named_twice_is_told_once(client, make_tenant):
+    t = make_tenant()
+    body = {"events": {"job-failed": {"enabled": True, "users": [ANN, dict(ANN, name="Ann B. Lee")]}}}
+    r = client.put("/v1/notification-settings", json=body, headers=t.headers)
+    assert r.status_code == 200
+    assert r.get_json()["events"]["job-failed"]["users"] == [dict(ANN, name="Ann B. Lee")]
 
 
 def test_non_json_and_non_admin_are_refused_and_change_nothing(client, make_tenant):
@@ -141,3 +150,22 @@ def test_the_same_occurrence_is_recorded_once(client, make_tenant):
     dead_letter(t, "same")
     items = client.get("/v1/notifications?event=delivery-dead-lettered", headers=t.headers).get_json()["items"]
     assert len(items) == 1
+
+
+def test_the_admin_named_at_sign_up_is_told_with_the_admins_topic(client, staff_headers):
+    from core import notify_settings
+    from tenancy.context import tenant_context
+    from tenancy.db import tenant_session
+
+    r = client.post("/v1/staff/tenants", json={"slug": f"adm-{uuid.uuid4().hex[:8]}", "name": "Adm Ltd",
+                                               "admin_email": "Boss@Adm.test"}, headers=staff_headers)
+    assert r.status_code == 201, r.get_json()
+    from tenancy.provisioning import load_tenant_ref
+    from tenancy.db import get_router
+
+    ref = load_tenant_ref(get_router(), r.get_json()["slug"])
+    with tenant_context(ref), tenant_session() as session:
+        to, reason = notify_settings.recipients(session, event="job-failed", tenant=ref.slug)
+    assert reason is None
+    assert {"type": "Topic", "topicKey": f"zixly_{ref.slug}_admins"} in to
+    assert {"subscriberId": f"zixly:{ref.slug}:boss@adm.test", "email": "Boss@Adm.test"} in to

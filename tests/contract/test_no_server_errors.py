@@ -4,8 +4,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
-SPEC = json.loads((Path(__file__).resolve().parents[2] / "openapi" / "openapi.json").read_text())
+SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi" / "openapi.yaml").read_text())
 BODIES = [b"", b"{}", b"[]", b'"text"', b"null", b"{\"a\": ", b'{"workflow": {"x": 1}, "name": 7, "slug": []}',
           b"\xff\xfe\x00garbage",
           b'{"name": "a\\u0000b", "role": "VIEWER", "workflow": "echo", "input": {"k": "\\u0000"}}',  # NUL: PG refuses
@@ -17,7 +18,7 @@ QUERIES = [{}, {"limit": "-1"}, {"cursor": "!!!"}, {"limit": "abc", "status": "?
 def operations():
     for path, item in SPEC["paths"].items():
         for method, op in item.items():
-            if method != "parameters":
+            if method in ("get", "put", "post", "delete", "patch"):
                 yield path, method, op
 
 

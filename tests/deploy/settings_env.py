@@ -60,6 +60,7 @@ DESCRIPTIONS = {
                                     "(`python -m sandbox`); never set in production.",
     "ZIXLY_OAUTH_RETURN_URL": "Where the OAuth callback sends the admin's browser afterwards (with `connection` and "
                               "`status`); unset: the callback answers JSON.",
+    "ZIXLY_ARTIFACTS_BUCKET": "The S3 bucket for job artifacts (keys `{tenant}/{job}/…`, encrypted at rest).",
     "ZIXLY_TOKEN_REFRESH_MARGIN": "Seconds before expiry at which an access token is refreshed.",
     "ZIXLY_WEBHOOK_RATE_LIMIT": "Webhook ingress limit per endpoint token (flask-limiter syntax), apart from the "
                                 "tenant's API budget.",
