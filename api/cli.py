@@ -359,14 +359,6 @@ def _prepare_database() -> None:
     refill_schema_pool()  # before the worker starts, so its first beat finds the pool full
 
 
-def _bootstrap_aws() -> None:
-    """The outbound queues (and the artifacts bucket) on the embedded moto server, as `zixly aws bootstrap`."""
-    from core import aws, runtime
-
-    report = aws.bootstrap(runtime.settings())
-    click.echo(f"AWS resources: {len(report.created)} created, {len(report.existing)} already there")
-
-
 def _demo_tenant_key() -> str:
     """Create the demo tenant once; keep its key in .zixly/ so a second run prints the same one."""
     from core import tenants as svc
