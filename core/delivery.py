@@ -124,6 +124,7 @@ def _deliver(message: Message, hold: Callable[[float], bool], in_flight: float) 
 def _attempt(row: Delivery, hold: Callable[[float], bool], in_flight: float) -> Outcome:
     bucket, quota = tenant_key("outbound-bucket", str(row.connection_id)), outbound.quota(row.provider)
     while (wait := token_bucket.take(bucket, quota)) > 0:
+        metrics.outbound_budget_waits.labels(row.provider, "quota").inc()
         if not hold(wait):
             return Outcome(False, "paced", wait, "waiting for the connection's quota")
     if not _claim(row, in_flight):
@@ -132,6 +133,7 @@ def _attempt(row: Delivery, hold: Callable[[float], bool], in_flight: float) -> 
     try:
         result = connections.call(row.connection_id, row.operation, **_arguments(row))
     except RateLimited as exc:
+        metrics.outbound_budget_waits.labels(row.provider, "provider_429").inc()
         token_bucket.block(bucket, quota, exc.retry_after)
         _record(row, "queued", code=429, error=str(exc))
         return Outcome(False, "rate_limited", exc.retry_after, str(exc))

@@ -61,6 +61,10 @@ deliveries = Counter("zixly_deliveries_total", "Outbound deliveries handled, by 
 delivery_latency = Histogram("zixly_delivery_latency_seconds",
                              "From a delivery's request to its confirmed write (queueing, pacing, retries included)",
                              ["provider"], buckets=JOB_BUCKETS)
+# the per-connection token buckets (Redis, shared by every consumer): how often a delivery had to wait for its
+# connection's budget ("quota") or was pushed back by the provider itself ("provider_429")
+outbound_budget_waits = Counter("zixly_outbound_budget_waits_total",
+                                "Deliveries held back by a connection's budget", ["provider", "reason"])
 token_refreshes = Counter("zixly_token_refreshes_total", "OAuth token refreshes done", ["provider"])
 token_refresh_failures = Counter("zixly_token_refresh_failures_total", "OAuth token refreshes that failed",
                                  ["provider"])

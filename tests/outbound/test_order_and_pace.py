@@ -48,6 +48,10 @@ def test_fifty_updates_to_one_deal_arrive_in_order_while_other_deals_interleave(
 
 
 def test_the_shared_bucket_keeps_calls_under_the_quota_in_every_window(tenant, sim, consumers, quotas):
+    from prometheus_client import REGISTRY
+
+    waits = REGISTRY.get_sample_value("zixly_outbound_budget_waits_total",
+                                      {"provider": "hubspot", "reason": "quota"}) or 0
     quotas(hubspot="10/2")  # 10 calls per 2 s: a burst of 1, then 4.5 per second
     deals = [deal(sim) for _ in range(5)]
     consumers(2, threads=3)
@@ -60,6 +64,8 @@ def test_the_shared_bucket_keeps_calls_under_the_quota_in_every_window(tenant, s
     busiest = max(sum(1 for t in times if start <= t < start + 2.0) for start in times)
     assert busiest <= 10, busiest
     assert times[-1] - times[0] >= (25 - 1 - 1) / 4.5 - 0.3  # paced, not merely lucky
+    assert REGISTRY.get_sample_value("zixly_outbound_budget_waits_total",
+                                     {"provider": "hubspot", "reason": "quota"}) > waits  # and it shows
 
 
 def test_a_429_delays_the_record_and_loses_nothing(tenant, sim, consumers):
@@ -77,6 +83,10 @@ def test_a_429_delays_the_record_and_loses_nothing(tenant, sim, consumers):
                                                   "Reference": f"{reference}-{n}", "LineItems": [
                                                       {"Description": "Order", "Quantity": 1, "UnitAmount": 10}]}})
 
+    from prometheus_client import REGISTRY
+
+    pushed_back = REGISTRY.get_sample_value("zixly_outbound_budget_waits_total",
+                                            {"provider": "xero", "reason": "provider_429"}) or 0
     sim.force_rate_limit("xero", retry_after=2, count=1)
     with tenant_context(tenant.ref):
         first, second = invoice(1), invoice(2)
@@ -91,3 +101,5 @@ def test_a_429_delays_the_record_and_loses_nothing(tenant, sim, consumers):
     made = sorted((i["Reference"] for i in org.invoices.values() if i["Reference"].startswith(reference)))
     assert made == [f"{reference}-1", f"{reference}-2"]
     assert [c.body.decode().count(f"{reference}-1") for c in calls] == [1, 1, 0]  # the first went first
+    assert REGISTRY.get_sample_value("zixly_outbound_budget_waits_total",  # visible with the other metrics
+                                     {"provider": "xero", "reason": "provider_429"}) == pushed_back + 1
