@@ -1,8 +1,8 @@
 """`make bench`: provisioning speed and tenant-routing overhead, side by side in one run, with the machine.
 
 Runs against the embedded servers (or DATABASE_URL / REDIS_URL), in a fresh database that is dropped after.
-Suites (default: all): provisioning, routing, ingest, jobs, fleet, outbound. Options: --tenants N (provisioning:
-200, fleet: 1000), --requests N (default 2000), --ingest-seconds S (default 10), --jobs N (default 1000),
+Suites (default: all): provisioning, routing, ingest, jobs, fleet, outbound, workflow. Options: --tenants N
+(provisioning: 200, fleet: 1000), --requests N (default 2000), --ingest-seconds S (default 10), --jobs N (default 1000),
 --fleet-workers N (default 4), --deliveries N (outbound, default 1000). Only the fleet benchmark:
 `make bench BENCH_ARGS="fleet --tenants 1000"`.
 """
@@ -173,7 +173,7 @@ def bench_routing(n: int) -> dict:
     return out
 
 
-SUITES = ("provisioning", "routing", "ingest", "jobs", "fleet", "outbound")
+SUITES = ("provisioning", "routing", "ingest", "jobs", "fleet", "outbound", "workflow")
 
 
 def main() -> None:
@@ -231,6 +231,13 @@ def main() -> None:
             os.environ.setdefault("AWS_SECRET_ACCESS_KEY", env.get("AWS_SECRET_ACCESS_KEY", "testing"))
             deliveries = bench_outbound(settings, aws_endpoint_url=env["AWS_ENDPOINT_URL"],
                                         deliveries=args.deliveries, progress=progress)
+        workflow = None
+        if "workflow" in suites:
+            from bench.workflow_latency import bench_workflow
+
+            os.environ.setdefault("AWS_ACCESS_KEY_ID", env.get("AWS_ACCESS_KEY_ID", "testing"))
+            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", env.get("AWS_SECRET_ACCESS_KEY", "testing"))
+            workflow = bench_workflow(settings, aws_endpoint_url=env["AWS_ENDPOINT_URL"], progress=progress)
         fleet = None
         if "fleet" in suites:
             from bench.fleet import bench_fleet
@@ -263,6 +270,10 @@ def main() -> None:
 
         print()
         print("\n".join(outbound_report(args, deliveries)))
+    if workflow:
+        from bench.workflow_latency import report as workflow_report
+
+        print("\n".join(workflow_report(workflow)))
     if fleet:
         from bench.fleet import report
 
