@@ -1,6 +1,7 @@
 """`make bench` workflow: webhook-to-effect latency of `xero-invoice-paid-to-hubspot`, on an idle system.
 
-A Celery worker and one `zixly outbound` consumer run as separate processes (default settings); Xero and
+A Celery worker and one `zixly outbound` consumer (on HubSpot's queue) run as separate processes (default
+settings otherwise); Xero and
 HubSpot are the simulators, connected through the real OAuth flow. For each sample a fresh paid invoice and a
 matching HubSpot contact with a deal are seeded, a signed Xero webhook is posted to the app-level hook, and the
 clock stops when the HubSpot simulator holds both effects: the deal in the configured stage and the note.
@@ -64,7 +65,7 @@ def bench_workflow(settings, *, aws_endpoint_url: str, samples: int = SAMPLES, p
     tmp = Path(tempfile.mkdtemp(prefix="zixly-bench-workflow-"))
     procs, latencies = [], []
     try:
-        aws.ensure_outbound_queues(outbound.sqs_client(), prefix=prefix, providers=("xero", "hubspot"))
+        aws.ensure_outbound_queues(outbound.sqs_client(), prefix=prefix, providers=aws.OUTBOUND_PROVIDERS)
         tenant, _, secret = tenants.create_tenant(slug=f"bench-wf-{secrets.token_hex(3)}", name="Workflow bench",
                                                   plan="enterprise", actor=Actor("staff", "bench"))
         client, headers = create_app(local).test_client(), {"X-API-Key": secret}
@@ -80,7 +81,9 @@ def bench_workflow(settings, *, aws_endpoint_url: str, samples: int = SAMPLES, p
                         **{f"ZIXLY_{p.upper()}_CLIENT_SECRET": a[1] for p, a in apps.items()})
         procs.append(spawn([sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "WARNING"],
                            env, tmp / "worker.log"))
-        procs.append(spawn([str(Path(sys.executable).with_name("zixly")), "outbound"], env, tmp / "consumer.log"))
+        # the only queue this workflow writes to
+        procs.append(spawn([str(Path(sys.executable).with_name("zixly")), "outbound", "--providers", "hubspot"], env,
+                           tmp / "consumer.log"))
         xero, hubspot = sim.provider("xero"), sim.provider("hubspot")
         org = xero.organisations[xero_conn["account_id"]]
 
