@@ -1,7 +1,7 @@
 """`make bench` workflow: webhook-to-effect latency of `xero-invoice-paid-to-hubspot`, on an idle system.
 
-A Celery worker and one `zixly outbound` consumer (on HubSpot's queue) run as separate processes (default
-settings otherwise); Xero and
+A Celery worker and one `zixly outbound` consumer (on HubSpot's queue, 1 s polls: see below) run as separate
+processes with default settings otherwise; Xero and
 HubSpot are the simulators, connected through the real OAuth flow. For each sample a fresh paid invoice and a
 matching HubSpot contact with a deal are seeded, a signed Xero webhook is posted to the app-level hook, and the
 clock stops when the HubSpot simulator holds both effects: the deal in the configured stage and the note.
@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import shutil
 import statistics
@@ -44,7 +45,9 @@ def _connect(client, headers, provider: str) -> dict:
     return conn
 
 
-def bench_workflow(settings, *, aws_endpoint_url: str, samples: int = SAMPLES, progress=None) -> dict:
+def bench_workflow(settings, *, aws_endpoint_url: str, samples: int = int(os.environ.get("BENCH_WORKFLOW_SAMPLES",
+                                                                                       SAMPLES)),
+                   progress=None) -> dict:
     from api.app import create_app
     from core import aws, outbound, runtime, tenants
     from core.actors import Actor
@@ -81,9 +84,11 @@ def bench_workflow(settings, *, aws_endpoint_url: str, samples: int = SAMPLES, p
                         **{f"ZIXLY_{p.upper()}_CLIENT_SECRET": a[1] for p, a in apps.items()})
         procs.append(spawn([sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "WARNING"],
                            env, tmp / "worker.log"))
-        # the only queue this workflow writes to
-        procs.append(spawn([str(Path(sys.executable).with_name("zixly")), "outbound", "--providers", "hubspot"], env,
-                           tmp / "consumer.log"))
+        # HubSpot's queue is the only one this workflow writes to. Short polls: measured here, moto does not end a
+        # long poll when the next message of a group becomes available, so with the 20 s default the note (the
+        # second write to the deal) waited out the poll: ~20 s per sample. Real SQS answers at once.
+        procs.append(spawn([str(Path(sys.executable).with_name("zixly")), "outbound", "--providers", "hubspot",
+                            "--wait-seconds", "1"], env, tmp / "consumer.log"))
         xero, hubspot = sim.provider("xero"), sim.provider("hubspot")
         org = xero.organisations[xero_conn["account_id"]]
 
@@ -115,10 +120,36 @@ def bench_workflow(settings, *, aws_endpoint_url: str, samples: int = SAMPLES, p
                 time.sleep(0.005)
             raise RuntimeError(f"sample {n}: the effect did not reach HubSpot within 60 s (logs in {tmp})")
 
+        from sqlalchemy import select
+
+        from core.models import Delivery, Job
+        from tenancy.apikeys import tenant_ref
+        from tenancy.context import tenant_context
+        from tenancy.db import tenant_session
+
+        def breakdown() -> str:
+            """Where the time of the last sample went: job and delivery timestamps, relative to job creation."""
+            with tenant_context(tenant_ref(tenant)), tenant_session() as session:
+                job = session.scalars(select(Job).where(Job.workflow == "xero-invoice-paid-to-hubspot")
+                                      .order_by(Job.created_at.desc())).first()
+                rows = session.scalars(select(Delivery).where(Delivery.job_id == job.id)
+                                       .order_by(Delivery.queued_at)).all()
+            t0 = job.created_at
+
+            def ms(t):
+                return "-" if t is None else f"{(t - t0).total_seconds() * 1000:.0f}"
+            parts = [f"job started {ms(job.started_at)} finished {ms(job.finished_at)} attempts {job.attempts}"]
+            parts += [f"{d.operation}: queued {ms(d.queued_at)} sent {ms(d.sent_at)} delivered {ms(d.delivered_at)}"
+                      for d in rows]
+            return "; ".join(parts)
+
         one(-1)  # warm-up: both processes up and every path loaded
+        print(f"\nwarm-up breakdown (ms after job creation): {breakdown()}", file=sys.stderr)
         progress("workflow: pipeline ready", 0, samples)
         for n in range(samples):
             latencies.append(one(n))
+            if n < 3:
+                print(f"\nsample {n}: {latencies[-1]:.0f} ms; {breakdown()}", file=sys.stderr)
             if (n + 1) % 10 == 0:
                 progress("workflow: samples", n + 1, samples)
     except BaseException:
