@@ -8,7 +8,9 @@ retry forever.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -208,8 +210,6 @@ def redirect_uri() -> str:
 # -- creating connections -------------------------------------------------------------------------------------
 
 def _new_secret(provider: str) -> str:
-    import base64
-
     raw = secrets.token_bytes(24)
     return "whsec_" + base64.b64encode(raw).decode() if provider in WEBHOOK_ONLY else secrets.token_urlsafe(32)
 
@@ -557,8 +557,6 @@ def retire_webhook_secret(connection_id, secret_id: str, *, actor: Actor) -> Non
 
 
 def hmac_equal(a: str, b: str) -> bool:
-    import hmac
-
     return hmac.compare_digest(a.encode(), b.encode())
 
 

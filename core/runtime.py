@@ -8,6 +8,7 @@ from tenancy import db
 
 _settings: Settings | None = None
 _redis: redis.Redis | None = None
+_aws_clients: dict = {}  # boto3 clients are thread-safe; one per service, endpoint and region
 
 
 def init(settings: Settings) -> Settings:
@@ -31,11 +32,15 @@ def init(settings: Settings) -> Settings:
 
 
 def aws_client(service: str):
-    """A boto3 client for AWS, or for the local endpoint (moto/LocalStack) when AWS_ENDPOINT_URL is set."""
-    import boto3
+    """The process's boto3 client for `service` (core.aws.client), made once: creating one costs tens of ms."""
+    from core import aws
 
     s = settings()
-    return boto3.client(service, region_name=s.aws_region, endpoint_url=s.aws_endpoint_url)
+    key = (service, s.aws_endpoint_url, s.aws_region)
+    client = _aws_clients.get(key)
+    if client is None:
+        client = _aws_clients.setdefault(key, aws.client(service, s))
+    return client
 
 
 def settings() -> Settings:
