@@ -279,8 +279,7 @@ def dev(port, simulate_providers):
         py = sys.executable
         children.append(_spawn([py, "-m", "celery", "-A", "workers.app", "worker", "-B", "--loglevel", "INFO",
                                 "--concurrency", "2", "--schedule", str(HOME / "celerybeat-schedule")]))
-        # short polls keep the development consumer quick to pick up a write on moto
-        children.append(_spawn([py, "-m", "workers.consumer", "--threads", "2", "--wait-seconds", "1"]))
+        children.append(_spawn([py, "-m", "workers.consumer", "--threads", "2"]))
         children.append(_spawn([py, "-m", "gunicorn", "-c", "python:api.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
                                 "--workers", "2", "--threads", "4", "api.wsgi:app"]))
         _wait_http(port, children[-1])

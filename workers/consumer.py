@@ -25,6 +25,7 @@ from core import aws, delivery, outbound
 
 log = logging.getLogger("zixly.consumer")
 MAX_VISIBILITY = 43_200  # SQS' limit (12 hours)
+FOLLOW_UP_ROOM = 2  # messages a follow-up poll may take beyond the queue's capacity
 DEAD_LETTER_HOLD = 60  # a dead letter that could not be recorded is seen again after this long
 
 
@@ -37,6 +38,7 @@ class Config:
     hold_max: float = 10.0  # the longest wait for a token with the message in hand; longer ones go back to SQS
     sweep_seconds: float = 30.0  # how often dead-letter queues are drained
     heartbeat_seconds: float = 1.0
+    follow_up_seconds: int = 2  # the short long poll that follows a freed group (see Consumer._freed)
     providers: tuple[str, ...] = aws.OUTBOUND_PROVIDERS
     metrics_port: int | None = None
 
@@ -87,6 +89,8 @@ class Consumer:
         self._in_hand: dict[str, int] = {}
         self._capacity = max(10, config.threads * 2)
         self._pollers: list[threading.Thread] = []
+        self._followers = ThreadPoolExecutor(2, thread_name_prefix="follow")  # see _freed
+        self._follow_pending: dict[str, bool] = {}
         self._helpers: list[threading.Thread] = []
         self.queues: list[Queue] = []
 
@@ -106,6 +110,7 @@ class Consumer:
             self._room.notify_all()
         for thread in self._pollers:
             thread.join(self.config.wait_seconds + 10)
+        self._followers.shutdown(wait=True)
         self._pool.shutdown(wait=True)
         self._done.set()
         for thread in self._helpers:
@@ -131,8 +136,35 @@ class Consumer:
         while not self.stopping.is_set():
             self._receive(queue, self.config.wait_seconds, block=True)
 
-    def _receive(self, queue: Queue, wait: int, *, block: bool) -> int:
-        room = self._reserve(queue, block)
+    def _freed(self, queue: Queue) -> None:
+        """A message group of the queue is free again: make sure a receive begins after this moment.
+
+        A group's next write is often sent just after its previous one is done (a workflow that updates a deal
+        and then notes on it). A long poll already in progress may have begun while the group was locked: real
+        SQS answers it as soon as the next message arrives, but moto keeps the group locked for that whole poll
+        (it snapshots the locked groups when a poll begins), so the write would wait up to `wait_seconds`. A
+        short poll that begins after the group was freed sees it at once on both. Frees coalesce: while a
+        follow-up is submitted but not yet begun, it serves every free that comes before it begins; on real SQS
+        this costs at most a receive per delivered group, and nothing while the queue is idle.
+        """
+        with self._room:
+            if self._follow_pending.get(queue.url) or self.stopping.is_set():
+                return
+            self._follow_pending[queue.url] = True
+        try:
+            self._followers.submit(self._follow, queue)
+        except RuntimeError:  # shutting down
+            self._follow_pending[queue.url] = False
+
+    def _follow(self, queue: Queue) -> None:
+        with self._room:
+            self._follow_pending[queue.url] = False  # from here on, a new free needs a new follow-up
+        if not self.stopping.is_set():
+            # its own room: the main poll has usually reserved the queue's whole capacity for its batch
+            self._receive(queue, self.config.follow_up_seconds, block=False, spare=FOLLOW_UP_ROOM)
+
+    def _receive(self, queue: Queue, wait: int, *, block: bool, spare: int = 0) -> int:
+        room = self._reserve(queue, block, spare)
         if not room:
             return 0
         try:
@@ -150,13 +182,15 @@ class Consumer:
             self._pool.submit(self._run_group, group)
         return len(messages)
 
-    def _reserve(self, queue: Queue, block: bool = True) -> int:
+    def _reserve(self, queue: Queue, block: bool = True, spare: int = 0) -> int:
+        """Room for a receive: the queue's messages in hand stay within capacity (+ `spare` for follow-ups)."""
+        limit = self._capacity + spare
         with self._room:
-            while block and self._in_hand.get(queue.url, 0) >= self._capacity and not self.stopping.is_set():
+            while block and self._in_hand.get(queue.url, 0) >= limit and not self.stopping.is_set():
                 self._room.wait(1)
-            if self.stopping.is_set() or self._in_hand.get(queue.url, 0) >= self._capacity:
+            if self.stopping.is_set() or self._in_hand.get(queue.url, 0) >= limit:
                 return 0
-            room = min(10, self._capacity - self._in_hand.get(queue.url, 0))
+            room = min(10, limit - self._in_hand.get(queue.url, 0))
             self._in_hand[queue.url] = self._in_hand.get(queue.url, 0) + room
             return room
 
@@ -198,10 +232,8 @@ class Consumer:
                 outcome = delivery.Outcome(False, "retried", detail=str(exc))
             if outcome.delete:
                 self._delete(lease)
-                if len(leases) > 1 and lease is leases[-1]:
-                    # a busy group is free again and likely has more: ask at once (the poller may be in a
-                    # long poll that began while the group was locked, and moto would not wake it for this)
-                    self._receive(lease.queue, 0, block=False)
+                if lease is leases[-1]:  # the group is free again: its next write may be on its way
+                    self._freed(lease.queue)
                 continue
             # kept: hidden for a while, and the group with it (SQS returns none of a group while one of its
             # messages is in flight); the rest go back visible at once, to come after it. (Hiding them as long
@@ -321,6 +353,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wait-seconds", type=int, default=Config.wait_seconds)
     parser.add_argument("--retry-base", type=float, default=Config.retry_base)
     parser.add_argument("--sweep-seconds", type=float, default=Config.sweep_seconds)
+    parser.add_argument("--follow-up-seconds", type=int, default=Config.follow_up_seconds)
     parser.add_argument("--providers", default=",".join(Config.providers))
     parser.add_argument("--metrics-port", type=int, default=None)
     args = parser.parse_args(argv)
@@ -331,7 +364,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = runtime.init(Settings.from_env())
     logs.configure(settings.log_level, settings.log_format)
     config = Config(threads=args.threads, wait_seconds=args.wait_seconds, retry_base=args.retry_base,
-                    sweep_seconds=args.sweep_seconds, providers=tuple(p for p in args.providers.split(",") if p),
+                    sweep_seconds=args.sweep_seconds, follow_up_seconds=args.follow_up_seconds,
+                    providers=tuple(p for p in args.providers.split(",") if p),
                     metrics_port=args.metrics_port or settings.worker_metrics_port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

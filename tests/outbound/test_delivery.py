@@ -185,3 +185,18 @@ def test_one_message_in_two_hands_is_sent_once_and_an_abandoned_claim_is_taken_o
                 status="sending", updated_at=func.now() - timedelta(seconds=10)))
         assert delivery.deliver(body, hold=lambda s: True, in_flight=3).status == "delivered"
         assert outbound.get_delivery(ident).attempts == 2
+
+
+def test_a_groups_next_write_does_not_wait_out_a_long_poll(tenant, sim, consumers):
+    """The second write to a record, sent just after the first was delivered, is picked up by the short poll
+    that follows the freed group: not left for the long poll that began while the group was locked (moto keeps
+    the group locked for that whole poll). Without the follow-up the note would wait the full 8 s poll."""
+    deal_id = deal(sim)
+    consumers(1, wait_seconds=8, providers=("hubspot",))
+    with tenant_context(tenant.ref):
+        assert outbound.wait(request_update(tenant, deal_id, "closedwon"), timeout=20).status == "delivered"
+        note = outbound.request(provider="hubspot", connection_id=uuid.UUID(tenant.connections["hubspot"]),
+                                record_key=f"deal:{deal_id}", operation="add_note",
+                                args={"body": "Invoice INV-0043 paid", "deal_id": deal_id},
+                                dedup_key=f"note:{uuid.uuid4()}")
+        assert outbound.wait(note, timeout=4).status == "delivered"

@@ -39,6 +39,7 @@ def test_a_write_that_keeps_failing_is_dead_after_the_last_attempt_and_replay_de
         with tenant_context(tenant.ref):
             ident = note(tenant, deal_id, text)
             dead = outbound.wait(ident, timeout=30)
+            wait_until(lambda: heard, timeout=5)  # the signal goes out just after the row is committed dead
     assert dead.status == "dead" and dead.attempts == MAX_RECEIVES and dead.response_status == 503
     assert "out of attempts" in dead.last_error and "Transient" in dead.last_error
     assert notes_about(sim, text) == []
