@@ -18,7 +18,11 @@ from core import metrics
 from core.plans import plan_limits
 from tenancy.context import tenant_key
 
-HOOK_ENDPOINTS = {"hooks.ConnectionHook", "hooks.AppHook"}
+# Webhook ingress has its own budget per endpoint token. App-level hooks (`/v1/hooks/apps/{provider}`) have
+# none: one URL carries every tenant's events from Zixly's own app, a budget there would be shared by all
+# tenants, and a provider answered 429 retries and then disables the hook (Xero does). Only the provider can
+# sign them; unsigned floods are refused by the constant-time check, which is cheaper than a Redis window.
+HOOK_ENDPOINTS = {"hooks.ConnectionHook"}
 
 
 def _principal():
@@ -126,4 +130,6 @@ def init_app(app: Flask, *, redis_url: str, fail_open: bool, webhook_limit: str 
             ApplicationLimit(webhook_limit, key_function=_hook_key, scope="webhook", exempt_when=_is_not_hook),
         ],
     )
+    # the app-level hook has no budget at all (see HOOK_ENDPOINTS): skip flask-limiter's whole evaluation
+    limiter.request_filter(lambda: request.endpoint == "hooks.AppHook")
     return limiter

@@ -195,6 +195,7 @@ def main() -> None:
     from bench.jobs_e2e import bench_jobs
     from core import runtime
     from core.config import Settings
+    from core.crypto import generate_key
     from core.devstack import DevStack
     from tenancy.db import get_router
     from tenancy.migrate import upgrade_catalog
@@ -211,7 +212,8 @@ def main() -> None:
     try:
         generate_signing_key(home)
         settings = Settings(database_url=make_url(base).set(database=dbname).render_as_string(hide_password=False),
-                            redis_url=env["REDIS_URL"], jwt_public_key_file=str(home / "jwt-public.pem"))
+                            redis_url=env["REDIS_URL"], jwt_public_key_file=str(home / "jwt-public.pem"),
+                            data_keys=f"bench:{generate_key()}")
         runtime.init(settings)
         upgrade_catalog(get_router().catalog_engine)
         print(f"machine: {machine()}; PostgreSQL {pg_version}", file=sys.stderr)

@@ -34,6 +34,8 @@ def child_env(settings, **extra: str) -> dict:
         env["ZIXLY_JWT_PUBLIC_KEY_FILE"] = settings.jwt_public_key_file
     if settings.aws_endpoint_url:
         env["AWS_ENDPOINT_URL"] = settings.aws_endpoint_url
+    if settings.data_keys:
+        env["ZIXLY_DATA_KEYS"] = settings.data_keys
     return env
 
 

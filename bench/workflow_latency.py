@@ -1,9 +1,10 @@
 """`make bench` workflow: webhook-to-effect latency of `xero-invoice-paid-to-hubspot`, on an idle system.
 
 A Celery worker and one `zixly outbound` consumer (on HubSpot's queue) run as separate processes with default
-settings; Xero and HubSpot are the simulators, connected through the real OAuth flow. For each sample a fresh paid invoice and a
-matching HubSpot contact with a deal are seeded, a signed Xero webhook is posted to the app-level hook, and the
-clock stops when the HubSpot simulator holds both effects: the deal in the configured stage and the note.
+settings; Xero and HubSpot are the simulators, connected through the real OAuth flow. For each sample a fresh
+paid invoice and a matching HubSpot contact with a deal are seeded, a signed Xero webhook is posted to the
+app-level hook, and the clock stops when the HubSpot simulator holds both effects: the deal in the configured
+stage and the note.
 """
 from __future__ import annotations
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, exists, literal, or_, select, tuple_
 
 from core import outbox
 from core.actors import Actor
 from core.errors import NotFound
-from core.jobs import add_job
+from core.jobs import add_job, queue_job
 from core.workflows import WORKFLOWS
-from core.models import InboundEvent, WorkflowSetting
-from tenancy.db import tenant_session, tenant_transaction
+from core.models import Connection, InboundEvent, WorkflowSetting
+from core.sqlcache import insert_or_skip
+from tenancy.db import tenant_connection, tenant_session, tenant_transaction
 
 KEPT_HEADERS = ("content-type", "user-agent", "x-shopify-topic", "x-shopify-shop-domain", "x-shopify-webhook-id",
                 "x-hubspot-request-timestamp", "webhook-id", "webhook-timestamp", "x-request-id")
@@ -57,36 +57,62 @@ def _starts(setting: WorkflowSetting, provider, connection_id, event_type: str, 
 
 def record_events(*, provider: str, connection_id, events, headers: dict, raw_body: bytes | None) -> list[Recorded]:
     """Insert each event once (by provider event id); new events start their workflows' jobs, atomically."""
-    with tenant_transaction() as session:
-        results, messages = add_events(session, provider=provider, connection_id=connection_id, events=events,
+    with tenant_connection() as connection:
+        results, messages = add_events(connection, provider=provider, connection_id=connection_id, events=events,
                                        headers=headers, raw_body=raw_body)
     outbox.publish(messages)
     return results
 
 
+def _event_statement():
+    """Insert one event, unless it is a duplicate or its connection is gone, and read the enabled workflow
+    settings, in one round trip. Built once (named parameters), so SQLAlchemy compiles it once per schema."""
+    events, conns, settings = InboundEvent.__table__, Connection.__table__, WorkflowSetting.__table__
+    columns = ("id", "connection_id", "provider", "provider_event_id", "event_type", "account_id", "resource_id",
+               "occurred_at", "headers", "payload", "raw_body")
+    values = select(*[bindparam(c, type_=events.c[c].type) for c in columns], literal("received"), literal(0))
+    connection = bindparam("connection_id", type_=conns.c.id.type)
+    live = exists().where(conns.c.id == connection, conns.c.deleted_at.is_(None))
+    inserted = (insert_or_skip(events).from_select([*columns, "status", "replays"],
+                                                   values.where(or_(connection.is_(None), live)))
+                .returning(events.c.id).cte("inserted"))
+    one = select(literal(1).label("one")).subquery("one")
+    return (select(select(inserted.c.id).scalar_subquery().label("event_id"), settings.c.name,
+                   settings.c.event_types, settings.c.connections, settings.c.mappings, settings.c.max_attempts)
+            .select_from(one.outerjoin(settings, settings.c.enabled.is_(True))).add_cte(inserted))
+
+
+_EVENT_STATEMENT = _event_statement()
+
+
 def add_events(session, *, provider: str, connection_id, events, headers: dict, raw_body: bytes | None):
-    """Within the caller's tenant transaction: insert the new events and their jobs; return the results and
-    the outbox messages to publish after the commit."""
+    """Within the caller's tenant transaction (ORM session or Core connection): insert the new events and their
+    jobs; return the results and the outbox messages to publish after the commit. An event whose connection
+    was deleted meanwhile is dropped (no result): routing caches may be a moment behind, the tenant's own rows
+    never are."""
     kept = {k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
     results, messages = [], []
     for event in events:
-        new_id = uuid.uuid4()
-        inserted = session.execute(insert(InboundEvent).values(
-            id=new_id, connection_id=connection_id, provider=provider, provider_event_id=event.event_id,
-            event_type=event.event_type, account_id=event.account_id, resource_id=event.resource_id,
-            occurred_at=event.occurred_at, headers=kept, payload=event.payload, raw_body=raw_body,
-            status="received").on_conflict_do_nothing().returning(InboundEvent.id)).first()
-        if inserted is None:
+        rows = session.execute(_EVENT_STATEMENT, {
+            "id": uuid.uuid4(), "connection_id": connection_id, "provider": provider,
+            "provider_event_id": event.event_id, "event_type": event.event_type, "account_id": event.account_id,
+            "resource_id": event.resource_id, "occurred_at": event.occurred_at, "headers": kept,
+            "payload": event.payload, "raw_body": raw_body}).all()
+        new_id = rows[0].event_id
+        if new_id is None:
             existing = session.scalar(select(InboundEvent.id).where(
                 InboundEvent.provider == provider, InboundEvent.provider_event_id == event.event_id))
-            results.append(Recorded(existing, True))
+            if existing is not None:
+                results.append(Recorded(existing, True))
             continue
-        started = _start_workflows(session, event_id=new_id, provider=provider, connection_id=connection_id,
-                                   event_type=event.event_type, payload=event.payload,
-                                   created_by=f"webhook:{provider}")
-        messages += [message for _, message in started]
+        for setting in rows:
+            if setting.name is not None and _starts(setting, provider, connection_id, event.event_type,
+                                                    event.payload):
+                _, message = queue_job(session, workflow=setting.name, data={"event": event.payload},
+                                       created_by=f"webhook:{provider}", event_id=new_id,
+                                       max_attempts=setting.max_attempts)
+                messages.append(message)
         results.append(Recorded(new_id, False))
-    session.flush()
     return results, messages
 
 

@@ -5,12 +5,12 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import String, bindparam, cast, func, insert, literal, select, tuple_
 
 from core import metrics, outbox
 from core.actors import Actor
 from core.errors import Conflict, Invalid, NotFound
-from core.models import Job, JobStep, RelatedRecord, WorkflowSetting
+from core.models import Job, JobStep, OutboxMessage, RelatedRecord, WorkflowSetting
 from core.workflows import WORKFLOWS
 from tenancy.db import tenant_session, tenant_transaction
 
@@ -68,6 +68,33 @@ def add_job(session, *, workflow: str, data: dict, created_by: str | None, event
     session.add(job)
     metrics.jobs_queued.labels(workflow).inc()
     return job, outbox.enqueue(session, RUN_JOB, str(job.id))
+
+
+def _job_statement():
+    """One statement adding a QUEUED job and its outbox message (built once; the ingest path runs it per job)."""
+    jobs, box = Job.__table__, OutboxMessage.__table__
+    job = insert(jobs).values(
+        id=bindparam("job_id", type_=jobs.c.id.type), workflow=bindparam("workflow"),
+        input=bindparam("input", type_=jobs.c.input.type), status=QUEUED,
+        event_id=bindparam("event_id", type_=jobs.c.event_id.type), attempts=0,
+        max_attempts=bindparam("max_attempts"), created_by=bindparam("created_by")).returning(jobs.c.id).cte("job")
+    args = func.jsonb_build_array(cast(job.c.id, String))
+    return insert(box).from_select(["task", "args", "countdown"],
+                                   select(literal(RUN_JOB), args, literal(0.0)).select_from(job)).returning(box.c.id)
+
+
+_JOB_STATEMENT = _job_statement()
+
+
+def queue_job(session, *, workflow: str, data: dict, created_by: str | None, event_id, max_attempts: int):
+    """`add_job` in one Core statement, for the ingest path: returns the job id and its (unattached) outbox
+    message for `outbox.publish` after the commit."""
+    job_id = uuid.uuid4()
+    outbox_id = session.execute(_JOB_STATEMENT, {"job_id": job_id, "workflow": workflow, "input": data,
+                                                 "event_id": event_id, "max_attempts": max_attempts,
+                                                 "created_by": created_by}).scalar_one()
+    metrics.jobs_queued.labels(workflow).inc()
+    return job_id, OutboxMessage(id=outbox_id, task=RUN_JOB, args=[str(job_id)], countdown=0.0)
 
 
 def create_job(*, workflow: str, data: dict, actor: Actor) -> Job:

@@ -80,7 +80,7 @@ def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
         recorded = inbox.record_events(provider=provider, connection_id=connection_id, events=events,
                                        headers=dict(request.headers), raw_body=request.body)
     _count_duplicates(provider, recorded)
-    return IngestResult(provider, recorded=recorded)
+    return IngestResult(provider, recorded=recorded, dropped=len(events) - len(recorded))
 
 
 def _events(scheme, request: InboundRequest, provider: str):
@@ -125,9 +125,13 @@ def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
         tenant, connection_id = owner
         single = len(by_account) == 1  # never store a body that carries another tenant's events
         with tenant_context(tenant):
-            result.recorded += inbox.record_events(
+            recorded = inbox.record_events(
                 provider=provider, connection_id=connection_id, events=account_events,
                 headers=dict(request.headers), raw_body=request.body if single else None)
+        result.recorded += recorded
+        if len(recorded) < len(account_events):  # the connection was removed a moment ago
+            result.dropped += len(account_events) - len(recorded)
+            metrics.webhooks_unrouted.labels(provider).inc(len(account_events) - len(recorded))
     _count_duplicates(provider, result.recorded)
     return result
 

@@ -176,6 +176,15 @@ def tenant_transaction():
 
 
 @contextmanager
+def tenant_connection():
+    """A Core connection to the current tenant's schema inside one transaction, committed on success: for hot
+    paths that run only Core statements (no ORM session to set up and flush)."""
+    tenant = current_tenant()  # raises NoTenantContext: fail closed
+    with get_router().tenant_engine(tenant.shard, tenant.schema).begin() as connection:
+        yield connection
+
+
+@contextmanager
 def catalog_transaction():
     with catalog_session() as session, session.begin():
         yield session

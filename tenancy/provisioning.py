@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tenancy import apikeys, citus, pool
+from tenancy import apikeys, citus, pool, routecache
 from tenancy.context import SLUG_RE, schema_for, validate_slug
 from tenancy.db import Router
 from tenancy.migrate import create_tenant_schema, quote_ident, tenant_head
@@ -216,6 +216,7 @@ def change_status(router: Router, slug: str, action: str) -> Tenant:
         if tenant.status not in allowed:
             raise InvalidTransition(f"cannot {action} a tenant that is {tenant.status}")
         tenant.status = target
+    routecache.forget_all()
     return tenant
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select, text
 
-from tenancy import citus, schemas
+from tenancy import citus, routecache, schemas
 from tenancy.context import SLUG_RE
 from tenancy.db import Router, resolve_dsn
 from tenancy.migrate import create_tenant_schema, quote_ident
@@ -106,6 +106,7 @@ def _begin_move(router: Router, slug: str, to_shard: str, undo_of: int | None) -
         session.add(move)
         tenant.status = "suspended"
         session.flush()
+    routecache.forget_all()
     return tenant, move
 
 
@@ -121,6 +122,7 @@ def _finish(router: Router, move_id: int, **values) -> TenantMove:
             tenant.shard = move.to_shard
         if values.get("status") in ("done", "failed"):
             tenant.status = move.previous_status
+    routecache.forget_all()
     return move
 
 

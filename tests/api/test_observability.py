@@ -195,6 +195,14 @@ def test_webhook_ingress_has_its_own_budget(settings, make_tenant):
         codes.append(limited.post(f"/v1/hooks/{token}", data=body,
                                   headers=standard_sign(secret, body, f"msg_{i}_{uuid.uuid4().hex}")).status_code)
     assert codes == [200] * 5 + [429]  # the tenant's spent API budget did not stop them; their own limit did
+    # Zixly's own app-level hook carries every tenant's events: no shared budget there (verified by signature)
+    xero_key = "hooklim-xero-key-" + "k" * 20
+    app_level = create_app(dataclasses.replace(settings, webhook_rate_limit="5/minute",
+                                               app_webhook_secrets={"xero": (xero_key,)})).test_client()
+    body = json.dumps({"events": [], "firstEventSequence": 0, "lastEventSequence": 0, "entropy": "x"}).encode()
+    signature = base64.b64encode(hmac.new(xero_key.encode(), body, hashlib.sha256).digest()).decode()
+    assert {app_level.post("/v1/hooks/apps/xero", data=body, headers={"x-xero-signature": signature}).status_code
+            for _ in range(8)} == {200}
     rejections = {dict(lbls)["scope"] for (n, lbls) in scrape(limited) if n == "zixly_rate_limit_rejections_total"}
     assert {"tenant", "webhook"} <= rejections <= {"tenant", "principal", "webhook", "other"}
 

@@ -63,7 +63,7 @@ DESCRIPTIONS = {
     "ZIXLY_ARTIFACTS_BUCKET": "The S3 bucket for job artifacts (keys `{tenant}/{job}/…`, encrypted at rest).",
     "ZIXLY_TOKEN_REFRESH_MARGIN": "Seconds before expiry at which an access token is refreshed.",
     "ZIXLY_WEBHOOK_RATE_LIMIT": "Webhook ingress limit per endpoint token (flask-limiter syntax), apart from the "
-                                "tenant's API budget.",
+                                "tenant's API budget. App-level hooks have none (one URL for every tenant).",
     "ZIXLY_METRICS_TOKEN": "When set, `/metrics` on the API needs `Authorization: Bearer <token>`.",
     "ZIXLY_LOG_FORMAT": "`json` (one object per line) or `text`.",
     "ZIXLY_LOG_LEVEL": "Root log level.",
