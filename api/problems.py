@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, g, json, request
+from psycopg.errors import UndefinedTable
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 log = logging.getLogger("zixly.api")
@@ -93,6 +95,17 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
         return _http_exception(exc)
+
+    @app.errorhandler(DBAPIError)
+    def _database(exc: DBAPIError):
+        # The database unreachable, or a tenant's schema gone from the server its route pointed at (the tenant
+        # moved a moment ago; routes may be up to 2 s behind, see tenancy.routecache): nothing was written, and
+        # asking again shortly will work. Anything else from the database is a bug: logged, 500.
+        if isinstance(exc, OperationalError | InterfaceError) or isinstance(exc.orig, UndefinedTable):
+            log.warning("database not available for %s %s: %s", request.method, request.path, type(exc).__name__)
+            return problem_response(503, "service-unavailable", "The database is not available right now; "
+                                    "nothing was changed. Try again shortly.", headers={"Retry-After": "1"})
+        return _unexpected(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

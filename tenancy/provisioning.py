@@ -228,6 +228,7 @@ def change_plan(router: Router, slug: str, plan: str) -> Tenant:
         if tenant is None:
             raise TenantNotFound(f"no tenant {slug!r}")
         tenant.plan = plan
+    routecache.forget_all()
     return tenant
 
 
@@ -246,6 +247,7 @@ def archive_tenant(router: Router, slug: str) -> Tenant:
             conn.exec_driver_sql(
                 f"ALTER SCHEMA {quote_ident(tenant.schema_name)} RENAME TO {quote_ident(archived)}")
         tenant.status, tenant.archived_schema = "archived", archived
+    routecache.forget_all()
     return tenant
 
 
@@ -260,6 +262,7 @@ def restore_tenant(router: Router, slug: str) -> Tenant:
             conn.exec_driver_sql(
                 f"ALTER SCHEMA {quote_ident(tenant.archived_schema)} RENAME TO {quote_ident(tenant.schema_name)}")
         tenant.status, tenant.archived_schema = "active", None
+    routecache.forget_all()
     return tenant
 
 
@@ -275,9 +278,16 @@ def list_tenants(router: Router, *, limit: int, after_id: int | None = None,
 
 
 def load_tenant_ref(router: Router, slug: str):
-    """The routing record of a tenant, or None."""
+    """The routing record of a tenant, or None (found ones are remembered for a moment: tenancy.routecache)."""
     if not isinstance(slug, str) or not SLUG_RE.match(slug):
         return None
+    ref = routecache.lookup(("tenant", slug))
+    if ref is not None:
+        return ref
     with router.catalog_session() as session:
         tenant = session.scalar(_by_slug(slug))
-    return apikeys.tenant_ref(tenant) if tenant is not None else None
+    if tenant is None:
+        return None
+    ref = apikeys.tenant_ref(tenant)
+    routecache.remember(("tenant", slug), ref)
+    return ref

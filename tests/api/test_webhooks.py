@@ -239,3 +239,62 @@ def test_event_lists_are_per_tenant(client, make_tenant):
     assert len(client.get("/v1/events", headers=a.headers).get_json()["items"]) == 1
     assert client.get("/v1/events", headers=b.headers).get_json()["items"] == []
     assert client.get("/v1/jobs", headers=b.headers).get_json()["items"] == []
+
+
+def _unrouted(provider="xero") -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("zixly_webhooks_unrouted_total", {"provider": provider}) or 0.0
+
+
+def test_a_route_a_moment_behind_never_stores_into_a_deleted_connection(client, make_tenant):
+    """Routes are remembered for up to 2 s per process (tenancy.routecache); another process may still hold
+    one for a connection deleted here. The tenant's own insert checks the connection: the event is dropped."""
+    from tenancy import routecache
+
+    a, org = make_tenant("xstale"), str(uuid.uuid4())
+    conn, _ = connect(a, "xero", org)
+    assert post_xero(client, xero_body(xero_event(org))).status_code == 200
+    stale = routecache.lookup(("account", "xero", org))
+    assert stale is not None and stale[1] == conn.id
+    with tenant_context(a.ref):
+        connections.delete_connection(conn.id)
+    assert routecache.lookup(("account", "xero", org)) is None  # this process forgot it at once
+    routecache.remember(("account", "xero", org), stale)  # as another process still has it
+    before = _unrouted()
+    assert post_xero(client, xero_body(xero_event(org))).status_code == 200
+    assert count(a, InboundEvent) == 1 and count(a, Job) == 1
+    assert _unrouted() == before + 1
+
+
+def test_a_route_to_a_schema_that_moved_away_is_a_503_and_stores_nothing(client, make_tenant):
+    """A tenant moved (or archived) a moment ago: a stale route points at a schema that is no longer there.
+    The provider gets 503 with Retry-After (it retries; the inbox de-duplicates), not a 500."""
+    import dataclasses
+
+    from tenancy import routecache
+
+    a, org = make_tenant("xmoved"), str(uuid.uuid4())
+    conn, _ = connect(a, "xero", org)
+    gone = dataclasses.replace(a.ref, schema=a.ref.schema + "_moved_away")
+    routecache.remember(("account", "xero", org), (gone, conn.id))
+    try:
+        r = post_xero(client, xero_body(xero_event(org)))
+    finally:
+        routecache.forget_all()
+    assert r.status_code == 503 and r.content_type == "application/problem+json"
+    assert r.headers["Retry-After"] == "1"
+    assert count(a, InboundEvent) == 0
+
+
+def test_published_outbox_rows_are_deleted_after_the_answer(client, make_tenant):
+    """The request commits once; the rows of the messages it published are deleted in a batch afterwards."""
+    from core import outbox
+    from core.models import OutboxMessage
+
+    a, org = make_tenant("xbox"), str(uuid.uuid4())
+    connect(a, "xero", org)
+    for _ in range(3):
+        assert post_xero(client, xero_body(xero_event(org))).status_code == 200
+    outbox.flush_published()  # what the process's sweeper thread does every 0.2 s
+    assert count(a, Job) == 3 and count(a, OutboxMessage) == 0
