@@ -91,6 +91,8 @@ class Consumer:
         self._pollers: list[threading.Thread] = []
         self._followers = ThreadPoolExecutor(2, thread_name_prefix="follow")  # see _freed
         self._follow_pending: dict[str, bool] = {}
+        self._freed_at: dict[str, float] = {}  # per queue: when a group was last freed
+        self._receive_began: dict[str, float] = {}  # per queue: when the latest receive call began
         self._helpers: list[threading.Thread] = []
         self.queues: list[Queue] = []
 
@@ -144,10 +146,12 @@ class Consumer:
         SQS answers it as soon as the next message arrives, but moto keeps the group locked for that whole poll
         (it snapshots the locked groups when a poll begins), so the write would wait up to `wait_seconds`. A
         short poll that begins after the group was freed sees it at once on both. Frees coalesce: while a
-        follow-up is submitted but not yet begun, it serves every free that comes before it begins; on real SQS
-        this costs at most a receive per delivered group, and nothing while the queue is idle.
+        follow-up is submitted but not yet begun, it serves every free that comes before it begins, and it is
+        skipped when some receive of the queue began after the last free (on a busy queue the main poll returns
+        and begins again all the time). On real SQS it costs at most one receive per free, none while idle.
         """
         with self._room:
+            self._freed_at[queue.url] = time.monotonic()
             if self._follow_pending.get(queue.url) or self.stopping.is_set():
                 return
             self._follow_pending[queue.url] = True
@@ -159,7 +163,9 @@ class Consumer:
     def _follow(self, queue: Queue) -> None:
         with self._room:
             self._follow_pending[queue.url] = False  # from here on, a new free needs a new follow-up
-        if not self.stopping.is_set():
+            # a receive begun since the last free already sees the group (busy queues: the main poll is short)
+            fresh = self._receive_began.get(queue.url, 0.0) > self._freed_at.get(queue.url, 0.0)
+        if not fresh and not self.stopping.is_set():
             # its own room: the main poll has usually reserved the queue's whole capacity for its batch
             self._receive(queue, self.config.follow_up_seconds, block=False, spare=FOLLOW_UP_ROOM)
 
@@ -167,6 +173,8 @@ class Consumer:
         room = self._reserve(queue, block, spare)
         if not room:
             return 0
+        with self._room:
+            self._receive_began[queue.url] = time.monotonic()
         try:
             messages = self.sqs.receive_message(
                 QueueUrl=queue.url, MaxNumberOfMessages=room, WaitTimeSeconds=wait,
