@@ -57,6 +57,7 @@ _ERRORS = {
     UnknownProvider: 404,
     MalformedPayload: 400,
     webhooks.TenantNotReceiving: 403,
+    webhooks.TenantMoving: 503,
 }
 
 
@@ -162,7 +163,8 @@ def _domain_error(status: int):
         code = getattr(exc, "code", None) or type(exc).__name__
         if not isinstance(code, str):
             code = "error"
-        return problems.problem_response(status, code, str(exc))
+        headers = {"Retry-After": "5"} if status == 503 else None
+        return problems.problem_response(status, code, str(exc), headers=headers)
 
     return handler
 

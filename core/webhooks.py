@@ -17,6 +17,8 @@ from core.actors import Actor
 from core.errors import NotFound
 from core.runtime import redis_client, settings
 from tenancy.context import tenant_context, tenant_key
+from tenancy.db import get_router
+from tenancy.shards import is_moving
 
 log = logging.getLogger("zixly.webhooks")
 APP_PROVIDERS = ("xero", "hubspot", "shopify")
@@ -28,6 +30,19 @@ class UnknownEndpoint(NotFound):
 
 class TenantNotReceiving(Exception):
     code = "tenant-not-receiving"
+
+
+class TenantMoving(Exception):
+    """The tenant is being moved between servers (a few seconds): 503, so the provider delivers again later
+    (the inbox de-duplicates what it had already kept), instead of events acknowledged and dropped."""
+
+    code = "tenant-moving"
+
+
+def _refuse_if_moving(tenant) -> None:
+    if tenant.status == "suspended" and is_moving(get_router(), tenant.id):
+        metrics.webhooks_rejected.labels("unknown", "tenant-moving").inc()
+        raise TenantMoving(f"tenant {tenant.slug} is being moved; deliver again shortly")
 
 
 @dataclass
@@ -57,6 +72,7 @@ def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
     tenant, connection_id, provider = found
     metrics.webhooks_received.labels(provider).inc()
     if tenant.status != "active":
+        _refuse_if_moving(tenant)
         raise TenantNotReceiving(f"tenant is {tenant.status}")
     scheme = get_scheme(provider)
     with tenant_context(tenant):
@@ -114,6 +130,8 @@ def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
     for event in events:
         by_account[event.account_id].append(event)
     owners = connections.resolve_accounts(provider, {a for a in by_account if a})
+    for tenant, _ in owners.values():  # before anything is kept: the whole delivery comes again
+        _refuse_if_moving(tenant)
     result = IngestResult(provider)
     for account, account_events in by_account.items():
         owner = owners.get(account)

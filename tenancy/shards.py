@@ -170,6 +170,13 @@ def move_tenant(router: Router, slug: str, to_shard: str, *, lock_timeout: str =
     return move
 
 
+def is_moving(router: Router, tenant_id: int) -> bool:
+    """Whether a move of the tenant is in progress (it is suspended only for that while)."""
+    with router.catalog_session() as session:
+        return session.scalar(select(func.count()).select_from(TenantMove).where(
+            TenantMove.tenant_id == tenant_id, TenantMove.status == "copying")) > 0
+
+
 def _status(router: Router, move_id: int) -> str:
     with router.catalog_session() as session:
         return session.get(TenantMove, move_id).status

@@ -47,6 +47,8 @@ class AppHook(MethodView):
     @raw_body
     @blp.response(200, HookReceiptSchema)
     @blp.alt_response(401, description="Signature missing or invalid; nothing is stored.")
+    @blp.alt_response(503, description="A tenant of the delivery is being moved between servers, or the database "
+                      "is away: nothing is kept; deliver again (Retry-After).")
     def post(self, provider):
         """Zixly's own app on Xero, HubSpot or Shopify; each event is routed to the tenant owning its account."""
         return _answer(webhooks.ingest_app_hook(provider, _inbound()), show_ids=False)
@@ -59,6 +61,8 @@ class ConnectionHook(MethodView):
     @blp.response(200, HookReceiptSchema)
     @blp.alt_response(401, description="Signature missing or invalid; nothing is stored.")
     @blp.alt_response(404, description="Unknown endpoint token.")
+    @blp.alt_response(503, description="The tenant is being moved between servers, or the database is away: "
+                      "nothing is kept; deliver again (Retry-After).")
     def post(self, token):
         """A connection's own hook (a tenant's private app, Asana subscriptions, Standard Webhooks senders)."""
         return _answer(webhooks.ingest_connection_hook(token, _inbound()), show_ids=True)

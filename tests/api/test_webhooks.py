@@ -298,3 +298,48 @@ def test_published_outbox_rows_are_deleted_after_the_answer(client, make_tenant)
         assert post_xero(client, xero_body(xero_event(org))).status_code == 200
     outbox.flush_published()  # what the process's sweeper thread does every 0.2 s
     assert count(a, Job) == 3 and count(a, OutboxMessage) == 0
+
+
+def test_events_for_a_tenant_being_moved_get_503_and_come_again(client, make_tenant):
+    """A move suspends the tenant for a few seconds: its events are not acknowledged and dropped (lost) but
+    refused with 503 and Retry-After, so the provider delivers them again; a staff suspension is unchanged."""
+    from sqlalchemy import update
+
+    from tenancy import routecache
+    from tenancy.db import catalog_transaction
+    from tenancy.models import Tenant, TenantMove
+
+    a, org = make_tenant("xmove"), str(uuid.uuid4())
+    raw = b"0123456789abcdef0123456789abcdef"
+    secret = "whsec_" + base64.b64encode(raw).decode()
+    connect(a, "xero", org)
+    _, token = connect(a, "custom", secrets=[secret])
+    body = json.dumps({"type": "invoice.paid", "data": {"id": "inv_9"}}).encode()
+    msg_id, ts = "msg_" + uuid.uuid4().hex, str(int(time.time()))
+    sig = base64.b64encode(hmac.new(raw, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()).decode()
+    signed = {"webhook-id": msg_id, "webhook-timestamp": ts, "webhook-signature": f"v1,{sig}",
+              "Content-Type": "application/json"}
+    delivery = xero_body(xero_event(org))
+
+    def set_state(status, moving):
+        with catalog_transaction() as session:
+            session.execute(update(Tenant).where(Tenant.id == a.ref.id).values(status=status))
+            if moving:
+                session.add(TenantMove(tenant_id=a.ref.id, from_shard=a.ref.shard, to_shard=a.ref.shard,
+                                       status="copying", previous_status="active"))
+            else:
+                session.execute(update(TenantMove).where(TenantMove.tenant_id == a.ref.id)
+                                .values(status="failed"))
+        routecache.forget_all()  # as the move itself does in this process
+
+    set_state("suspended", moving=True)
+    for r in (post_xero(client, delivery), client.post(f"/v1/hooks/{token}", data=body, headers=signed)):
+        assert r.status_code == 503 and r.content_type == "application/problem+json", r.data
+        assert r.get_json()["type"].endswith("tenant-moving") and r.headers["Retry-After"] == "5"
+    assert count(a, InboundEvent) == 0
+    set_state("active", moving=False)  # moved: the provider delivers again
+    assert post_xero(client, delivery).status_code == 200
+    assert client.post(f"/v1/hooks/{token}", data=body, headers=signed).status_code == 200
+    assert count(a, InboundEvent) == 2 and count(a, Job) == 2
+    set_state("suspended", moving=False)  # suspended by staff: refused as before, not retried for a day
+    assert client.post(f"/v1/hooks/{token}", data=body, headers=signed).status_code == 403
