@@ -27,13 +27,20 @@ class JobContext:
     """What a workflow sees: its settings, its connections by role, once-only steps, and the execution record
     (steps, related records, artifacts)."""
 
-    def __init__(self, job: Job):
-        self.job_id, self.attempt, self.workflow = job.id, job.attempts, job.workflow
-        with tenant_session() as session:
-            rows = session.scalars(select(JobStep).where(JobStep.job_id == job.id, JobStep.status == "done"))
-            self._done = {step.name: step.detail.get("output") for step in rows}
-            self.setting = session.get(WorkflowSetting, job.workflow)
+    def __init__(self, job: Job, *, done: dict | None = None, setting: WorkflowSetting | None = None):
+        """`done` (step name -> output) and `setting` as `load` reads them; read here when not given."""
+        self.job, self.job_id, self.attempt, self.workflow = job, job.id, job.attempts, job.workflow
+        if done is None:
+            with tenant_session() as session:
+                done, setting = self.load(session, job)
+        self._done, self.setting = done, setting
         self.mappings = dict(self.setting.mappings or {}) if self.setting else {}
+
+    @staticmethod
+    def load(session, job: Job) -> tuple[dict, WorkflowSetting | None]:
+        """The steps an earlier attempt finished (name -> output) and the workflow's tenant settings."""
+        rows = session.scalars(select(JobStep).where(JobStep.job_id == job.id, JobStep.status == "done"))
+        return {step.name: step.detail.get("output") for step in rows}, session.get(WorkflowSetting, job.workflow)
 
     def connection(self, role: str):
         bound = (self.setting.connections or {}) if self.setting else {}
@@ -99,7 +106,8 @@ class JobContext:
             session.add(JobStep(job_id=self.job_id, attempt=self.attempt, name=name, status=status, detail=detail))
 
 
-def _claim(job_id) -> Job | None:
+def _claim(job_id) -> JobContext | None:
+    """Mark the job RUNNING (one more attempt) and read what its run needs, in one transaction."""
     with tenant_transaction() as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job is None or job.status not in (QUEUED, RUNNING):
@@ -107,7 +115,8 @@ def _claim(job_id) -> Job | None:
         if job.status == QUEUED:
             transition(job, RUNNING)
         job.attempts += 1  # RUNNING already: a worker died mid-job and the task was delivered again
-        return job
+        done, setting = JobContext.load(session, job)
+    return JobContext(job, done=done, setting=setting)
 
 
 def backoff(attempt: int) -> float:
@@ -167,17 +176,18 @@ def _finish(job_id, *, result=None, error: str | None = None, retry: bool = Fals
 
 def execute_job(job_id) -> str:
     job_id = parse_job_id(job_id)
-    job = _claim(job_id)
-    if job is None:
+    context = _claim(job_id)
+    if context is None:
         with tenant_session() as session:
             found = session.get(Job, job_id)
         return found.status if found else "MISSING"
+    job = context.job
     workflow = WORKFLOWS[job.workflow]
     metrics.jobs_started.labels(job.workflow).inc()
     started = time.perf_counter()
     try:
         with provider_errors():
-            result = workflow.run(JobContext(job), job.input)
+            result = workflow.run(context, job.input)
     except RetryableError as exc:
         status = _finish(job_id, error=f"RetryableError: {exc}", retry=True, retry_after=exc.retry_after)
     except PermanentError as exc:
