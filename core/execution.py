@@ -27,12 +27,9 @@ class JobContext:
     """What a workflow sees: its settings, its connections by role, once-only steps, and the execution record
     (steps, related records, artifacts)."""
 
-    def __init__(self, job: Job, *, done: dict | None = None, setting: WorkflowSetting | None = None):
-        """`done` (step name -> output) and `setting` as `load` reads them; read here when not given."""
+    def __init__(self, job: Job, *, done: dict, setting: WorkflowSetting | None):
+        """`done` (step name -> output) and `setting` as `load` reads them (in the claim's transaction)."""
         self.job, self.job_id, self.attempt, self.workflow = job, job.id, job.attempts, job.workflow
-        if done is None:
-            with tenant_session() as session:
-                done, setting = self.load(session, job)
         self._done, self.setting = done, setting
         self.mappings = dict(self.setting.mappings or {}) if self.setting else {}
 

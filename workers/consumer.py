@@ -158,7 +158,8 @@ class Consumer:
         try:
             self._followers.submit(self._follow, queue)
         except RuntimeError:  # shutting down
-            self._follow_pending[queue.url] = False
+            with self._room:
+                self._follow_pending[queue.url] = False
 
     def _follow(self, queue: Queue) -> None:
         with self._room:
