@@ -167,7 +167,8 @@ def openapi_check(spec_file):
 
 # --- worker -------------------------------------------------------------------------------------------
 @main.command("worker", context_settings={"ignore_unknown_options": True})
-@click.option("--concurrency", "-c", default=None, type=int, help="Worker processes (default: CPU count).")
+@click.option("--concurrency", "-c", default=None, type=int,
+              help="Worker processes (default: ZIXLY_WORKER_CONCURRENCY, or two per CPU core).")
 @click.option("--beat/--no-beat", default=False, help="Also run the beat scheduler (one per deployment).")
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(concurrency, beat, celery_args):

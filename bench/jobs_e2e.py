@@ -156,8 +156,9 @@ def bench_jobs(settings, *, jobs: int = 1000, progress=None, timeout: float | No
             failures.append(exc)
 
     tmp = Path(tempfile.mkdtemp(prefix="zixly-bench-jobs-"))
-    proc = spawn([sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "WARNING"],
-                 child_env(settings), tmp / "worker.log")
+    env = child_env(settings, ZIXLY_WORKER_CONCURRENCY=str(settings.worker_processes))
+    proc = spawn([sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "WARNING"], env,
+                 tmp / "worker.log")
     try:
         start = time.perf_counter()
         with tenant_context(ref):  # readiness: a first job goes all the way through
@@ -194,7 +195,8 @@ def bench_jobs(settings, *, jobs: int = 1000, progress=None, timeout: float | No
     finally:
         stop_group(proc, timeout=30)
     completed = counts.get("COMPLETED", 0) - 1
-    return {"jobs": jobs, "worker_concurrency": os.cpu_count(), "creators": CREATORS, "completed": completed,
+    return {"jobs": jobs, "worker_concurrency": settings.worker_processes, "creators": CREATORS,
+            "completed": completed,
             "failed": counts.get("FAILED", 0), "unfinished": counts.get("QUEUED", 0) + counts.get("RUNNING", 0),
             "retried": counts["retried"], "steps_done": counts["steps"] - 1,
             "exactly_once": completed == jobs == counts["steps"] - 1 and counts["retried"] == 0,

@@ -49,6 +49,7 @@ class Settings:
     idempotency_ttl_hours: int = 24
     rate_limit_fail_open: bool = True
     broker_visibility_timeout: int = 3600
+    worker_concurrency: int = 0  # Celery worker processes; 0: two per CPU core (see `worker_processes`)
     public_base_url: str | None = None
     trusted_proxies: int = 0
     # Zixly's own public apps: provider -> active webhook secrets (several during a rotation)
@@ -79,6 +80,12 @@ class Settings:
     novu_timeout: float = 10.0  # seconds per trigger request
     novu_max_attempts: int = 10  # then the notification is `failed`
 
+    @property
+    def worker_processes(self) -> int:
+        """Jobs mostly wait (on the database, on providers, on their deliveries), so by default two worker
+        processes per core: one's wait is the other's turn."""
+        return self.worker_concurrency or 2 * (os.cpu_count() or 1)
+
     @classmethod
     def from_env(cls, **overrides) -> Settings:
         env = os.environ
@@ -101,6 +108,7 @@ class Settings:
             db_pool_recycle=int(env.get("ZIXLY_DB_POOL_RECYCLE", 1800)),
             schema_pool_size=int(env.get("ZIXLY_SCHEMA_POOL_SIZE", 10)),
             broker_visibility_timeout=int(env.get("ZIXLY_BROKER_VISIBILITY_TIMEOUT", 3600)),
+            worker_concurrency=int(env.get("ZIXLY_WORKER_CONCURRENCY", 0)),
             public_base_url=env.get("ZIXLY_PUBLIC_BASE_URL") or None,
             trusted_proxies=int(env.get("ZIXLY_TRUSTED_PROXIES", 0)),
             app_webhook_secrets={p: _list(env.get(f"ZIXLY_{p.upper()}_APP_WEBHOOK_SECRETS"))

@@ -9,16 +9,16 @@ import logging
 import random
 import time
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, case, func, insert, literal, select, update
 
 from connectors.errors import ConnectorError, InvalidOptions, RateLimited, ReauthRequired, Transient
 from core import metrics, outbox, signals
 from core.errors import PermanentError, RetryableError
-from core.jobs import BACKOFF_BASE, COMPLETED, FAILED, QUEUED, RUN_JOB, RUNNING, parse_job_id, transition
+from core.jobs import BACKOFF_BASE, COMPLETED, FAILED, QUEUED, RUN_JOB, RUNNING, TRANSITIONS, parse_job_id, transition
 from core.models import InboundEvent, Job, JobStep, RelatedRecord, WorkflowSetting
 from core.workflows import WORKFLOWS
 from tenancy.context import current_tenant
-from tenancy.db import tenant_session, tenant_transaction
+from tenancy.db import tenant_autocommit, tenant_session, tenant_transaction
 
 log = logging.getLogger("zixly.jobs")
 
@@ -28,16 +28,10 @@ class JobContext:
     (steps, related records, artifacts)."""
 
     def __init__(self, job: Job, *, done: dict, setting: WorkflowSetting | None):
-        """`done` (step name -> output) and `setting` as `load` reads them (in the claim's transaction)."""
+        """`done` (step name -> output, from earlier attempts) and `setting` as the claim read them."""
         self.job, self.job_id, self.attempt, self.workflow = job, job.id, job.attempts, job.workflow
         self._done, self.setting = done, setting
         self.mappings = dict(self.setting.mappings or {}) if self.setting else {}
-
-    @staticmethod
-    def load(session, job: Job) -> tuple[dict, WorkflowSetting | None]:
-        """The steps an earlier attempt finished (name -> output) and the workflow's tenant settings."""
-        rows = session.scalars(select(JobStep).where(JobStep.job_id == job.id, JobStep.status == "done"))
-        return {step.name: step.detail.get("output") for step in rows}, session.get(WorkflowSetting, job.workflow)
 
     def connection(self, role: str):
         bound = (self.setting.connections or {}) if self.setting else {}
@@ -99,21 +93,71 @@ class JobContext:
         return output
 
     def _record(self, name, status, detail) -> None:
-        with tenant_transaction() as session:
-            session.add(JobStep(job_id=self.job_id, attempt=self.attempt, name=name, status=status, detail=detail))
+        with tenant_autocommit() as connection:
+            connection.execute(_STEP_STATEMENT, {"job_id": self.job_id, "attempt": self.attempt, "name": name,
+                                                 "status": status, "detail": detail})
+
+
+# The hot path of every job is three single statements, each its own transaction in one round trip (autocommit):
+# the claim, each step's record, and the completion. Retries and failures (rare) take the ORM path in `_finish`.
+_STEPS = JobStep.__table__
+_STEP_STATEMENT = insert(_STEPS).values(
+    job_id=bindparam("job_id", type_=_STEPS.c.job_id.type), attempt=bindparam("attempt"), name=bindparam("name"),
+    status=bindparam("status"), detail=bindparam("detail", type_=_STEPS.c.detail.type))
+# A job may be claimed from these statuses (the transition table), and again while RUNNING: a worker died mid-job
+# and the task was delivered again.
+CLAIMABLE = tuple(sorted({s for s, targets in TRANSITIONS.items() if RUNNING in targets} | {RUNNING}))
+assert COMPLETED in TRANSITIONS[RUNNING]
+
+
+def _claim_statement():
+    """Mark the job RUNNING (one more attempt) and read what its run needs: the job, the steps earlier attempts
+    finished (name -> output) and the workflow's tenant settings, in one statement."""
+    jobs, steps, settings = Job.__table__, JobStep.__table__, WorkflowSetting.__table__
+    job_id = bindparam("job_id", type_=jobs.c.id.type)
+    claimed = (update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(CLAIMABLE))
+               .values(status=RUNNING, attempts=jobs.c.attempts + 1, updated_at=func.now(),
+                       started_at=case((jobs.c.status == RUNNING, jobs.c.started_at), else_=func.now()))
+               .returning(*jobs.c).cte("claimed"))
+    done = (select(func.jsonb_object_agg(steps.c.name, steps.c.detail["output"]))
+            .where(steps.c.job_id == claimed.c.id, steps.c.status == "done").scalar_subquery())
+    return (select(claimed, done.label("done_steps"), *[c.label(f"setting_{c.name}") for c in settings.c])
+            .select_from(claimed.outerjoin(settings, settings.c.name == claimed.c.workflow)))
+
+
+def _complete_statement():
+    """RUNNING -> COMPLETED with its result, and its event processed; answers the job's status afterwards (a job
+    cancelled while it ran stays CANCELLED)."""
+    jobs, events = Job.__table__, InboundEvent.__table__
+    job_id = bindparam("job_id", type_=jobs.c.id.type)
+    done = (update(jobs).where(jobs.c.id == job_id, jobs.c.status == RUNNING)
+            .values(status=COMPLETED, result=bindparam("result", type_=jobs.c.result.type), error=None,
+                    finished_at=func.now(), updated_at=func.now())
+            .returning(jobs.c.event_id).cte("done"))
+    marked = (update(events).where(events.c.id.in_(select(done.c.event_id))).values(status="processed")
+              .returning(events.c.id).cte("marked"))
+    now = select(literal(COMPLETED)).select_from(done).scalar_subquery()
+    before = select(jobs.c.status).where(jobs.c.id == job_id).with_for_update(read=True).scalar_subquery()
+    return select(func.coalesce(now, before)).add_cte(marked)
+
+
+_CLAIM_STATEMENT, _COMPLETE_STATEMENT = _claim_statement(), _complete_statement()
+_JOB_COLUMNS = [c.key for c in Job.__table__.c]
+_SETTING_COLUMNS = [c.key for c in WorkflowSetting.__table__.c]
 
 
 def _claim(job_id) -> JobContext | None:
-    """Mark the job RUNNING (one more attempt) and read what its run needs, in one transaction."""
-    with tenant_transaction() as session:
-        job = session.get(Job, job_id, with_for_update=True)
-        if job is None or job.status not in (QUEUED, RUNNING):
-            return None  # finished, cancelled or unknown: running it again would repeat effects
-        if job.status == QUEUED:
-            transition(job, RUNNING)
-        job.attempts += 1  # RUNNING already: a worker died mid-job and the task was delivered again
-        done, setting = JobContext.load(session, job)
-    return JobContext(job, done=done, setting=setting)
+    """Claim the job for this run; None when it is finished, cancelled or unknown (running it again would repeat
+    effects)."""
+    with tenant_autocommit() as connection:
+        row = connection.execute(_CLAIM_STATEMENT, {"job_id": job_id}).mappings().first()
+    if row is None:
+        return None
+    job = Job(**{key: row[key] for key in _JOB_COLUMNS})
+    setting = None
+    if row["setting_name"] is not None:
+        setting = WorkflowSetting(**{key: row[f"setting_{key}"] for key in _SETTING_COLUMNS})
+    return JobContext(job, done=dict(row["done_steps"] or {}), setting=setting)
 
 
 def backoff(attempt: int) -> float:
@@ -143,15 +187,15 @@ class provider_errors:
 
 def _finish(job_id, *, result=None, error: str | None = None, retry: bool = False,
             retry_after: float | None = None) -> str:
+    if error is None:
+        with tenant_autocommit() as connection:
+            return connection.execute(_COMPLETE_STATEMENT, {"job_id": job_id, "result": result}).scalar_one()
     message = failed = None
     with tenant_transaction() as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job.status != RUNNING:  # cancelled while it ran: keep the cancellation
             return job.status
-        if error is None:
-            transition(job, COMPLETED)
-            job.result, job.error = result, None
-        elif retry and job.attempts < job.max_attempts:
+        if retry and job.attempts < job.max_attempts:
             transition(job, QUEUED)
             job.error = error
             message = outbox.enqueue(session, RUN_JOB, str(job.id),
@@ -159,9 +203,8 @@ def _finish(job_id, *, result=None, error: str | None = None, retry: bool = Fals
         else:
             transition(job, FAILED)
             job.error, failed = error, job
-        if job.event_id and job.status in (COMPLETED, FAILED):
-            event = session.get(InboundEvent, job.event_id)
-            event.status = "processed" if job.status == COMPLETED else "failed"
+        if job.event_id and job.status == FAILED:
+            session.get(InboundEvent, job.event_id).status = "failed"
         status = job.status
     if message is not None:
         outbox.publish([message])

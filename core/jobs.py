@@ -5,14 +5,14 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import String, bindparam, cast, func, insert, literal, select, tuple_
+from sqlalchemy import String, bindparam, cast, func, insert, literal, select, true, tuple_
 
 from core import metrics, outbox
 from core.actors import Actor
 from core.errors import Conflict, Invalid, NotFound
 from core.models import Job, JobStep, OutboxMessage, RelatedRecord, WorkflowSetting
 from core.workflows import WORKFLOWS
-from tenancy.db import tenant_session, tenant_transaction
+from tenancy.db import tenant_autocommit, tenant_session, tenant_transaction
 
 log = logging.getLogger("zixly.jobs")
 RUN_JOB = "zixly.tenant.run_job"
@@ -26,6 +26,7 @@ TRANSITIONS = {
     COMPLETED: set(),
 }
 BACKOFF_BASE = 2.0
+DEFAULT_MAX_ATTEMPTS = 4
 
 
 class IllegalTransition(Conflict):
@@ -64,26 +65,39 @@ def add_job(session, *, workflow: str, data: dict, created_by: str | None, event
         raise UnknownWorkflow(f"unknown workflow {workflow!r}; known: {', '.join(sorted(WORKFLOWS))}")
     setting = session.get(WorkflowSetting, workflow)
     job = Job(id=uuid.uuid4(), workflow=workflow, input=data, status=QUEUED, event_id=event_id,
-              created_by=created_by, max_attempts=setting.max_attempts if setting else 4)
+              created_by=created_by, max_attempts=setting.max_attempts if setting else DEFAULT_MAX_ATTEMPTS)
     session.add(job)
     metrics.jobs_queued.labels(workflow).inc()
     return job, outbox.enqueue(session, RUN_JOB, str(job.id))
 
 
-def _job_statement():
-    """One statement adding a QUEUED job and its outbox message (built once; the ingest path runs it per job)."""
-    jobs, box = Job.__table__, OutboxMessage.__table__
+def _job_statement(*, from_settings: bool = False):
+    """One statement adding a QUEUED job and its outbox message (built once). The ingest path passes the
+    workflow's max_attempts (it has just read the settings); `create_job` reads it in the statement itself, and
+    gets the whole job row back."""
+    jobs, box, settings = Job.__table__, OutboxMessage.__table__, WorkflowSetting.__table__
+    workflow = bindparam("workflow", type_=jobs.c.workflow.type)
+    max_attempts = bindparam("max_attempts")
+    if from_settings:
+        max_attempts = func.coalesce(select(settings.c.max_attempts).where(settings.c.name == workflow)
+                                     .scalar_subquery(), DEFAULT_MAX_ATTEMPTS)
     job = insert(jobs).values(
-        id=bindparam("job_id", type_=jobs.c.id.type), workflow=bindparam("workflow"),
+        id=bindparam("job_id", type_=jobs.c.id.type), workflow=workflow,
         input=bindparam("input", type_=jobs.c.input.type), status=QUEUED,
         event_id=bindparam("event_id", type_=jobs.c.event_id.type), attempts=0,
-        max_attempts=bindparam("max_attempts"), created_by=bindparam("created_by")).returning(jobs.c.id).cte("job")
+        max_attempts=max_attempts, created_by=bindparam("created_by"))
+    job = job.returning(*jobs.c).cte("job") if from_settings else job.returning(jobs.c.id).cte("job")
     args = func.jsonb_build_array(cast(job.c.id, String))
-    return insert(box).from_select(["task", "args", "countdown"],
-                                   select(literal(RUN_JOB), args, literal(0.0)).select_from(job)).returning(box.c.id)
+    message = insert(box).from_select(["task", "args", "countdown"],
+                                      select(literal(RUN_JOB), args, literal(0.0)).select_from(job))
+    if not from_settings:
+        return message.returning(box.c.id)
+    message = message.returning(box.c.id).cte("message")
+    return select(job, message.c.id.label("outbox_id")).select_from(job.join(message, true()))
 
 
-_JOB_STATEMENT = _job_statement()
+_JOB_STATEMENT, _CREATE_STATEMENT = _job_statement(), _job_statement(from_settings=True)
+_JOB_COLUMNS = [c.key for c in Job.__table__.c]
 
 
 def queue_job(session, *, workflow: str, data: dict, created_by: str | None, event_id, max_attempts: int):
@@ -98,10 +112,18 @@ def queue_job(session, *, workflow: str, data: dict, created_by: str | None, eve
 
 
 def create_job(*, workflow: str, data: dict, actor: Actor) -> Job:
-    with tenant_transaction() as session:
-        job, message = add_job(session, workflow=workflow, data=data, created_by=f"{actor.type}:{actor.id}")
-    outbox.publish([message])
-    return job
+    """A QUEUED job and its outbox message in one statement (its own transaction, one round trip), published
+    after it commits."""
+    if workflow not in WORKFLOWS:
+        raise UnknownWorkflow(f"unknown workflow {workflow!r}; known: {', '.join(sorted(WORKFLOWS))}")
+    job_id = uuid.uuid4()
+    with tenant_autocommit() as connection:
+        row = connection.execute(_CREATE_STATEMENT, {
+            "job_id": job_id, "workflow": workflow, "input": data, "event_id": None,
+            "created_by": f"{actor.type}:{actor.id}"}).mappings().one()
+    metrics.jobs_queued.labels(workflow).inc()
+    outbox.publish([OutboxMessage(id=row["outbox_id"], task=RUN_JOB, args=[str(job_id)], countdown=0.0)])
+    return Job(**{key: row[key] for key in _JOB_COLUMNS})
 
 
 def get_job(job_id) -> tuple[Job, list[JobStep]]:

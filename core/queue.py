@@ -34,6 +34,7 @@ def configure(settings: Settings) -> None:
         task_acks_late=True,  # a task lost with its worker is redelivered, not dropped
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        worker_concurrency=settings.worker_processes,
         task_default_queue="zixly",
         task_queues=QUEUES,
         task_routes=ROUTES,

@@ -185,6 +185,15 @@ def tenant_connection():
 
 
 @contextmanager
+def tenant_autocommit():
+    """A Core connection to the current tenant's schema in autocommit mode: each statement is its own transaction,
+    in one round trip (no BEGIN, no COMMIT). Only for changes that are whole in one statement."""
+    tenant = current_tenant()  # raises NoTenantContext: fail closed
+    with get_router().tenant_engine(tenant.shard, tenant.schema).connect() as connection:
+        yield connection.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
 def catalog_transaction():
     with catalog_session() as session, session.begin():
         yield session

@@ -166,3 +166,54 @@ def test_forged_cursors_are_400_not_500(client, make_tenant):
         for path in ("/v1/jobs", "/v1/events", "/v1/api-keys", "/v1/audit-log"):
             r = client.get(path, query_string={"cursor": cursor}, headers=t.headers)
             assert r.status_code == 400 and r.content_type == "application/problem+json", (path, value)
+
+
+def test_a_job_claimed_again_after_its_worker_died_resumes_after_its_done_steps(make_tenant):
+    """The claim is one statement: it takes a RUNNING job again (one more attempt, the first start kept) and hands
+    the run the steps earlier attempts finished; the completion marks the job's event processed."""
+    from datetime import UTC, datetime
+
+    from core.execution import execute_job
+    from core.models import InboundEvent, JobStep
+    from tenancy.context import tenant_context
+    from tenancy.db import tenant_session, tenant_transaction
+
+    t = make_tenant()
+    first_start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with tenant_context(t.ref):
+        with tenant_transaction() as session:  # an attempt that finished its step, then lost its worker
+            event = InboundEvent(provider="xero", provider_event_id="e-1", event_type="x", payload={})
+            session.add(event)
+            session.flush()
+            job = Job(workflow="echo", input={"n": 2}, status="RUNNING", attempts=1, started_at=first_start,
+                      event_id=event.id)
+            session.add(job)
+            session.flush()
+            session.add(JobStep(job_id=job.id, attempt=1, name="echo", status="done",
+                                detail={"output": {"echo": "from the first attempt"}}))
+            session.add(JobStep(job_id=job.id, attempt=1, name="other", status="failed", detail={"error": "x"}))
+        assert execute_job(job.id) == "COMPLETED"
+        assert execute_job(job.id) == "COMPLETED"  # delivered once more: not claimed, not run
+        with tenant_session() as session:
+            row, event = session.get(Job, job.id), session.get(InboundEvent, event.id)
+            steps = session.query(JobStep).filter_by(job_id=job.id).count()
+    assert (row.status, row.attempts, row.started_at) == ("COMPLETED", 2, first_start)
+    assert row.result == {"echo": "from the first attempt"} and row.finished_at is not None
+    assert event.status == "processed" and steps == 2  # the done step was not run (nor recorded) again
+
+
+def test_a_finished_or_cancelled_job_is_not_claimed(make_tenant):
+    from core.execution import execute_job
+    from tenancy.context import tenant_context
+    from tenancy.db import tenant_session, tenant_transaction
+
+    t = make_tenant()
+    with tenant_context(t.ref):
+        with tenant_transaction() as session:
+            done = [Job(workflow="echo", input={}, status=s, attempts=1) for s in ("CANCELLED", "FAILED", "COMPLETED")]
+            session.add_all(done)
+        for job in done:
+            assert execute_job(job.id) == job.status
+        assert execute_job("00000000-0000-0000-0000-000000000000") == "MISSING"
+        with tenant_session() as session:
+            assert [session.get(Job, j.id).attempts for j in done] == [1, 1, 1]

@@ -44,6 +44,8 @@ DESCRIPTIONS = {
     "ZIXLY_DB_POOL_RECYCLE": "Seconds before a pooled connection is replaced.",
     "ZIXLY_SCHEMA_POOL_SIZE": "Ready tenant schemas kept per shard so a sign-up needs no DDL (0: no pool, "
                               "provisioning runs the DDL).",
+    "ZIXLY_WORKER_CONCURRENCY": "Processes per Celery worker (`zixly worker --concurrency` overrides it); 0: two per "
+                                "CPU core, since jobs mostly wait on the database and the providers.",
     "ZIXLY_BROKER_VISIBILITY_TIMEOUT": "Seconds before Redis redelivers a task whose worker died; longer than "
                                        "the slowest job.",
     "ZIXLY_PUBLIC_BASE_URL": "The API's public address; OAuth callbacks and webhook URLs are built from it.",
