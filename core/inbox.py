@@ -4,16 +4,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, exists, literal, or_, select, tuple_
+from sqlalchemy import String, bindparam, cast, column, exists, func, insert, literal, or_, select, true, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from core import outbox
+from core import metrics, outbox
 from core.actors import Actor
 from core.errors import NotFound
-from core.jobs import add_job, queue_job
-from core.workflows import WORKFLOWS
-from core.models import Connection, InboundEvent, WorkflowSetting
+from core.jobs import QUEUED, RUN_JOB, add_job
+from core.models import Connection, InboundEvent, Job, OutboxMessage, WorkflowSetting
 from core.sqlcache import insert_or_skip
-from tenancy.db import tenant_connection, tenant_session, tenant_transaction
+from core.workflows import WORKFLOWS
+from tenancy.db import tenant_autocommit, tenant_session, tenant_transaction
 
 KEPT_HEADERS = ("content-type", "user-agent", "x-shopify-topic", "x-shopify-shop-domain", "x-shopify-webhook-id",
                 "x-hubspot-request-timestamp", "webhook-id", "webhook-timestamp", "x-request-id")
@@ -56,8 +57,10 @@ def _starts(setting: WorkflowSetting, provider, connection_id, event_type: str, 
 
 
 def record_events(*, provider: str, connection_id, events, headers: dict, raw_body: bytes | None) -> list[Recorded]:
-    """Insert each event once (by provider event id); new events start their workflows' jobs, atomically."""
-    with tenant_connection() as connection:
+    """Insert each event once (by provider event id); new events start their workflows' jobs. Each event is one
+    statement with its jobs and their outbox messages, so it commits whole, in one round trip (autocommit): a
+    delivery that fails half way is delivered again, and what it had already kept is a duplicate then."""
+    with tenant_autocommit() as connection:
         results, messages = add_events(connection, provider=provider, connection_id=connection_id, events=events,
                                        headers=headers, raw_body=raw_body)
     outbox.publish(messages)
@@ -65,9 +68,12 @@ def record_events(*, provider: str, connection_id, events, headers: dict, raw_bo
 
 
 def _event_statement():
-    """Insert one event, unless it is a duplicate or its connection is gone, and read the enabled workflow
-    settings, in one round trip. Built once (named parameters), so SQLAlchemy compiles it once per schema."""
-    events, conns, settings = InboundEvent.__table__, Connection.__table__, WorkflowSetting.__table__
+    """Insert one event, unless it is a duplicate or its connection is gone, with the jobs it starts (given as
+    arrays: ids, workflows, max attempts) and their outbox messages, in one statement. Answers no row for an
+    event not inserted, else one row per job (one row with no job when it starts none). Built once (named
+    parameters), so SQLAlchemy compiles it once per schema."""
+    events, conns = InboundEvent.__table__, Connection.__table__
+    jobs, box = Job.__table__, OutboxMessage.__table__
     columns = ("id", "connection_id", "provider", "provider_event_id", "event_type", "account_id", "resource_id",
                "occurred_at", "headers", "payload", "raw_body")
     values = select(*[bindparam(c, type_=events.c[c].type) for c in columns], literal("received"), literal(0))
@@ -76,43 +82,58 @@ def _event_statement():
     inserted = (insert_or_skip(events).from_select([*columns, "status", "replays"],
                                                    values.where(or_(connection.is_(None), live)))
                 .returning(events.c.id).cte("inserted"))
-    one = select(literal(1).label("one")).subquery("one")
-    return (select(select(inserted.c.id).scalar_subquery().label("event_id"), settings.c.name,
-                   settings.c.event_types, settings.c.connections, settings.c.mappings, settings.c.max_attempts)
-            .select_from(one.outerjoin(settings, settings.c.enabled.is_(True))).add_cte(inserted))
+    starts = func.unnest(bindparam("job_ids", type_=ARRAY(jobs.c.id.type)),
+                         bindparam("workflows", type_=ARRAY(jobs.c.workflow.type)),
+                         bindparam("max_attempts", type_=ARRAY(jobs.c.max_attempts.type))).table_valued(
+        column("job_id", jobs.c.id.type), column("workflow", jobs.c.workflow.type),
+        column("max_attempts", jobs.c.max_attempts.type)).render_derived(name="starts", with_types=False)
+    added = (insert(jobs).from_select(
+        ["id", "workflow", "input", "status", "event_id", "attempts", "max_attempts", "created_by"],
+        select(starts.c.job_id, starts.c.workflow, bindparam("input", type_=jobs.c.input.type), literal(QUEUED),
+               inserted.c.id, literal(0), starts.c.max_attempts, bindparam("created_by", type_=jobs.c.created_by.type))
+        .select_from(inserted.join(starts, true())))
+        .returning(jobs.c.id).cte("added"))
+    messages = (insert(box).from_select(["task", "args", "countdown"],
+                                        select(literal(RUN_JOB), func.jsonb_build_array(cast(added.c.id, String)),
+                                               literal(0.0)))
+                .returning(box.c.id, box.c.args).cte("messages"))
+    return (select(inserted.c.id.label("event_id"), messages.c.id.label("outbox_id"), messages.c.args)
+            .select_from(inserted.outerjoin(messages, true())))
 
 
 _EVENT_STATEMENT = _event_statement()
+_ENABLED_WORKFLOWS = select(WorkflowSetting.__table__).where(WorkflowSetting.__table__.c.enabled.is_(True))
 
 
-def add_events(session, *, provider: str, connection_id, events, headers: dict, raw_body: bytes | None):
-    """Within the caller's tenant transaction (ORM session or Core connection): insert the new events and their
-    jobs; return the results and the outbox messages to publish after the commit. An event whose connection
-    was deleted meanwhile is dropped (no result): routing caches may be a moment behind, the tenant's own rows
-    never are."""
+def add_events(connection, *, provider: str, connection_id, events, headers: dict, raw_body: bytes | None):
+    """With the caller's Core connection or ORM session (autocommit, or a transaction the caller commits):
+    insert the new events and their jobs; return the results and the outbox messages to publish after the
+    commit. An event whose connection was deleted meanwhile is dropped (no result): routing caches may be a
+    moment behind, the tenant's own rows never are."""
     kept = {k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
+    settings = connection.execute(_ENABLED_WORKFLOWS).all() if events else []
     results, messages = [], []
     for event in events:
-        rows = session.execute(_EVENT_STATEMENT, {
+        started = [w for w in settings if _starts(w, provider, connection_id, event.event_type, event.payload)]
+        rows = connection.execute(_EVENT_STATEMENT, {
             "id": uuid.uuid4(), "connection_id": connection_id, "provider": provider,
             "provider_event_id": event.event_id, "event_type": event.event_type, "account_id": event.account_id,
             "resource_id": event.resource_id, "occurred_at": event.occurred_at, "headers": kept,
-            "payload": event.payload, "raw_body": raw_body}).all()
-        new_id = rows[0].event_id
-        if new_id is None:
-            existing = session.scalar(select(InboundEvent.id).where(
+            "payload": event.payload, "raw_body": raw_body, "job_ids": [uuid.uuid4() for _ in started],
+            "workflows": [w.name for w in started], "max_attempts": [w.max_attempts for w in started],
+            "input": {"event": event.payload}, "created_by": f"webhook:{provider}"}).all()
+        if not rows:
+            existing = connection.scalar(select(InboundEvent.id).where(
                 InboundEvent.provider == provider, InboundEvent.provider_event_id == event.event_id))
             if existing is not None:
                 results.append(Recorded(existing, True))
             continue
-        for setting in rows:
-            if setting.name is not None and _starts(setting, provider, connection_id, event.event_type,
-                                                    event.payload):
-                _, message = queue_job(session, workflow=setting.name, data={"event": event.payload},
-                                       created_by=f"webhook:{provider}", event_id=new_id,
-                                       max_attempts=setting.max_attempts)
-                messages.append(message)
-        results.append(Recorded(new_id, False))
+        for row in rows:
+            if row.outbox_id is not None:
+                messages.append(OutboxMessage(id=row.outbox_id, task=RUN_JOB, args=row.args, countdown=0.0))
+        for w in started:
+            metrics.jobs_queued.labels(w.name).inc()
+        results.append(Recorded(rows[0].event_id, False))
     return results, messages
 
 
@@ -135,10 +156,10 @@ def list_events(*, limit: int, before: list | None = None, provider=None, status
     query = select(InboundEvent).order_by(InboundEvent.received_at.desc(), InboundEvent.id.desc()).limit(limit)
     if before:
         query = query.where(tuple_(InboundEvent.received_at, InboundEvent.id) < tuple_(*before))
-    for column, value in ((InboundEvent.provider, provider), (InboundEvent.status, status),
-                          (InboundEvent.event_type, event_type)):
+    for field, value in ((InboundEvent.provider, provider), (InboundEvent.status, status),
+                         (InboundEvent.event_type, event_type)):
         if value:
-            query = query.where(column == value)
+            query = query.where(field == value)
     with tenant_session() as session:
         return list(session.scalars(query))
 

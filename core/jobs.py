@@ -71,44 +71,26 @@ def add_job(session, *, workflow: str, data: dict, created_by: str | None, event
     return job, outbox.enqueue(session, RUN_JOB, str(job.id))
 
 
-def _job_statement(*, from_settings: bool = False):
-    """One statement adding a QUEUED job and its outbox message (built once). The ingest path passes the
-    workflow's max_attempts (it has just read the settings); `create_job` reads it in the statement itself, and
-    gets the whole job row back."""
+def _create_statement():
+    """One statement adding a QUEUED job (its max_attempts from the workflow's settings) and its outbox message;
+    answers the whole job row. Built once."""
     jobs, box, settings = Job.__table__, OutboxMessage.__table__, WorkflowSetting.__table__
     workflow = bindparam("workflow", type_=jobs.c.workflow.type)
-    max_attempts = bindparam("max_attempts")
-    if from_settings:
-        max_attempts = func.coalesce(select(settings.c.max_attempts).where(settings.c.name == workflow)
-                                     .scalar_subquery(), DEFAULT_MAX_ATTEMPTS)
+    max_attempts = func.coalesce(select(settings.c.max_attempts).where(settings.c.name == workflow)
+                                 .scalar_subquery(), DEFAULT_MAX_ATTEMPTS)
     job = insert(jobs).values(
         id=bindparam("job_id", type_=jobs.c.id.type), workflow=workflow,
-        input=bindparam("input", type_=jobs.c.input.type), status=QUEUED,
-        event_id=bindparam("event_id", type_=jobs.c.event_id.type), attempts=0,
-        max_attempts=max_attempts, created_by=bindparam("created_by"))
-    job = job.returning(*jobs.c).cte("job") if from_settings else job.returning(jobs.c.id).cte("job")
-    args = func.jsonb_build_array(cast(job.c.id, String))
-    message = insert(box).from_select(["task", "args", "countdown"],
-                                      select(literal(RUN_JOB), args, literal(0.0)).select_from(job))
-    if not from_settings:
-        return message.returning(box.c.id)
-    message = message.returning(box.c.id).cte("message")
+        input=bindparam("input", type_=jobs.c.input.type), status=QUEUED, attempts=0, max_attempts=max_attempts,
+        created_by=bindparam("created_by")).returning(*jobs.c).cte("job")
+    message = (insert(box).from_select(["task", "args", "countdown"],
+                                       select(literal(RUN_JOB), func.jsonb_build_array(cast(job.c.id, String)),
+                                              literal(0.0)).select_from(job))
+               .returning(box.c.id).cte("message"))
     return select(job, message.c.id.label("outbox_id")).select_from(job.join(message, true()))
 
 
-_JOB_STATEMENT, _CREATE_STATEMENT = _job_statement(), _job_statement(from_settings=True)
+_CREATE_STATEMENT = _create_statement()
 _JOB_COLUMNS = [c.key for c in Job.__table__.c]
-
-
-def queue_job(session, *, workflow: str, data: dict, created_by: str | None, event_id, max_attempts: int):
-    """`add_job` in one Core statement, for the ingest path: returns the job id and its (unattached) outbox
-    message for `outbox.publish` after the commit."""
-    job_id = uuid.uuid4()
-    outbox_id = session.execute(_JOB_STATEMENT, {"job_id": job_id, "workflow": workflow, "input": data,
-                                                 "event_id": event_id, "max_attempts": max_attempts,
-                                                 "created_by": created_by}).scalar_one()
-    metrics.jobs_queued.labels(workflow).inc()
-    return job_id, OutboxMessage(id=outbox_id, task=RUN_JOB, args=[str(job_id)], countdown=0.0)
 
 
 def create_job(*, workflow: str, data: dict, actor: Actor) -> Job:
@@ -118,9 +100,8 @@ def create_job(*, workflow: str, data: dict, actor: Actor) -> Job:
         raise UnknownWorkflow(f"unknown workflow {workflow!r}; known: {', '.join(sorted(WORKFLOWS))}")
     job_id = uuid.uuid4()
     with tenant_autocommit() as connection:
-        row = connection.execute(_CREATE_STATEMENT, {
-            "job_id": job_id, "workflow": workflow, "input": data, "event_id": None,
-            "created_by": f"{actor.type}:{actor.id}"}).mappings().one()
+        row = connection.execute(_CREATE_STATEMENT, {"job_id": job_id, "workflow": workflow, "input": data,
+                                                     "created_by": f"{actor.type}:{actor.id}"}).mappings().one()
     metrics.jobs_queued.labels(workflow).inc()
     outbox.publish([OutboxMessage(id=row["outbox_id"], task=RUN_JOB, args=[str(job_id)], countdown=0.0)])
     return Job(**{key: row[key] for key in _JOB_COLUMNS})

@@ -39,9 +39,9 @@ class TenantMoving(Exception):
     code = "tenant-moving"
 
 
-def _refuse_if_moving(tenant) -> None:
+def _refuse_if_moving(tenant, provider: str) -> None:
     if tenant.status == "suspended" and is_moving(get_router(), tenant.id):
-        metrics.webhooks_rejected.labels("unknown", "tenant-moving").inc()
+        metrics.webhooks_rejected.labels(provider, "tenant-moving").inc()
         raise TenantMoving(f"tenant {tenant.slug} is being moved; deliver again shortly")
 
 
@@ -72,7 +72,7 @@ def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
     tenant, connection_id, provider = found
     metrics.webhooks_received.labels(provider).inc()
     if tenant.status != "active":
-        _refuse_if_moving(tenant)
+        _refuse_if_moving(tenant, provider)
         raise TenantNotReceiving(f"tenant is {tenant.status}")
     scheme = get_scheme(provider)
     with tenant_context(tenant):
@@ -131,7 +131,7 @@ def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
         by_account[event.account_id].append(event)
     owners = connections.resolve_accounts(provider, {a for a in by_account if a})
     for tenant, _ in owners.values():  # before anything is kept: the whole delivery comes again
-        _refuse_if_moving(tenant)
+        _refuse_if_moving(tenant, provider)
     result = IngestResult(provider)
     for account, account_events in by_account.items():
         owner = owners.get(account)

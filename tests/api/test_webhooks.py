@@ -332,10 +332,15 @@ def test_events_for_a_tenant_being_moved_get_503_and_come_again(client, make_ten
                                 .values(status="failed"))
         routecache.forget_all()  # as the move itself does in this process
 
+    from core import metrics
+
+    rejected = lambda provider: metrics.webhooks_rejected.labels(provider, "tenant-moving")._value.get()  # noqa: E731
+    before = {p: rejected(p) for p in ("xero", "custom")}
     set_state("suspended", moving=True)
     for r in (post_xero(client, delivery), client.post(f"/v1/hooks/{token}", data=body, headers=signed)):
         assert r.status_code == 503 and r.content_type == "application/problem+json", r.data
         assert r.get_json()["type"].endswith("tenant-moving") and r.headers["Retry-After"] == "5"
+    assert {p: rejected(p) - before[p] for p in before} == {"xero": 1, "custom": 1}  # counted by provider
     assert count(a, InboundEvent) == 0
     set_state("active", moving=False)  # moved: the provider delivers again
     assert post_xero(client, delivery).status_code == 200
@@ -343,3 +348,43 @@ def test_events_for_a_tenant_being_moved_get_503_and_come_again(client, make_ten
     assert count(a, InboundEvent) == 2 and count(a, Job) == 2
     set_state("suspended", moving=False)  # suspended by staff: refused as before, not retried for a day
     assert client.post(f"/v1/hooks/{token}", data=body, headers=signed).status_code == 403
+
+
+def test_an_event_starts_each_enabled_workflow_it_triggers_in_the_same_statement(client, make_tenant):
+    """One statement keeps the event with a job (and its outbox message) per workflow it starts; a workflow bound
+    to another source connection, or disabled, starts nothing; a duplicate starts nothing again."""
+    from core import outbox
+    from core.models import OutboxMessage, WorkflowSetting
+    from tenancy.db import tenant_transaction
+
+    t = make_tenant()
+    shop = f"{t.slug}.myshopify.com"
+    conn, _ = connect(t, "shopify", shop)
+    with tenant_context(t.ref), tenant_transaction() as s:
+        s.add(WorkflowSetting(name="shopify-order-to-xero-invoice", enabled=True, max_attempts=7,
+                              connections={"source": str(conn.id)}))
+        s.add(WorkflowSetting(name="xero-invoice-paid-to-hubspot", enabled=False))
+    body = json.dumps({"id": 1001, "email": "ann@example.com"}).encode()
+    headers = {"X-Shopify-Hmac-Sha256": b64hmac(SHOPIFY_SECRET, body), "X-Shopify-Topic": "orders/create",
+               "X-Shopify-Shop-Domain": shop, "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+               "Content-Type": "application/json"}
+    for _ in range(2):
+        assert client.post("/v1/hooks/apps/shopify", data=body, headers=headers).status_code == 200
+    with tenant_context(t.ref), tenant_session() as s:
+        event = s.scalars(select(InboundEvent)).one()
+        jobs = {j.workflow: j for j in s.scalars(select(Job))}
+        waiting = s.scalars(select(OutboxMessage)).all()
+    assert sorted(jobs) == ["echo", "shopify-order-to-xero-invoice"]
+    assert [jobs["echo"].max_attempts, jobs["shopify-order-to-xero-invoice"].max_attempts] == [4, 7]
+    assert all(j.event_id == event.id and j.status == "QUEUED" and j.input == {"event": event.payload}
+               and j.created_by == "webhook:shopify" for j in jobs.values())
+    assert sorted(m.args[0] for m in waiting) == sorted(str(j.id) for j in jobs.values())  # published, not swept yet
+    outbox.flush_published()
+    assert count(t, OutboxMessage) == 0
+
+    with tenant_context(t.ref), tenant_transaction() as s:  # bound to another source: only echo starts
+        s.get(WorkflowSetting, "shopify-order-to-xero-invoice").connections = {"source": str(uuid.uuid4())}
+    body = json.dumps({"id": 1002}).encode()
+    headers.update({"X-Shopify-Hmac-Sha256": b64hmac(SHOPIFY_SECRET, body), "X-Shopify-Webhook-Id": "w-2"})
+    assert client.post("/v1/hooks/apps/shopify", data=body, headers=headers).status_code == 200
+    assert count(t, InboundEvent) == 2 and count(t, Job) == 3

@@ -81,3 +81,17 @@ def test_task_published_from_a_task_keeps_each_tenant(worker, make_tenant):
         assert AsyncResult(published[t.slug], app=celery_app).get(timeout=30) == i + 1
         with tenant_context(t.ref), tenant_session() as s:
             assert s.scalars(select(TenantIdempotencyRecord.key)).all() == ["fresh"]
+
+
+def test_publishing_keeps_one_redis_client_per_pool(app):
+    """kombu would build a new redis client per message; ours keeps one per pool, and a new pool gets a new one."""
+    from core.queue import _Channel
+
+    with celery_app.connection_for_write() as connection:
+        channel = connection.default_channel
+        assert isinstance(channel, _Channel)
+        first = channel._create_client()
+        assert channel._create_client() is first and first.ping()
+        assert channel._create_client(asynchronous=True) is not first  # the consumer's own client is left alone
+        channel._pool = None  # as after a reconnect
+        assert channel._create_client() is not first and channel._create_client().ping()
