@@ -318,9 +318,14 @@ def _print_ingest(args, ingest) -> None:
     for label, key in (("through Zixly", "ingest"), ("bare Flask", "bare")):
         top, lat = ingest[f"{key}_max"], ingest[f"{key}_open"]
         print(f"  {label:24}{top['rps']:>10.0f}{lat['p50_ms']:>8.1f}ms{lat['p99_ms']:>8.1f}ms")
+    floor = ingest["floor_max"]
+    print(f"  {'durable floor':24}{floor['rps']:>10.0f}{'':>20}   bare Flask + one committed INSERT of the body "
+          f"({ingest['floor_rows']} rows)")
     own = ingest["ingest_own"]
     print(f"  {'through Zixly, half load':24}{'':>10}{own['p50_ms']:>8.1f}ms{own['p99_ms']:>8.1f}ms   "
           f"open loop at {ingest['own_rate']:.0f} req/s (half its own max)")
+    print(f"  ratio durable floor/bare: {ingest['floor_ratio']:.3f}   Zixly/durable floor: "
+          f"{ingest['ingest_max']['rps'] / floor['rps']:.3f}")
     print(f"  ratio Zixly/bare: {ingest['ratio']:.3f}   (goal: >= 0.5)   "
           f"p99 at {ingest['rate']:.0f} req/s: {ingest['ingest_open']['p99_ms']:.0f} ms   (goal: <= 50 ms)")
     print(f"  durable: {ingest['events']} events, {ingest['jobs']} jobs for {ingest['ok_200']} answers 200 "

@@ -5,6 +5,10 @@ threads (raw sockets, requests signed before timing): (a) closed loop at fixed c
 req/s, (b) open loop at half the bare maximum (and, for ingest, at half its own), latency measured from each
 request's scheduled send time, so a server that falls behind shows it. Then the tenant's inbound_events must
 hold exactly one row (and one echo job) per 200 answer.
+
+A third server, the durable floor, shows what any endpoint that keeps a webhook before answering costs on the
+same machine: bare Flask that commits the body as one row (psycopg, autocommit: one round trip, one WAL
+flush) and answers 202, nothing else (no signature, no routing, no job).
 """
 from __future__ import annotations
 
@@ -24,7 +28,8 @@ import time
 import uuid
 from pathlib import Path
 
-from flask import Flask
+import psycopg
+from flask import Flask, request
 
 from bench.jobs_e2e import child_env, progress_line, purge_tenant_tasks, spawn, stop_group, wait_listening
 
@@ -34,6 +39,21 @@ CLK = os.sysconf("SC_CLK_TCK")
 
 bare_app = Flask("bare")
 bare_app.add_url_rule("/hook", "hook", lambda: ("", 202), methods=["POST"])
+floor_app = Flask("floor")
+_floor = threading.local()
+FLOOR_TABLE = "public.bench_ingest_floor"
+
+
+def _floor_hook():
+    connection = getattr(_floor, "connection", None)
+    if connection is None:  # one connection per server thread
+        url = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://", 1)
+        connection = _floor.connection = psycopg.connect(url, autocommit=True)
+    connection.execute(f"INSERT INTO {FLOOR_TABLE} (body) VALUES (%s)", (request.get_data(),))
+    return "", 202
+
+
+floor_app.add_url_rule("/hook", "hook", _floor_hook, methods=["POST"])
 
 
 def _requests(path: str, key: bytes, org: str, n: int) -> list[bytes]:
@@ -154,7 +174,7 @@ def _notes(b: dict, g: dict, opened: dict, rate: float) -> str:
 
 
 def bench_ingest(settings, *, seconds: float = 10.0, progress=None) -> dict:
-    from sqlalchemy import func, select
+    from sqlalchemy import func, select, text
 
     from core import connections, tenants
     from core.actors import Actor
@@ -162,16 +182,21 @@ def bench_ingest(settings, *, seconds: float = 10.0, progress=None) -> dict:
     from core.models import InboundEvent, Job
     from tenancy.apikeys import tenant_ref
     from tenancy.context import tenant_context
-    from tenancy.db import tenant_session
+    from tenancy.db import get_router, tenant_session
 
-    progress, steps = progress or progress_line, 7
+    progress, steps = progress or progress_line, 8
     slug, org, key = f"bench-ingest-{secrets.token_hex(3)}", str(uuid.uuid4()), secrets.token_urlsafe(32)
     tenant, _, _ = tenants.create_tenant(slug=slug, name="Ingest", plan="enterprise", actor=Actor("staff", "bench"))
     ref = tenant_ref(tenant)
     with tenant_context(ref):
         connections.create_connection(provider="xero", account_id=org)
     env = child_env(settings, ZIXLY_XERO_APP_WEBHOOK_SECRETS=key)
-    targets = {"bare": ("bench.ingest:bare_app", b"/hook"), "ingest": ("api.wsgi:app", b"/v1/hooks/apps/xero")}
+    with get_router().catalog_engine.begin() as connection:
+        connection.execute(text(f"DROP TABLE IF EXISTS {FLOOR_TABLE}"))
+        connection.execute(text(f"CREATE TABLE {FLOOR_TABLE} (id bigserial PRIMARY KEY, body bytea NOT NULL, "
+                                "received_at timestamptz NOT NULL DEFAULT now())"))
+    targets = {"bare": ("bench.ingest:bare_app", b"/hook"), "ingest": ("api.wsgi:app", b"/v1/hooks/apps/xero"),
+               "floor": ("bench.ingest:floor_app", b"/hook")}
     ports, procs, out = {name: free_port() for name in targets}, {}, {}
     tmp = Path(tempfile.mkdtemp(prefix="zixly-bench-ingest-"))
     make = lambda n: _requests("/hook", key.encode(), org, n)  # bodies unique across phases; bare reuses them
@@ -193,14 +218,14 @@ def bench_ingest(settings, *, seconds: float = 10.0, progress=None) -> dict:
             out[f"{name}_max"] = phase(name, closed, CONCURRENCY, seconds, None)
             progress(f"ingest: {name} max throughput", 2 + i, steps)
         rate, own = out["bare_max"]["rps"] / 2, out["ingest_max"]["rps"] / 2
-        if not rate or not own:
+        if not rate or not own or not out["floor_max"]["rps"]:
             raise RuntimeError("a server answered nothing successfully")
         opened = make(int(rate * seconds) + 1)
-        for i, name in enumerate(targets):
+        for i, name in enumerate(("ingest", "bare")):
             out[f"{name}_open"] = phase(name, opened, SENDERS, seconds, rate)
-            progress(f"ingest: {name} latency at {rate:.0f}/s", 4 + i, steps)
+            progress(f"ingest: {name} latency at {rate:.0f}/s", 5 + i, steps)
         out["ingest_own"] = phase("ingest", make(int(own * seconds) + 1), SENDERS, seconds, own)
-        progress(f"ingest: ingest latency at {own:.0f}/s", 6, steps)
+        progress(f"ingest: ingest latency at {own:.0f}/s", 7, steps)
     except BaseException:
         print(f"ingest bench failed; server logs kept in {tmp}", file=sys.stderr)
         raise
@@ -212,6 +237,10 @@ def bench_ingest(settings, *, seconds: float = 10.0, progress=None) -> dict:
     with tenant_context(ref), tenant_session() as session:
         events = session.scalar(select(func.count()).select_from(InboundEvent))
         jobs = session.scalar(select(func.count()).select_from(Job))
+    with get_router().catalog_engine.begin() as connection:
+        floor_rows = connection.execute(text(f"SELECT count(*) FROM {FLOOR_TABLE}")).scalar_one()
+        connection.execute(text(f"DROP TABLE {FLOOR_TABLE}"))
+    floor_ok = warmed["floor"]["ok"] + out["floor_max"]["ok"]
     ok = warmed["ingest"]["ok"] + sum(out[k]["ok"] for k in ("ingest_max", "ingest_open", "ingest_own"))
     errors = sum(r["errors"] for r in (*warmed.values(), *out.values()))
     purged = purge_tenant_tasks(slug)
@@ -219,5 +248,6 @@ def bench_ingest(settings, *, seconds: float = 10.0, progress=None) -> dict:
     return {"seconds": seconds, "concurrency": CONCURRENCY, "senders": SENDERS, "rate": rate, "own_rate": own,
             "server": " ".join(SERVER_ARGS), **out, "errors": errors,
             "ratio": out["ingest_max"]["rps"] / out["bare_max"]["rps"], "ok_200": ok, "events": events,
-            "jobs": jobs, "durable": events == ok == jobs, "purged_tasks": purged,
+            "jobs": jobs, "durable": events == ok == jobs and floor_rows == floor_ok, "purged_tasks": purged,
+            "floor_rows": floor_rows, "floor_ratio": out["floor_max"]["rps"] / out["bare_max"]["rps"],
             "note": _notes(out["bare_max"], out["ingest_max"], out["ingest_open"], rate)}
