@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 
 from api.problems import Problem
+from core import crypto
 from core.models import TenantIdempotencyRecord
 from tenancy.db import catalog_transaction, tenant_transaction
 from tenancy.models import StaffIdempotencyRecord
@@ -133,16 +134,41 @@ def _claim(model, transaction, key, principal, digest) -> Response | None:
         raise Problem(409, "idempotency-key-in-progress",
                       "A request with this Idempotency-Key is still being processed; retry shortly.",
                       headers={"Retry-After": "1"})
-    response = current_app.response_class(json.dumps(existing.response_body), status=existing.status_code,
-                                          mimetype="application/json")
+    response = current_app.response_class(json.dumps(_opened(existing.response_body, key, principal)),
+                                          status=existing.status_code, mimetype="application/json")
     response.headers["Idempotent-Replayed"] = "true"
     return response
 
 
 def _store(model, transaction, key, principal, response: Response) -> None:
+    """Keep the answer for replays, sealed under the data keys: some answers carry a secret shown once (a new
+    API key, a tenant's first key), and a database dump or backup of the next 24 hours must not reveal it."""
+    body = response.get_json(silent=True)
+    try:
+        body = {_SEALED: crypto.keyring().seal_json(body, _context(key, principal))}
+    except crypto.KeyringError:  # no data keys configured (a bare development setup): kept as it is
+        pass
     with transaction() as session:
         record = session.get(model, (key, principal))
-        record.status_code, record.response_body = response.status_code, response.get_json(silent=True)
+        record.status_code, record.response_body = response.status_code, body
+
+
+_SEALED = "sealed"
+
+
+def _context(key: str, principal: str) -> str:
+    return f"idempotency:{principal}:{key}"  # a sealed answer opens only for its own key and caller
+
+
+def _opened(body, key: str, principal: str):
+    if not (isinstance(body, dict) and set(body) == {_SEALED}):
+        return body  # kept unsealed (no data keys at the time)
+    try:
+        return crypto.keyring().open_json(body[_SEALED], _context(key, principal))
+    except (crypto.KeyringError, crypto.DecryptionFailed):
+        raise Problem(409, "idempotency-record-unreadable",
+                      "The answer kept for this Idempotency-Key cannot be read (its data key is gone); "
+                      "use a new key.") from None
 
 
 def _release(model, transaction, key, principal) -> None:

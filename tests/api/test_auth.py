@@ -152,6 +152,36 @@ def test_idempotent_key_creation(client, make_tenant):
     assert names.count("ci") == 1
 
 
+def test_a_kept_answer_is_sealed_and_replays_its_one_time_secret(client, make_tenant):
+    """The answer kept for a replay carries the new key's secret: stored sealed, never readable in the table."""
+    import json
+
+    from sqlalchemy import select
+
+    from core.models import TenantIdempotencyRecord
+    from tenancy.context import tenant_context
+    from tenancy.db import tenant_session, tenant_transaction
+
+    t = make_tenant()
+    headers = {**t.headers, "Idempotency-Key": "seal-1"}
+    a = client.post("/v1/api-keys", json={"name": "sealed", "role": "VIEWER"}, headers=headers)
+    b = client.post("/v1/api-keys", json={"name": "sealed", "role": "VIEWER"}, headers=headers)
+    assert a.status_code == b.status_code == 201 and a.get_json() == b.get_json()
+    secret = a.get_json()["secret"]
+    with tenant_context(t.ref), tenant_session() as session:
+        record = session.scalars(select(TenantIdempotencyRecord)
+                                 .where(TenantIdempotencyRecord.key == "seal-1")).one()
+    assert list(record.response_body) == ["sealed"] and secret not in json.dumps(record.response_body)
+    # a sealed answer opens only for its own key and caller: moved to another key, it is refused, not replayed
+    with tenant_context(t.ref), tenant_transaction() as session:
+        session.add(TenantIdempotencyRecord(key="seal-2", principal=record.principal, request_hash=record.request_hash,
+                                            status_code=201, response_body=record.response_body))
+    r = client.post("/v1/api-keys", json={"name": "sealed", "role": "VIEWER"},
+                    headers={**t.headers, "Idempotency-Key": "seal-2"})
+    assert r.status_code == 409 and r.get_json()["type"].endswith("idempotency-record-unreadable")
+    assert secret not in r.get_data(as_text=True)
+
+
 def test_405_carries_allow(client):
     r = client.put("/v1/tenant", json={})
     assert_problem(r, 405)
