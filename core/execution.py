@@ -14,7 +14,8 @@ from sqlalchemy import bindparam, case, func, insert, literal, select, update
 from connectors.errors import ConnectorError, InvalidOptions, RateLimited, ReauthRequired, Transient
 from core import metrics, outbox, signals
 from core.errors import PermanentError, RetryableError
-from core.jobs import BACKOFF_BASE, COMPLETED, FAILED, QUEUED, RUN_JOB, RUNNING, TRANSITIONS, parse_job_id, transition
+from core.jobs import (BACKOFF_BASE, COMPLETED, FAILED, QUEUED, RUN_JOB, RUNNING, TRANSITIONS, job_from_row,
+                       parse_job_id, transition)
 from core.models import InboundEvent, Job, JobStep, RelatedRecord, WorkflowSetting
 from core.workflows import WORKFLOWS
 from tenancy.context import current_tenant
@@ -142,7 +143,6 @@ def _complete_statement():
 
 
 _CLAIM_STATEMENT, _COMPLETE_STATEMENT = _claim_statement(), _complete_statement()
-_JOB_COLUMNS = [c.key for c in Job.__table__.c]
 _SETTING_COLUMNS = [c.key for c in WorkflowSetting.__table__.c]
 
 
@@ -153,7 +153,7 @@ def _claim(job_id) -> JobContext | None:
         row = connection.execute(_CLAIM_STATEMENT, {"job_id": job_id}).mappings().first()
     if row is None:
         return None
-    job = Job(**{key: row[key] for key in _JOB_COLUMNS})
+    job = job_from_row(row)
     setting = None
     if row["setting_name"] is not None:
         setting = WorkflowSetting(**{key: row[f"setting_{key}"] for key in _SETTING_COLUMNS})

@@ -59,10 +59,22 @@ def parse_job_id(job_id) -> uuid.UUID:
         raise JobNotFound(f"no job {job_id}") from None
 
 
-def add_job(session, *, workflow: str, data: dict, created_by: str | None, event_id=None):
-    """Add a QUEUED job and its outbox message to the caller's tenant transaction; return both."""
+def _known(workflow: str) -> None:
     if workflow not in WORKFLOWS:
         raise UnknownWorkflow(f"unknown workflow {workflow!r}; known: {', '.join(sorted(WORKFLOWS))}")
+
+
+_JOB_COLUMNS = [c.key for c in Job.__table__.c]
+
+
+def job_from_row(row) -> Job:
+    """A (detached) Job from a Core row holding the job's columns, as a `RETURNING` gives them."""
+    return Job(**{key: row[key] for key in _JOB_COLUMNS})
+
+
+def add_job(session, *, workflow: str, data: dict, created_by: str | None, event_id=None):
+    """Add a QUEUED job and its outbox message to the caller's tenant transaction; return both."""
+    _known(workflow)
     setting = session.get(WorkflowSetting, workflow)
     job = Job(id=uuid.uuid4(), workflow=workflow, input=data, status=QUEUED, event_id=event_id,
               created_by=created_by, max_attempts=setting.max_attempts if setting else DEFAULT_MAX_ATTEMPTS)
@@ -90,21 +102,19 @@ def _create_statement():
 
 
 _CREATE_STATEMENT = _create_statement()
-_JOB_COLUMNS = [c.key for c in Job.__table__.c]
 
 
 def create_job(*, workflow: str, data: dict, actor: Actor) -> Job:
     """A QUEUED job and its outbox message in one statement (its own transaction, one round trip), published
     after it commits."""
-    if workflow not in WORKFLOWS:
-        raise UnknownWorkflow(f"unknown workflow {workflow!r}; known: {', '.join(sorted(WORKFLOWS))}")
+    _known(workflow)
     job_id = uuid.uuid4()
     with tenant_autocommit() as connection:
         row = connection.execute(_CREATE_STATEMENT, {"job_id": job_id, "workflow": workflow, "input": data,
                                                      "created_by": f"{actor.type}:{actor.id}"}).mappings().one()
     metrics.jobs_queued.labels(workflow).inc()
     outbox.publish([OutboxMessage(id=row["outbox_id"], task=RUN_JOB, args=[str(job_id)], countdown=0.0)])
-    return Job(**{key: row[key] for key in _JOB_COLUMNS})
+    return job_from_row(row)
 
 
 def get_job(job_id) -> tuple[Job, list[JobStep]]:

@@ -17,6 +17,7 @@ NOTIFICATIONS_QUEUE = "notifications"
 QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in ("zixly", NOTIFICATIONS_QUEUE))
 ROUTES = {"zixly.tenant.send_notification": {"queue": NOTIFICATIONS_QUEUE}}
 
+
 class _Channel(kombu_redis.Channel):
     """kombu's Redis channel builds a new `redis.Redis` for every message it publishes (registering some 170
     response callbacks each time: ~4 % of a webhook's CPU). This one keeps one per connection pool: a client is

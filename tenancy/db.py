@@ -176,15 +176,6 @@ def tenant_transaction():
 
 
 @contextmanager
-def tenant_connection():
-    """A Core connection to the current tenant's schema inside one transaction, committed on success: for hot
-    paths that run only Core statements (no ORM session to set up and flush)."""
-    tenant = current_tenant()  # raises NoTenantContext: fail closed
-    with get_router().tenant_engine(tenant.shard, tenant.schema).begin() as connection:
-        yield connection
-
-
-@contextmanager
 def tenant_autocommit():
     """A Core connection to the current tenant's schema in autocommit mode: each statement is its own transaction,
     in one round trip (no BEGIN, no COMMIT). Only for changes that are whole in one statement."""
