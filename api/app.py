@@ -26,9 +26,10 @@ from api.tokens import TokenVerifier
 from connectors.base import MalformedPayload, VerificationFailed
 from connectors.errors import ConnectorError
 from connectors.registry import UnknownProvider
-from core import apikeys as core_apikeys
-from core import crypto, errors, runtime, webhooks
-from core.config import Settings
+from core.tenants import apikeys as core_apikeys
+from core.inbound import webhooks
+from core.platform import crypto, errors, runtime
+from core.platform.config import Settings
 from tenancy import provisioning
 from tenancy.context import InvalidSlug
 from tenancy.db import get_router

@@ -14,8 +14,8 @@ from flask import Flask, current_app, g, request
 
 from api.problems import Problem
 from api.tokens import InvalidToken, TokenVerifier
-from core.actors import Actor
-from core.logs import request_id_var
+from core.platform.actors import Actor
+from core.platform.logs import request_id_var
 from tenancy import apikeys
 from tenancy.context import TenantRef, reset_tenant, set_tenant
 from tenancy.db import catalog_session

@@ -11,13 +11,13 @@ from pathlib import Path
 import click
 
 from api import cli_ops, cli_outbound
-from core.config import Settings
+from core.platform.config import Settings
 
 HOME = Path(os.environ.get("ZIXLY_HOME", ".zixly"))
 
 
 def _boot() -> Settings:
-    from core import runtime
+    from core.platform import runtime
 
     return runtime.init(Settings.from_env())
 
@@ -41,8 +41,8 @@ def tenants():
 @click.option("--shard", default=None)
 def tenants_create(slug, name, plan, admin_email, shard):
     """Provision a tenant and print its first ADMIN API key (shown once)."""
-    from core import tenants as svc
-    from core.actors import Actor
+    from core.tenants import service as svc
+    from core.platform.actors import Actor
 
     _boot()
     tenant, key, secret = svc.create_tenant(slug=slug, name=name or slug, plan=plan, admin_email=admin_email,
@@ -55,7 +55,7 @@ def tenants_create(slug, name, plan, admin_email, shard):
 @click.option("--status", default=None)
 def tenants_list(status):
     """List tenants."""
-    from core import tenants as svc
+    from core.tenants import service as svc
 
     _boot()
     after = None
@@ -72,7 +72,7 @@ def _lifecycle(name: str, doc: str, call):
     @tenants.command(name, help=doc)
     @click.argument("slug")
     def command(slug):
-        from core.actors import Actor
+        from core.platform.actors import Actor
 
         _boot()
         tenant = call(slug, Actor("staff", "cli"))
@@ -82,7 +82,7 @@ def _lifecycle(name: str, doc: str, call):
 
 
 def _svc():
-    from core import tenants as svc
+    from core.tenants import service as svc
 
     return svc
 
@@ -204,7 +204,7 @@ def keys():
 @click.option("--id", "kid", default=lambda: time.strftime("k%Y%m%d"), show_default="k<today>")
 def keys_generate(kid):
     """Print a new data key entry for ZIXLY_DATA_KEYS (put it first to make it the primary)."""
-    from core.crypto import generate_key
+    from core.platform.crypto import generate_key
 
     click.echo(f"{kid}:{generate_key()}")
 
@@ -214,7 +214,7 @@ def keys_rotate():
     """Re-seal every tenant's secrets under the primary data key (the first of ZIXLY_DATA_KEYS).
     Safe to run while serving: old keys keep working until this finishes and they are removed."""
     _boot()
-    from core.connections import rotate_data_keys
+    from core.connections.service import rotate_data_keys
     from tenancy.db import catalog_session
     from tenancy.models import Tenant
 
@@ -328,8 +328,8 @@ def _start_simulator(public_base: str):
 
 
 def _bootstrap_aws() -> None:
-    from core import aws
-    from core.runtime import settings
+    from core.platform import aws
+    from core.platform.runtime import settings
 
     try:
         report = aws.bootstrap(settings(), bucket=settings().artifacts_bucket)
@@ -340,7 +340,7 @@ def _bootstrap_aws() -> None:
 
 def _dev_data_key() -> None:
     """A local data key for sealing secrets, made once and kept in .zixly/ (production: env or Secrets Manager)."""
-    from core.crypto import generate_key
+    from core.platform.crypto import generate_key
 
     key_file = HOME / "data-keys"
     if os.environ.get("ZIXLY_DATA_KEYS") or key_file.exists():
@@ -355,15 +355,15 @@ def _prepare_database() -> None:
 
     result = upgrade_fleet(get_router())
     click.echo(f"catalog migrated; tenants: {len(result.migrated)} migrated, {len(result.failed)} failed")
-    from core.tenants import refill_schema_pool
+    from core.tenants.service import refill_schema_pool
 
     refill_schema_pool()  # before the worker starts, so its first beat finds the pool full
 
 
 def _demo_tenant_key() -> str:
     """Create the demo tenant once; keep its key in .zixly/ so a second run prints the same one."""
-    from core import tenants as svc
-    from core.actors import Actor
+    from core.tenants import service as svc
+    from core.platform.actors import Actor
     from tenancy import apikeys, provisioning
     from tenancy.db import catalog_session, get_router
 

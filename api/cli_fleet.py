@@ -14,8 +14,8 @@ LOCK_TIMEOUT = re.compile(r"^\d+(ms|s|min)?$")
 
 
 def _router():
-    from core import runtime
-    from core.config import Settings
+    from core.platform import runtime
+    from core.platform.config import Settings
     from tenancy.db import get_router
 
     runtime.init(Settings.from_env())
@@ -111,7 +111,7 @@ def db_status():
 @click.option("--jobs", "-j", default=2, show_default=True, type=click.IntRange(1, 32))
 def db_pool(size, shard, jobs):
     """Top up the pool of ready tenant schemas (what makes provisioning a rename)."""
-    from core.runtime import settings
+    from core.platform.runtime import settings
     from tenancy import pool
 
     router = _router()
@@ -198,8 +198,8 @@ def shards_distribute(name):
 @click.option("--lock-timeout", default="10s", show_default=True, callback=_lock_timeout)
 def tenants_move(slug, to_shard, undo, lock_timeout):
     """Move a tenant to another shard: suspend, copy, verify, switch, resume (old copy kept)."""
-    from core import tenants as svc
-    from core.actors import Actor
+    from core.tenants import service as svc
+    from core.platform.actors import Actor
     from tenancy.shards import ShardError
 
     if bool(to_shard) == undo:

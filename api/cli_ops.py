@@ -43,8 +43,8 @@ def aws():
 def aws_bootstrap(bucket):
     """Create the outbound FIFO queues, the notification queue, their dead-letter queues and the artifacts
     bucket, or bring them up to date. Safe to run on every deploy."""
-    from core import aws as aws_resources
-    from core.config import Settings
+    from core.platform import aws as aws_resources
+    from core.platform.config import Settings
 
     settings = Settings.from_env()
     target = settings.aws_endpoint_url or f"AWS {settings.aws_region}"

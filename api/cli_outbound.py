@@ -34,7 +34,7 @@ def outbound(threads, wait_seconds, retry_base, sweep_seconds, follow_up_seconds
     """Run the outbound delivery consumer: long-polls each provider's FIFO queue and makes the calls, in
     order per record and under each connection's quota. Run as many as needed; SIGTERM lets the
     deliveries in hand finish."""
-    from core.aws import OUTBOUND_PROVIDERS
+    from core.platform.aws import OUTBOUND_PROVIDERS
 
     providers = providers or ",".join(OUTBOUND_PROVIDERS)
     unknown = set(filter(None, providers.split(","))) - set(OUTBOUND_PROVIDERS)

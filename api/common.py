@@ -15,8 +15,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 
 from api.problems import Problem
-from core import crypto
-from core.models import TenantIdempotencyRecord
+from core.platform import crypto
+from core.platform.models import TenantIdempotencyRecord
 from tenancy.db import catalog_transaction, tenant_transaction
 from tenancy.models import StaffIdempotencyRecord
 

@@ -14,8 +14,8 @@ from flask import Flask, g, request
 from flask_limiter import ApplicationLimit, HeaderNames, Limiter
 from redis.exceptions import RedisError
 
-from core import metrics
-from core.plans import plan_limits
+from core.platform import metrics
+from core.tenants.plans import plan_limits
 from tenancy.context import tenant_key
 
 # Webhook ingress has its own budget per endpoint token. App-level hooks (`/v1/hooks/apps/{provider}`) have

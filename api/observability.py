@@ -11,7 +11,7 @@ from prometheus_flask_exporter import PrometheusMetrics
 
 from api import auth
 from api.problems import Problem
-from core import logs, metrics
+from core.platform import logs, metrics
 
 log = logging.getLogger("zixly.http")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from core.config import Settings
+from core.platform.config import Settings
 
 _OFFLINE = Settings(database_url="postgresql+psycopg://spec@127.0.0.1:1/spec", redis_url="redis://127.0.0.1:1/0")
 SPEC_FILE = Path("openapi") / "openapi.yaml"

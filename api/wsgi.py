@@ -1,7 +1,7 @@
 """WSGI entry point for gunicorn: `gunicorn -c python:api.gunicorn_conf api.wsgi:app`."""
 from api.app import create_app
-from core import logs
-from core.config import Settings
+from core.platform import logs
+from core.platform.config import Settings
 
 _settings = Settings.from_env()
 logs.configure(_settings.log_level, _settings.log_format)

@@ -101,15 +101,16 @@ def bench_routing(n: int) -> dict:
     from api.auth import PUBLIC, access
     from api.common import page
     from api.resources.tenant import AuditPageSchema, AuditQueryArgsSchema
-    from core import runtime, tenants
-    from core.actors import Actor
+    from core.platform import runtime
+    from core.tenants import service as tenants
+    from core.platform.actors import Actor
     from tenancy import apikeys
     from tenancy.db import catalog_session, get_router
 
     tenant, _, secret = tenants.create_tenant(slug="bench-routing", name="Routing", plan="enterprise",
                                               actor=Actor("staff", "bench"))
     for i in range(20):
-        from core import audit
+        from core.platform import audit
         from tenancy.apikeys import tenant_ref
         from tenancy.context import tenant_context
 
@@ -193,9 +194,9 @@ def main() -> None:
     from api.tokens import generate_signing_key
     from bench.ingest import bench_ingest
     from bench.jobs_e2e import bench_jobs
-    from core import runtime
-    from core.config import Settings
-    from core.crypto import generate_key
+    from core.platform import runtime
+    from core.platform.config import Settings
+    from core.platform.crypto import generate_key
     from core.devstack import DevStack
     from tenancy.db import get_router
     from tenancy.migrate import upgrade_catalog

@@ -169,7 +169,8 @@ def _cli_noop(url: str, env: dict, tree: Path) -> float:
 
 def _zixly_memory(url: str, progress) -> dict:
     """One pooled connection reads two tables of every tenant through Zixly's routing."""
-    from core.models import AuditEntry, Job
+    from core.jobs.models import Job
+    from core.platform.models import AuditEntry
     from tenancy.apikeys import tenant_ref
     from tenancy.context import tenant_context
     from tenancy.db import Router

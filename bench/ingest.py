@@ -176,10 +176,12 @@ def _notes(b: dict, g: dict, opened: dict, rate: float) -> str:
 def bench_ingest(settings, *, seconds: float = 10.0, progress=None) -> dict:
     from sqlalchemy import func, select, text
 
-    from core import connections, tenants
-    from core.actors import Actor
+    from core.connections import service as connections
+    from core.tenants import service as tenants
+    from core.platform.actors import Actor
     from core.devstack import free_port
-    from core.models import InboundEvent, Job
+    from core.inbound.models import InboundEvent
+    from core.jobs.models import Job
     from tenancy.apikeys import tenant_ref
     from tenancy.context import tenant_context
     from tenancy.db import get_router, tenant_session

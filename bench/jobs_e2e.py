@@ -72,7 +72,7 @@ def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> 
 
 def purge_tenant_tasks(slug: str) -> int:
     """Drop a tenant's still-queued Celery messages (e.g. the ingest bench's echo jobs, which no worker ran)."""
-    from core.runtime import redis_client
+    from core.platform.runtime import redis_client
 
     r, removed = redis_client(), 0
     for key in r.scan_iter(match="zixly*", count=1000):
@@ -93,7 +93,7 @@ def purge_tenant_tasks(slug: str) -> int:
 def _counts(ref) -> dict:
     from sqlalchemy import func, select
 
-    from core.models import Job, JobStep
+    from core.jobs.models import Job, JobStep
     from tenancy.context import tenant_context
     from tenancy.db import tenant_session
 
@@ -121,7 +121,7 @@ def _latencies(ref, exclude) -> tuple[float, float]:
     """p50 and p99 of created -> finished (queueing included), in ms, over the completed jobs."""
     from sqlalchemy import func, select
 
-    from core.models import Job
+    from core.jobs.models import Job
     from tenancy.context import tenant_context
     from tenancy.db import tenant_session
 
@@ -134,9 +134,9 @@ def _latencies(ref, exclude) -> tuple[float, float]:
 
 
 def bench_jobs(settings, *, jobs: int = 1000, progress=None, timeout: float | None = None) -> dict:
-    from core import jobs as core_jobs
-    from core import tenants
-    from core.actors import Actor
+    from core.jobs import service as core_jobs
+    from core.tenants import service as tenants
+    from core.platform.actors import Actor
     from tenancy.apikeys import tenant_ref
     from tenancy.context import tenant_context
 

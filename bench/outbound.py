@@ -48,7 +48,7 @@ def _connect_hubspot(settings, tenant_secret: str) -> str:
 def _statuses(ref) -> dict:
     from sqlalchemy import func, select
 
-    from core.models import Delivery
+    from core.outbound.models import Delivery
     from tenancy.context import tenant_context
     from tenancy.db import tenant_session
 
@@ -83,7 +83,7 @@ def _depth(sqs, url: str) -> int:
 def _latencies(ref, ids) -> tuple[float, float]:
     from sqlalchemy import func, select
 
-    from core.models import Delivery
+    from core.outbound.models import Delivery
     from tenancy.context import tenant_context
     from tenancy.db import tenant_session
 
@@ -96,9 +96,11 @@ def _latencies(ref, ids) -> tuple[float, float]:
 
 def bench_outbound(settings, *, aws_endpoint_url: str, deliveries: int = 1000, progress=None,
                    timeout: float | None = None) -> dict:
-    from core import aws, outbound, runtime, tenants
-    from core.actors import Actor
-    from core.crypto import generate_key
+    from core.outbound import service as outbound
+    from core.platform import aws, runtime
+    from core.tenants import service as tenants
+    from core.platform.actors import Actor
+    from core.platform.crypto import generate_key
     from sandbox import Simulator
     from tenancy.apikeys import tenant_ref
     from tenancy.context import tenant_context

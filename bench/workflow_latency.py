@@ -49,9 +49,11 @@ def bench_workflow(settings, *, aws_endpoint_url: str, samples: int = int(os.env
                                                                                        SAMPLES)),
                    progress=None) -> dict:
     from api.app import create_app
-    from core import aws, outbound, runtime, tenants
-    from core.actors import Actor
-    from core.crypto import generate_key
+    from core.outbound import service as outbound
+    from core.platform import aws, runtime
+    from core.tenants import service as tenants
+    from core.platform.actors import Actor
+    from core.platform.crypto import generate_key
     from sandbox import Simulator
 
     progress = progress or progress_line
@@ -121,7 +123,8 @@ def bench_workflow(settings, *, aws_endpoint_url: str, samples: int = int(os.env
 
         from sqlalchemy import select
 
-        from core.models import Delivery, Job
+        from core.jobs.models import Job
+        from core.outbound.models import Delivery
         from tenancy.apikeys import tenant_ref
         from tenancy.context import tenant_context
         from tenancy.db import tenant_session

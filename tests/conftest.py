@@ -16,8 +16,8 @@ import redis as redis_lib
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from core import runtime
-from core.config import Settings
+from core.platform import runtime
+from core.platform.config import Settings
 from core.devstack import DevStack, EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +82,7 @@ def jwt_keys(tmp_path_factory):
 def settings(servers, database_url, jwt_keys):
     redis_url = servers["REDIS_URL"].rsplit("/", 1)[0] + "/9"
     redis_lib.Redis.from_url(redis_url).flushdb()
-    from core.crypto import generate_key
+    from core.platform.crypto import generate_key
 
     return Settings(database_url=database_url, redis_url=redis_url, aws_endpoint_url=servers["AWS_ENDPOINT_URL"],
                     jwt_public_key_file=str(jwt_keys / "jwt-public.pem"), db_pool_size=5, db_max_overflow=10,
@@ -97,7 +97,7 @@ def app(settings):
 
     runtime.init(settings)
     upgrade_catalog(get_router().catalog_engine)
-    from core import aws
+    from core.platform import aws
 
     aws.bootstrap(settings, bucket=settings.artifacts_bucket)  # queues and bucket, as `make run` has them
     return create_app(settings)
@@ -129,8 +129,8 @@ class TenantHandle:
 
 @pytest.fixture()
 def make_tenant(app):
-    from core import tenants
-    from core.actors import Actor
+    from core.tenants import service as tenants
+    from core.platform.actors import Actor
 
     def factory(prefix="t", plan="free"):
         tenant, _key, secret = tenants.create_tenant(slug=unique_slug(prefix), name=f"{prefix} Ltd", plan=plan,

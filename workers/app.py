@@ -10,9 +10,10 @@ import os
 
 from celery import signals
 
-from core import aws, logs, outbound, runtime
-from core.config import Settings
-from core.queue import celery_app
+from core.outbound import service as outbound
+from core.platform import aws, logs, runtime
+from core.platform.config import Settings
+from core.platform.queue import celery_app
 
 _settings = runtime.init(Settings.from_env())
 logs.configure(_settings.log_level, _settings.log_format)
@@ -33,7 +34,7 @@ def _serve_metrics(sender=None, **_):
         return
     from prometheus_client import start_http_server
 
-    from core.metrics import QueueDepthCollector, registry_for_scrape
+    from core.platform.metrics import QueueDepthCollector, registry_for_scrape
 
     queues = [celery_app.conf.task_default_queue]
     collector = QueueDepthCollector(queues, redis_client=runtime.redis_client(), sqs_client=outbound.sqs_client(),

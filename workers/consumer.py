@@ -21,7 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from core import aws, delivery, outbound
+from core.outbound import delivery, service as outbound
+from core.platform import aws
 
 log = logging.getLogger("zixly.consumer")
 MAX_VISIBILITY = 43_200  # SQS' limit (12 hours)
@@ -340,7 +341,7 @@ def _groups(leases: list[Lease]) -> list[list[Lease]]:
 
 def depth_collector(consumer: Consumer):
     """The depth of every queue the consumer reads, and of their dead-letter queues, sampled when scraped."""
-    from core.metrics import QueueDepthCollector
+    from core.platform.metrics import QueueDepthCollector
 
     queues = [(outbound.queue_name(q.provider), q.url) for q in consumer.queues]
     queues += [(outbound.queue_name(q.provider, dead=True), q.dead_url) for q in consumer.queues if q.dead_url]
@@ -350,7 +351,7 @@ def depth_collector(consumer: Consumer):
 def _serve_metrics(consumer: Consumer, port: int) -> None:
     from prometheus_client import start_http_server
 
-    from core.metrics import registry_for_scrape
+    from core.platform.metrics import registry_for_scrape
 
     start_http_server(port, registry=registry_for_scrape([depth_collector(consumer)]))
     log.info("outbound consumer metrics on :%s", port)
@@ -367,8 +368,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics-port", type=int, default=None)
     args = parser.parse_args(argv)
 
-    from core import logs, runtime
-    from core.config import Settings
+    from core.platform import logs, runtime
+    from core.platform.config import Settings
 
     settings = runtime.init(Settings.from_env())
     logs.configure(settings.log_level, settings.log_format)

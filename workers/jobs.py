@@ -5,8 +5,9 @@ from datetime import timedelta
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from core import execution, maintenance, outbox
-from core.queue import celery_app
+from core.execution import service as execution
+from core.platform import maintenance, outbox
+from core.platform.queue import celery_app
 
 
 # Losing the database or broker mid-job is not the job's fault: retry the task (the job is still RUNNING,

@@ -1,8 +1,10 @@
 """Housekeeping tasks: a fleet task fans out one tenant task per active tenant."""
 from __future__ import annotations
 
-from core import maintenance, polling, tenants
-from core.queue import celery_app
+from core.inbound import polling
+from core.platform import maintenance
+from core.tenants import service as tenants
+from core.platform.queue import celery_app
 
 
 @celery_app.task(name="zixly.fleet.prune_idempotency_records")

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from core import maintenance, notify
-from core.queue import celery_app
+from core.notify import service as notify
+from core.platform import maintenance
+from core.platform.queue import celery_app
 
 
 # Novu outages are retried by core.notify through the outbox (with backoff, same transactionId); only losing

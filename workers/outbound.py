@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core import maintenance, outbound
-from core.queue import celery_app
+from core.outbound import service as outbound
+from core.platform import maintenance
+from core.platform.queue import celery_app
 
 
 @celery_app.task(name="zixly.fleet.relay_outbound", ignore_result=True)

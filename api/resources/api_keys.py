@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from api.auth import access
 from api.common import PageArgsSchema, decode_uuid_cursor, idempotent, page
-from core import apikeys
+from core.tenants import apikeys
 
 blp = Blueprint("api_keys", __name__, url_prefix="/v1/api-keys", description="Tenant API keys.")
 

@@ -15,8 +15,8 @@ from flask_smorest import Blueprint
 from api.auth import access
 from api.common import PageArgsSchema, decode_uuid_cursor, idempotent, page
 from connectors.registry import CONNECTORS
-from core import connections
-from core.runtime import settings
+from core.connections import service as connections
+from core.platform.runtime import settings
 
 blp = Blueprint("connections", __name__, url_prefix="/v1/connections",
                 description="Connections to providers (Xero, HubSpot, Shopify, Asana, Salesforce) and their "

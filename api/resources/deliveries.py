@@ -8,7 +8,8 @@ from flask_smorest import Blueprint
 
 from api.auth import access
 from api.common import JsonBoolean, JsonInteger, PageArgsSchema, decode_time_cursor, page
-from core import aws, outbound
+from core.outbound import service as outbound
+from core.platform import aws
 
 blp = Blueprint("deliveries", __name__, url_prefix="/v1/deliveries",
                 description="Outbound deliveries: each write to a provider, sent in order through its queue.")

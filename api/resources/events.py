@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from api.auth import access
 from api.common import PageArgsSchema, decode_time_cursor, page
-from core import inbox
+from core.inbound import inbox
 
 blp = Blueprint("events", __name__, url_prefix="/v1/events", description="Inbound events (the durable inbox).")
 

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from api.auth import PUBLIC, access, raw_body
 from connectors.base import InboundRequest
-from core import webhooks
+from core.inbound import webhooks
 
 blp = Blueprint("hooks", __name__, url_prefix="/v1/hooks",
                 description="Webhooks from providers, verified by the provider's signature scheme.")

@@ -8,8 +8,8 @@ from flask_smorest import Blueprint
 
 from api.auth import access
 from api.common import PageArgsSchema, decode_time_cursor, idempotent, page
-from core import jobs
-from core.workflows import WORKFLOWS
+from core.jobs import service as jobs
+from core.workflows.registry import WORKFLOWS
 
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Workflow jobs.")
 
@@ -126,7 +126,7 @@ class JobArtifacts(MethodView):
     @blp.response(200, ArtifactListSchema)
     def get(self, job_id):
         """The job's stored documents and payloads, with short-lived download links."""
-        from core import artifacts
+        from core.jobs import artifacts
 
         job, _ = jobs.get_job(job_id)  # 404 unless the job is the caller's
         return {"items": artifacts.list_for_job(job.id)}

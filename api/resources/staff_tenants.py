@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from api.auth import STAFF, access
 from api.common import PageArgsSchema, decode_cursor, idempotent, page
-from core import tenants
+from core.tenants import service as tenants
 from tenancy.context import SLUG_RE
 
 blp = Blueprint("staff_tenants", __name__, url_prefix="/v1/staff/tenants",

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 
 from api.auth import PUBLIC, access
 from api.problems import Problem
-from core import health
+from core.platform import health
 
 blp = Blueprint("system", __name__, url_prefix="/", description="Health and readiness.")
 

@@ -7,7 +7,8 @@ from flask_smorest import Blueprint
 
 from api.auth import access
 from api.common import PageArgsSchema, decode_cursor, page
-from core import audit, plans
+from core.platform import audit
+from core.tenants import plans
 
 blp = Blueprint("tenant", __name__, url_prefix="/v1", description="The calling tenant.")
 

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from api.auth import access
 from api.common import JsonBoolean, JsonInteger
-from core import workflow_settings
+from core.workflows import settings as workflow_settings
 
 blp = Blueprint("workflows", __name__, url_prefix="/v1/workflows",
                 description="Automations between connected systems, and their per-tenant settings.")

@@ -9,7 +9,7 @@ import time
 
 import marshmallow as ma
 
-from core.errors import PermanentError, RetryableError
+from core.platform.errors import PermanentError, RetryableError
 
 NAME = "echo"
 DESCRIPTION = "Returns its input; for checking the pipeline end to end."

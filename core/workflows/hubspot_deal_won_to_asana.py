@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from core.errors import PermanentError
+from core.platform.errors import PermanentError
 
 NAME = "hubspot-deal-won-to-asana"
 DESCRIPTION = "A won HubSpot deal creates an onboarding task in an Asana project."

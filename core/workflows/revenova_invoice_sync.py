@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import marshmallow as ma
 
-from core.errors import PermanentError
+from core.platform.errors import PermanentError
 
 NAME = "revenova-invoice-sync"
 DESCRIPTION = "Polls Revenova (Salesforce) invoices changed since the last run and records them as events."
@@ -30,7 +30,7 @@ class Mappings(ma.Schema):
 
 
 def run(ctx, data: dict) -> dict:
-    from core import polling
+    from core.inbound import polling
 
     conn_id = ctx.connection("source")
     sobject = ctx.mappings.get("sobject", SOBJECT)

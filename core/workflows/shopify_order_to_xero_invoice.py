@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from core.errors import PermanentError
+from core.platform.errors import PermanentError
 
 NAME = "shopify-order-to-xero-invoice"
 DESCRIPTION = "A new Shopify order becomes a Xero sales invoice for the customer (created if new)."

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from core.errors import PermanentError
+from core.platform.errors import PermanentError
 
 NAME = "xero-invoice-paid-to-hubspot"
 DESCRIPTION = "A paid Xero invoice moves the customer's HubSpot deal to a stage and adds a note."

@@ -5,7 +5,7 @@ import uuid
 import pytest
 from sqlalchemy import delete
 
-from core import runtime
+from core.platform import runtime
 from sandbox import Simulator
 from tenancy.db import catalog_transaction
 from tenancy.models import AccountIndex

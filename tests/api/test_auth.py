@@ -158,7 +158,7 @@ def test_a_kept_answer_is_sealed_and_replays_its_one_time_secret(client, make_te
 
     from sqlalchemy import select
 
-    from core.models import TenantIdempotencyRecord
+    from core.platform.models import TenantIdempotencyRecord
     from tenancy.context import tenant_context
     from tenancy.db import tenant_session, tenant_transaction
 

@@ -12,9 +12,10 @@ import requests
 from sqlalchemy import func, select, text
 
 from connectors.env import ConnectorEnv
-from core import connections, crypto, runtime
-from core.actors import Actor
-from core.models import Connection
+from core.connections import service as connections
+from core.platform import crypto, runtime
+from core.platform.actors import Actor
+from core.connections.models import Connection
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session, tenant_transaction
 
@@ -177,7 +178,7 @@ def test_two_workers_refreshing_at_once_make_one_refresh(client, make_tenant, si
 
 
 def test_refused_refresh_marks_reauth_required_and_emits_the_event(client, make_tenant, sim):
-    from core import signals
+    from core.platform import signals
 
     t = make_tenant("reauth")
     conn = connect(client, t, "xero")

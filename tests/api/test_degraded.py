@@ -3,7 +3,7 @@ import dataclasses
 
 from prometheus_client import REGISTRY
 
-from core import runtime
+from core.platform import runtime
 from core.devstack import free_port
 
 

@@ -3,7 +3,7 @@ import threading
 
 from sqlalchemy import text
 
-from core import runtime
+from core.platform import runtime
 from tenancy.db import get_router
 
 

@@ -5,9 +5,9 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 
 import workers.jobs  # noqa: F401  (registers the tasks)
-from core import jobs
-from core.models import Job
-from core.queue import celery_app
+from core.jobs import service as jobs
+from core.jobs.models import Job
+from core.platform.queue import celery_app
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +38,9 @@ def test_job_runs_in_its_tenant(worker, client, make_tenant):
 
 def test_retryable_failure_backs_off_then_succeeds(worker, client, make_tenant, monkeypatch):
     monkeypatch.setattr(jobs, "BACKOFF_BASE", 0.05)
-    import core.execution
+    import core.execution.service
 
-    monkeypatch.setattr(core.execution, "BACKOFF_BASE", 0.05)
+    monkeypatch.setattr(core.execution.service, "BACKOFF_BASE", 0.05)
     t = make_tenant()
     r = client.post("/v1/jobs", json={"workflow": "echo", "input": {"fail": "retryable", "fail_attempts": 2}},
                     headers=t.headers)
@@ -90,7 +90,7 @@ def test_completed_job_is_not_run_twice(worker, client, make_tenant):
     t = make_tenant()
     job_id = client.post("/v1/jobs", json={"workflow": "echo", "input": {}}, headers=t.headers).get_json()["id"]
     wait_for(client, t.headers, job_id)
-    from core.execution import execute_job
+    from core.execution.service import execute_job
     from tenancy.context import tenant_context
 
     with tenant_context(t.ref):  # a second delivery of the task, run in place
@@ -173,8 +173,9 @@ def test_a_job_claimed_again_after_its_worker_died_resumes_after_its_done_steps(
     the run the steps earlier attempts finished; the completion marks the job's event processed."""
     from datetime import UTC, datetime
 
-    from core.execution import execute_job
-    from core.models import InboundEvent, JobStep
+    from core.execution.service import execute_job
+    from core.inbound.models import InboundEvent
+    from core.jobs.models import JobStep
     from tenancy.context import tenant_context
     from tenancy.db import tenant_session, tenant_transaction
 
@@ -203,7 +204,7 @@ def test_a_job_claimed_again_after_its_worker_died_resumes_after_its_done_steps(
 
 
 def test_a_finished_or_cancelled_job_is_not_claimed(make_tenant):
-    from core.execution import execute_job
+    from core.execution.service import execute_job
     from tenancy.context import tenant_context
     from tenancy.db import tenant_session, tenant_transaction
 

@@ -1,7 +1,7 @@
 """Notification log and settings over the API: defaults, changes, bad input, roles, and tenant isolation."""
 import uuid
 
-from core import signals
+from core.platform import signals
 
 DEFAULT = {"enabled": True, "admins": True, "users": [], "topics": []}
 ANN = {"id": "ann", "email": "ann@a.test", "name": "Ann Lee"}
@@ -153,7 +153,7 @@ def test_the_same_occurrence_is_recorded_once(client, make_tenant):
 
 
 def test_the_admin_named_at_sign_up_is_told_with_the_admins_topic(client, staff_headers):
-    from core import notify_settings
+    from core.notify import settings as notify_settings
     from tenancy.context import tenant_context
     from tenancy.db import tenant_session
 

@@ -20,9 +20,10 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
-from core import connections, logs, runtime
+from core.connections import service as connections
+from core.platform import logs, runtime
 from core.devstack import free_port
-from core.execution import execute_job
+from core.execution.service import execute_job
 from tenancy.context import tenant_context
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -234,7 +235,7 @@ def test_logs_are_json_carry_request_and_job_ids_and_never_secrets(client, make_
     from celery.contrib.testing.worker import start_worker
 
     import workers.jobs  # noqa: F401  (registers run_job on the app)
-    from core.queue import celery_app
+    from core.platform.queue import celery_app
 
     t = make_tenant("logs")
     key = client.post("/v1/api-keys", json={"name": "ci", "role": "EDITOR"}, headers=t.headers).get_json()["secret"]
@@ -271,8 +272,8 @@ def test_the_code_exports_every_metric_that_alerts_and_dashboards_use(app):
     here: the code defines each name with that type and those labels."""
     from prometheus_client import REGISTRY
 
-    from core import metrics
-    from core.metrics import QueueDepthCollector
+    from core.platform import metrics
+    from core.platform.metrics import QueueDepthCollector
 
     defined = {}
     for obj in vars(metrics).values():

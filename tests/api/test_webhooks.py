@@ -9,8 +9,10 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from core import connections, runtime
-from core.models import InboundEvent, Job
+from core.connections import service as connections
+from core.platform import runtime
+from core.inbound.models import InboundEvent
+from core.jobs.models import Job
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session
 
@@ -289,8 +291,8 @@ def test_a_route_to_a_schema_that_moved_away_is_a_503_and_stores_nothing(client,
 
 def test_published_outbox_rows_are_deleted_after_the_answer(client, make_tenant):
     """The request commits once; the rows of the messages it published are deleted in a batch afterwards."""
-    from core import outbox
-    from core.models import OutboxMessage
+    from core.platform import outbox
+    from core.platform.models import OutboxMessage
 
     a, org = make_tenant("xbox"), str(uuid.uuid4())
     connect(a, "xero", org)
@@ -332,7 +334,7 @@ def test_events_for_a_tenant_being_moved_get_503_and_come_again(client, make_ten
                                 .values(status="failed"))
         routecache.forget_all()  # as the move itself does in this process
 
-    from core import metrics
+    from core.platform import metrics
 
     rejected = lambda provider: metrics.webhooks_rejected.labels(provider, "tenant-moving")._value.get()  # noqa: E731
     before = {p: rejected(p) for p in ("xero", "custom")}
@@ -353,8 +355,9 @@ def test_events_for_a_tenant_being_moved_get_503_and_come_again(client, make_ten
 def test_an_event_starts_each_enabled_workflow_it_triggers_in_the_same_statement(client, make_tenant):
     """One statement keeps the event with a job (and its outbox message) per workflow it starts; a workflow bound
     to another source connection, or disabled, starts nothing; a duplicate starts nothing again."""
-    from core import outbox
-    from core.models import OutboxMessage, WorkflowSetting
+    from core.platform import outbox
+    from core.platform.models import OutboxMessage
+    from core.workflows.models import WorkflowSetting
     from tenancy.db import tenant_transaction
 
     t = make_tenant()

@@ -11,9 +11,13 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from core import artifacts, connections, polling
-from core.execution import execute_job
-from core.models import InboundEvent, Job, PollCursor, WorkflowSetting
+from core.connections import service as connections
+from core.inbound import polling
+from core.jobs import artifacts
+from core.execution.service import execute_job
+from core.inbound.models import InboundEvent, PollCursor
+from core.jobs.models import Job
+from core.workflows.models import WorkflowSetting
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session, tenant_transaction
 from tests.api.test_connections import connect
@@ -167,7 +171,7 @@ def test_polling_advances_the_cursor_only_with_the_events(client, make_tenant, s
     with tenant_context(t.ref):
         assert polling.schedule_due() == 0  # not due yet
     # a crash between fetch and commit: nothing stored, the cursor stays put
-    from core import inbox
+    from core.inbound import inbox
 
     def crash(*args, **kwargs):
         raise RuntimeError("worker died before the commit")
@@ -193,7 +197,7 @@ def test_polling_advances_the_cursor_only_with_the_events(client, make_tenant, s
 
 
 def test_a_429_puts_the_job_back_no_sooner_than_retry_after(client, make_tenant, sim, monkeypatch):
-    from core import execution
+    from core.execution import service as execution
 
     t = make_tenant("poll429")
     salesforce_workflow(client, t)
@@ -213,7 +217,7 @@ def test_a_connection_needing_reauthorisation_fails_the_job_with_a_clear_error(c
     t = make_tenant("pollauth")
     conn = salesforce_workflow(client, t)
     with tenant_context(t.ref), tenant_transaction() as s:
-        from core.models import Connection
+        from core.connections.models import Connection
 
         s.get(Connection, uuid.UUID(conn["id"])).status = "reauth_required"
     job_id, status = run_scheduled(t)

@@ -33,7 +33,7 @@ def test_requests_without_a_tenant_are_not_limited_even_when_the_limiter_fails_c
     import dataclasses
 
     from api.app import create_app
-    from core import runtime
+    from core.platform import runtime
 
     try:
         client = create_app(dataclasses.replace(settings, rate_limit_fail_open=False)).test_client()

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from api.cli import main
 from connectors.registry import SCHEMES
-from core import aws, runtime
-from core.queue import celery_app
+from core.platform import aws, runtime
+from core.platform.queue import celery_app
 
 
 @pytest.fixture()

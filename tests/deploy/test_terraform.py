@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from api.cli import main as zixly_cli
-from core import aws
+from core.platform import aws
 from tests.deploy import compose_checks, terraform_checks as tf
 from tests.deploy.conftest import ROOT
 from tests.deploy.settings_env import LIBRARY_ENV, settings_env_vars

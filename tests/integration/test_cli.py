@@ -6,7 +6,7 @@ from click.testing import CliRunner
 from sqlalchemy import select, text
 
 from api.cli import main
-from core import runtime
+from core.platform import runtime
 from tenancy import migrate
 from tenancy.db import catalog_session, get_router
 from tenancy.models import Tenant

@@ -10,7 +10,7 @@ from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
 
 from api.cli import main
-from core import runtime
+from core.platform import runtime
 from tenancy import fleet, migrate, provisioning, schemas
 from tenancy.db import Router
 from tenancy.migrate import tenant_head, upgrade_catalog, upgrade_tenant

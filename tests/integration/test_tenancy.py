@@ -4,7 +4,7 @@ import shutil
 import pytest
 from sqlalchemy import func, select, text
 
-from core.models import AuditEntry
+from core.platform.models import AuditEntry
 from tenancy import provisioning
 from tenancy.context import InvalidSlug, NoTenantContext, current_tenant, schema_for, tenant_context
 from tenancy.db import catalog_session, get_router, tenant_session

@@ -15,8 +15,9 @@ import pytest
 import requests
 from sqlalchemy import delete
 
-from core import aws, outbound, runtime
-from core.actors import Actor
+from core.outbound import service as outbound
+from core.platform import aws, runtime
+from core.platform.actors import Actor
 from sandbox import Simulator
 from tenancy.apikeys import tenant_ref
 from tenancy.db import catalog_transaction
@@ -94,7 +95,7 @@ def connect(client, tenant: Tenant, provider: str) -> str:
 @pytest.fixture(scope="package")
 def tenant(app, outbound_settings):
     """One tenant with a HubSpot and a Xero connection, shared by the package's tests."""
-    from core import tenants
+    from core.tenants import service as tenants
 
     row, _, secret = tenants.create_tenant(slug=unique_slug("ob"), name="Outbound Ltd", plan="pro",
                                            actor=Actor("staff", "pytest"))

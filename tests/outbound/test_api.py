@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from core import connections, outbound
-from core.models import AuditEntry, Delivery
+from core.connections import service as connections
+from core.outbound import service as outbound
+from core.outbound.models import Delivery
+from core.platform.models import AuditEntry
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session, tenant_transaction
 

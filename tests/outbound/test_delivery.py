@@ -8,9 +8,9 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
-from core import outbound
-from core.errors import Invalid
-from core.models import Delivery
+from core.outbound import service as outbound
+from core.platform.errors import Invalid
+from core.outbound.models import Delivery
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session
 from tests.outbound.conftest import deal, deal_patches, wait_until
@@ -160,7 +160,7 @@ def test_one_message_in_two_hands_is_sent_once_and_an_abandoned_claim_is_taken_o
 
     from sqlalchemy import update
 
-    from core import delivery
+    from core.outbound import delivery
     from tenancy.db import tenant_transaction
 
     deal_id = deal(sim)

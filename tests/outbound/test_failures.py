@@ -12,8 +12,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from core import outbound, runtime, signals
-from core.models import AuditEntry
+from core.outbound import service as outbound
+from core.platform import runtime, signals
+from core.platform.models import AuditEntry
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session
 from tests.outbound.conftest import MAX_RECEIVES, deal, deal_patches, wait_until

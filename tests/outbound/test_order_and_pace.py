@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from core import outbound
+from core.outbound import service as outbound
 from tenancy.context import tenant_context
 from tests.outbound.conftest import deal, deal_patches
 

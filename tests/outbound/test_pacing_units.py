@@ -8,7 +8,7 @@ import pytest
 
 from connectors.ratelimits import Quota
 from connectors.registry import CONNECTORS
-from core import token_bucket
+from core.outbound import token_bucket
 
 
 def test_a_window_quota_never_allows_more_than_its_calls_in_any_window():

@@ -1,7 +1,7 @@
 """Sealing secrets at rest: versioned keys, row-bound context, tamper detection, rotation."""
 import pytest
 
-from core import crypto
+from core.platform import crypto
 
 
 def ring(spec):

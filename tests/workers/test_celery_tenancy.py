@@ -8,8 +8,8 @@ from celery.signals import before_task_publish
 from sqlalchemy import select
 
 import workers.maintenance as tasks
-from core.models import TenantIdempotencyRecord
-from core.queue import celery_app
+from core.platform.models import TenantIdempotencyRecord
+from core.platform.queue import celery_app
 from tenancy.celery import HEADER, TenantUnavailable
 from tenancy.context import NoTenantContext, tenant_context
 from tenancy.db import tenant_session, tenant_transaction
@@ -85,7 +85,7 @@ def test_task_published_from_a_task_keeps_each_tenant(worker, make_tenant):
 
 def test_publishing_keeps_one_redis_client_per_pool(app):
     """kombu would build a new redis client per message; ours keeps one per pool, and a new pool gets a new one."""
-    from core.queue import _Channel
+    from core.platform.queue import _Channel
 
     with celery_app.connection_for_write() as connection:
         channel = connection.default_channel

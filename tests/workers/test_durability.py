@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from core import connections, outbox, runtime
+from core.connections import service as connections
+from core.platform import outbox, runtime
 from core.devstack import redis_server
-from core.models import Job, JobStep, OutboxMessage
+from core.jobs.models import Job, JobStep
+from core.platform.models import OutboxMessage
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session
 
@@ -107,8 +109,8 @@ def test_redis_down_then_back_loses_nothing(own_redis, app, make_tenant, tmp_pat
 def test_worker_killed_mid_job_is_redelivered_and_completes_once(own_redis, make_tenant, tmp_path):
     _, local = own_redis
     t = make_tenant()
-    from core import jobs
-    from core.actors import Actor
+    from core.jobs import service as jobs
+    from core.platform.actors import Actor
 
     first = start_worker(local, tmp_path, visibility=3, concurrency=1)
     with tenant_context(t.ref):

@@ -14,19 +14,21 @@ from celery.contrib.testing.worker import start_worker
 from kombu.exceptions import OperationalError as BrokerDown
 from sqlalchemy import select
 
-import core.notify
+import core.notify.service
 import workers.jobs  # noqa: F401  (registers the tasks)
 import workers.notifications  # noqa: F401
-from core import connections, outbox, signals
-from core.models import Notification, OutboxMessage
-from core.queue import celery_app
+from core.connections import service as connections
+from core.platform import outbox, signals
+from core.notify.models import Notification
+from core.platform.models import OutboxMessage
+from core.platform.queue import celery_app
 from notifications import novu
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session
 from tests.fake_novu import FakeNovu
 
 NOVU_KEY = "nv-test-key"
-BASE = 0.2  # backoff base for these tests (production: core.notify.RETRY_BASE)
+BASE = 0.2  # backoff base for these tests (production: core.notify.service.RETRY_BASE)
 ANN = {"id": "ann", "email": "ann@a.test", "name": "Ann A"}
 BOB = {"id": "bob", "email": "bob@b.test", "name": "Bob B"}
 
@@ -44,8 +46,8 @@ def novu_on(app, settings, fake_novu):
     local = dataclasses.replace(settings, novu_api_key=NOVU_KEY, novu_server_url=fake_novu.url, novu_timeout=0.5,
                                 novu_max_attempts=6)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(core.notify, "settings", lambda: local)
-        patch.setattr(core.notify, "RETRY_BASE", BASE)
+        patch.setattr(core.notify.service, "settings", lambda: local)
+        patch.setattr(core.notify.service, "RETRY_BASE", BASE)
         yield patch
 
 
@@ -191,8 +193,8 @@ def test_a_notification_whose_task_was_lost_is_queued_again(worker, make_tenant,
     [row] = log_of(a, "delivery-dead-lettered")
     assert row.status == "queued" and fake_novu.for_tenant(a.slug) == []
     with tenant_context(a.ref):
-        assert core.notify.requeue_stale() == 0  # not stale yet: it might still be waiting out a backoff
-        assert core.notify.requeue_stale(older_than=timedelta(0)) == 1  # what beat does after STALE_AFTER
+        assert core.notify.service.requeue_stale() == 0  # not stale yet: it might still be waiting out a backoff
+        assert core.notify.service.requeue_stale(older_than=timedelta(0)) == 1  # what beat does after STALE_AFTER
     wait_until(lambda: settled(a, "delivery-dead-lettered"))
     assert [r.body["transactionId"] for r in fake_novu.for_tenant(a.slug)] == [row.transaction_id]
 
@@ -225,7 +227,7 @@ def test_without_a_novu_key_notifications_are_skipped_with_the_request(worker, c
                                                                       settings):
     a = make_tenant("a")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(core.notify, "settings", lambda: settings)  # the suite's settings: no NOVU_API_KEY
+        patch.setattr(core.notify.service, "settings", lambda: settings)  # the suite's settings: no NOVU_API_KEY
         r = client.post("/v1/api-keys", json={"name": "ci-bot", "role": "EDITOR"}, headers=a.headers)
         [row] = wait_until(lambda: settled(a, "api-key-created", status="skipped"))
     key = r.get_json()

@@ -40,7 +40,7 @@ def _seal_plaintext_webhook_secrets() -> None:
                                 "WHERE jsonb_array_length(webhook_secrets) > 0")).all()
     if not rows:
         return
-    from core import crypto
+    from core.platform import crypto
 
     ring = crypto.keyring()
     for conn_id, plain in rows:

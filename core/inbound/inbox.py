@@ -1,0 +1,184 @@
+"""The durable inbox: verified events committed (with the jobs they start) before the provider gets its 2xx."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import String, bindparam, cast, column, exists, func, insert, literal, or_, select, true, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from core.platform import metrics, outbox
+from core.platform.actors import Actor
+from core.platform.errors import NotFound
+from core.jobs.service import QUEUED, RUN_JOB, add_job
+from core.connections.models import Connection
+from core.inbound.models import InboundEvent
+from core.jobs.models import Job
+from core.platform.models import OutboxMessage
+from core.workflows.models import WorkflowSetting
+from core.platform.sqlcache import insert_or_skip
+from core.workflows.registry import WORKFLOWS
+from tenancy.db import tenant_autocommit, tenant_session, tenant_transaction
+
+KEPT_HEADERS = ("content-type", "user-agent", "x-shopify-topic", "x-shopify-shop-domain", "x-shopify-webhook-id",
+                "x-hubspot-request-timestamp", "webhook-id", "webhook-timestamp", "x-request-id")
+
+
+class EventNotFound(NotFound):
+    code = "event-not-found"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    id: uuid.UUID
+    duplicate: bool
+
+
+def _start_workflows(session, *, event_id, provider: str | None, connection_id, event_type: str, payload,
+                     created_by: str) -> list[tuple]:
+    """Add a job (and its outbox message) for each enabled workflow this event starts: its trigger names the
+    event's provider and type, its source connection (when bound) is the event's connection, and its own
+    `matches` (when it has one) agrees."""
+    rows = session.scalars(select(WorkflowSetting).where(WorkflowSetting.enabled.is_(True)))
+    return [add_job(session, workflow=w.name, data={"event": payload}, created_by=created_by, event_id=event_id)
+            for w in rows if _starts(w, provider, connection_id, event_type, payload)]
+
+
+def _starts(setting: WorkflowSetting, provider, connection_id, event_type: str, payload) -> bool:
+    module = WORKFLOWS.get(setting.name)
+    trigger = getattr(module, "TRIGGER", None)
+    if module is None or trigger is None:
+        return False
+    if trigger["provider"] == "*":  # echo: the tenant chooses the event types
+        return "*" in setting.event_types or event_type in setting.event_types
+    if provider != trigger["provider"] or event_type not in trigger["event_types"]:
+        return False
+    source = (setting.connections or {}).get("source")
+    if source is not None and connection_id is not None and str(source) != str(connection_id):
+        return False
+    matches = getattr(module, "matches", None)
+    return matches is None or bool(matches(setting, event_type, payload if isinstance(payload, dict) else {}))
+
+
+def record_events(*, provider: str, connection_id, events, headers: dict, raw_body: bytes | None) -> list[Recorded]:
+    """Insert each event once (by provider event id); new events start their workflows' jobs. Each event is one
+    statement with its jobs and their outbox messages, so it commits whole, in one round trip (autocommit): a
+    delivery that fails half way is delivered again, and what it had already kept is a duplicate then."""
+    with tenant_autocommit() as connection:
+        results, messages = add_events(connection, provider=provider, connection_id=connection_id, events=events,
+                                       headers=headers, raw_body=raw_body)
+    outbox.publish(messages)
+    return results
+
+
+def _event_statement():
+    """Insert one event, unless it is a duplicate or its connection is gone, with the jobs it starts (given as
+    arrays: ids, workflows, max attempts) and their outbox messages, in one statement. Answers no row for an
+    event not inserted, else one row per job (one row with no job when it starts none). Built once (named
+    parameters), so SQLAlchemy compiles it once per schema."""
+    events, conns = InboundEvent.__table__, Connection.__table__
+    jobs, box = Job.__table__, OutboxMessage.__table__
+    columns = ("id", "connection_id", "provider", "provider_event_id", "event_type", "account_id", "resource_id",
+               "occurred_at", "headers", "payload", "raw_body")
+    values = select(*[bindparam(c, type_=events.c[c].type) for c in columns], literal("received"), literal(0))
+    connection = bindparam("connection_id", type_=conns.c.id.type)
+    live = exists().where(conns.c.id == connection, conns.c.deleted_at.is_(None))
+    inserted = (insert_or_skip(events).from_select([*columns, "status", "replays"],
+                                                   values.where(or_(connection.is_(None), live)))
+                .returning(events.c.id).cte("inserted"))
+    starts = func.unnest(bindparam("job_ids", type_=ARRAY(jobs.c.id.type)),
+                         bindparam("workflows", type_=ARRAY(jobs.c.workflow.type)),
+                         bindparam("max_attempts", type_=ARRAY(jobs.c.max_attempts.type))).table_valued(
+        column("job_id", jobs.c.id.type), column("workflow", jobs.c.workflow.type),
+        column("max_attempts", jobs.c.max_attempts.type)).render_derived(name="starts", with_types=False)
+    added = (insert(jobs).from_select(
+        ["id", "workflow", "input", "status", "event_id", "attempts", "max_attempts", "created_by"],
+        select(starts.c.job_id, starts.c.workflow, bindparam("input", type_=jobs.c.input.type), literal(QUEUED),
+               inserted.c.id, literal(0), starts.c.max_attempts, bindparam("created_by", type_=jobs.c.created_by.type))
+        .select_from(inserted.join(starts, true())))
+        .returning(jobs.c.id).cte("added"))
+    messages = (insert(box).from_select(["task", "args", "countdown"],
+                                        select(literal(RUN_JOB), func.jsonb_build_array(cast(added.c.id, String)),
+                                               literal(0.0)))
+                .returning(box.c.id, box.c.args).cte("messages"))
+    return (select(inserted.c.id.label("event_id"), messages.c.id.label("outbox_id"), messages.c.args)
+            .select_from(inserted.outerjoin(messages, true())))
+
+
+_EVENT_STATEMENT = _event_statement()
+_ENABLED_WORKFLOWS = select(WorkflowSetting.__table__).where(WorkflowSetting.__table__.c.enabled.is_(True))
+
+
+def add_events(connection, *, provider: str, connection_id, events, headers: dict, raw_body: bytes | None):
+    """With the caller's Core connection or ORM session (autocommit, or a transaction the caller commits):
+    insert the new events and their jobs; return the results and the outbox messages to publish after the
+    commit. An event whose connection was deleted meanwhile is dropped (no result): routing caches may be a
+    moment behind, the tenant's own rows never are."""
+    kept = {k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
+    settings = connection.execute(_ENABLED_WORKFLOWS).all() if events else []
+    results, messages = [], []
+    for event in events:
+        started = [w for w in settings if _starts(w, provider, connection_id, event.event_type, event.payload)]
+        rows = connection.execute(_EVENT_STATEMENT, {
+            "id": uuid.uuid4(), "connection_id": connection_id, "provider": provider,
+            "provider_event_id": event.event_id, "event_type": event.event_type, "account_id": event.account_id,
+            "resource_id": event.resource_id, "occurred_at": event.occurred_at, "headers": kept,
+            "payload": event.payload, "raw_body": raw_body, "job_ids": [uuid.uuid4() for _ in started],
+            "workflows": [w.name for w in started], "max_attempts": [w.max_attempts for w in started],
+            "input": {"event": event.payload}, "created_by": f"webhook:{provider}"}).all()
+        if not rows:
+            existing = connection.scalar(select(InboundEvent.id).where(
+                InboundEvent.provider == provider, InboundEvent.provider_event_id == event.event_id))
+            if existing is not None:
+                results.append(Recorded(existing, True))
+            continue
+        for row in rows:
+            if row.outbox_id is not None:
+                messages.append(OutboxMessage(id=row.outbox_id, task=RUN_JOB, args=row.args, countdown=0.0))
+        for w in started:
+            metrics.jobs_queued.labels(w.name).inc()
+        results.append(Recorded(rows[0].event_id, False))
+    return results, messages
+
+
+def _parse(event_id) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(event_id))
+    except ValueError:
+        raise EventNotFound(f"no event {event_id}") from None
+
+
+def get_event(event_id) -> InboundEvent:
+    with tenant_session() as session:
+        event = session.get(InboundEvent, _parse(event_id))
+    if event is None:
+        raise EventNotFound(f"no event {event_id}")
+    return event
+
+
+def list_events(*, limit: int, before: list | None = None, provider=None, status=None, event_type=None):
+    query = select(InboundEvent).order_by(InboundEvent.received_at.desc(), InboundEvent.id.desc()).limit(limit)
+    if before:
+        query = query.where(tuple_(InboundEvent.received_at, InboundEvent.id) < tuple_(*before))
+    for field, value in ((InboundEvent.provider, provider), (InboundEvent.status, status),
+                         (InboundEvent.event_type, event_type)):
+        if value:
+            query = query.where(field == value)
+    with tenant_session() as session:
+        return list(session.scalars(query))
+
+
+def replay_event(event_id, *, actor: Actor) -> list:
+    """Start the event's workflows again (new jobs); the event keeps its identity."""
+    with tenant_transaction() as session:
+        event = session.get(InboundEvent, _parse(event_id), with_for_update=True)
+        if event is None:
+            raise EventNotFound(f"no event {event_id}")
+        started = _start_workflows(session, event_id=event.id, provider=event.provider,
+                                   connection_id=event.connection_id, event_type=event.event_type,
+                                   payload=event.payload, created_by=f"{actor.type}:{actor.id}")
+        event.replays += 1
+        event.status = "received"
+        session.flush()
+    outbox.publish([message for _, message in started])
+    return [job for job, _ in started]

@@ -1,0 +1,158 @@
+"""Inbound webhooks: find the tenant, verify with the provider's own scheme, keep the events durably.
+
+Per-connection hooks (`/v1/hooks/{token}`) use the connection's secrets; app-level hooks
+(`/v1/hooks/apps/{provider}`) use Zixly's app secret and route each event by the provider account id.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from connectors.base import Handshake, InboundRequest, VerificationFailed
+from connectors.registry import get_scheme
+from core.connections import service as connections
+from core.inbound import inbox
+from core.platform import audit, metrics
+from core.platform.actors import Actor
+from core.platform.errors import NotFound
+from core.platform.runtime import redis_client, settings
+from tenancy.context import tenant_context, tenant_key
+from tenancy.db import get_router
+from tenancy.shards import is_moving
+
+log = logging.getLogger("zixly.webhooks")
+APP_PROVIDERS = ("xero", "hubspot", "shopify")
+
+
+class UnknownEndpoint(NotFound):
+    code = "unknown-webhook-endpoint"
+
+
+class TenantNotReceiving(Exception):
+    code = "tenant-not-receiving"
+
+
+class TenantMoving(Exception):
+    """The tenant is being moved between servers (a few seconds): 503, so the provider delivers again later
+    (the inbox de-duplicates what it had already kept), instead of events acknowledged and dropped."""
+
+    code = "tenant-moving"
+
+
+def _refuse_if_moving(tenant, provider: str) -> None:
+    if tenant.status == "suspended" and is_moving(get_router(), tenant.id):
+        metrics.webhooks_rejected.labels(provider, "tenant-moving").inc()
+        raise TenantMoving(f"tenant {tenant.slug} is being moved; deliver again shortly")
+
+
+@dataclass
+class IngestResult:
+    provider: str
+    handshake: Handshake | None = None
+    recorded: list = field(default_factory=list)
+    dropped: int = 0
+
+
+def _audit_failure(connection_id, reason: str) -> None:
+    """At most one audit entry per connection per minute, so a flood of bad signatures cannot fill the log."""
+    try:
+        if not redis_client().set(tenant_key("hookfail", str(connection_id)), 1, nx=True, ex=60):
+            return
+    except Exception:  # Redis down: skip the audit entry rather than fail the answer
+        return
+    audit.record_now(actor=Actor("system", "webhooks"), action="webhook.verification_failed",
+                     target_type="connection", target_id=str(connection_id), details={"reason": reason})
+
+
+def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
+    found = connections.resolve_endpoint(token)
+    if found is None:
+        metrics.webhooks_rejected.labels("unknown", "unknown-endpoint").inc()
+        raise UnknownEndpoint("no webhook endpoint with this token")
+    tenant, connection_id, provider = found
+    metrics.webhooks_received.labels(provider).inc()
+    if tenant.status != "active":
+        _refuse_if_moving(tenant, provider)
+        raise TenantNotReceiving(f"tenant is {tenant.status}")
+    scheme = get_scheme(provider)
+    with tenant_context(tenant):
+        conn = connections.get_connection(connection_id)
+        handshake = scheme.handshake(request)
+        if handshake is not None:
+            # Only the first handshake is believed: otherwise anyone knowing the URL could add a secret of
+            # their own and sign forged events with it. A re-subscription resets the secrets first.
+            if conn.webhook_secrets_sealed and connections.webhook_secrets(conn):
+                raise VerificationFailed("handshake refused: this endpoint already has a secret")
+            connections.set_webhook_secrets(connection_id, [handshake.headers["X-Hook-Secret"]])
+            return IngestResult(provider, handshake=handshake)
+        try:
+            scheme.verify(request, connections.webhook_secret_values(conn), now=time.time())
+        except VerificationFailed as exc:
+            metrics.webhooks_rejected.labels(provider, "signature").inc()
+            _audit_failure(connection_id, str(exc))
+            raise
+        metrics.webhooks_verified.labels(provider).inc()
+        events = _events(scheme, request, provider)
+        recorded = inbox.record_events(provider=provider, connection_id=connection_id, events=events,
+                                       headers=dict(request.headers), raw_body=request.body)
+    _count_duplicates(provider, recorded)
+    return IngestResult(provider, recorded=recorded, dropped=len(events) - len(recorded))
+
+
+def _events(scheme, request: InboundRequest, provider: str):
+    try:
+        return scheme.events(request)
+    except Exception:
+        metrics.webhooks_rejected.labels(provider, "malformed").inc()
+        raise
+
+
+def _count_duplicates(provider: str, recorded) -> None:
+    duplicates = sum(1 for r in recorded if r.duplicate)
+    if duplicates:
+        metrics.events_deduplicated.labels(provider).inc(duplicates)
+
+
+def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
+    if provider not in APP_PROVIDERS:
+        metrics.webhooks_rejected.labels("unknown", "unknown-provider").inc()
+        raise UnknownEndpoint(f"no app-level webhooks for {provider!r}")
+    metrics.webhooks_received.labels(provider).inc()
+    scheme = get_scheme(provider)
+    try:
+        scheme.verify(request, settings().app_webhook_secrets.get(provider, ()), now=time.time())
+    except VerificationFailed:
+        metrics.webhooks_rejected.labels(provider, "signature").inc()
+        raise
+    metrics.webhooks_verified.labels(provider).inc()
+    events = _events(scheme, request, provider)
+    by_account = defaultdict(list)
+    for event in events:
+        by_account[event.account_id].append(event)
+    owners = connections.resolve_accounts(provider, {a for a in by_account if a})
+    for tenant, _ in owners.values():  # before anything is kept: the whole delivery comes again
+        _refuse_if_moving(tenant, provider)
+    result = IngestResult(provider)
+    for account, account_events in by_account.items():
+        owner = owners.get(account)
+        if owner is None or owner[0].status != "active":
+            result.dropped += len(account_events)
+            metrics.webhooks_unrouted.labels(provider).inc(len(account_events))
+            log.info("dropped %d %s event(s) for unowned account", len(account_events), provider)
+            continue
+        tenant, connection_id = owner
+        single = len(by_account) == 1  # never store a body that carries another tenant's events
+        with tenant_context(tenant):
+            recorded = inbox.record_events(
+                provider=provider, connection_id=connection_id, events=account_events,
+                headers=dict(request.headers), raw_body=request.body if single else None)
+        result.recorded += recorded
+        if len(recorded) < len(account_events):  # the connection was removed a moment ago
+            result.dropped += len(account_events) - len(recorded)
+            metrics.webhooks_unrouted.labels(provider).inc(len(account_events) - len(recorded))
+    _count_duplicates(provider, result.recorded)
+    return result
+
+

@@ -1,0 +1,84 @@
+"""The Celery app every process publishes through; tasks themselves live in `workers/`."""
+from __future__ import annotations
+
+from kombu import Exchange, Queue, pools
+from kombu.transport import redis as kombu_redis
+
+from core.platform.config import Settings
+from core.platform.logs import install_celery_propagation
+from tenancy.celery import TenantCelery
+from tenancy.db import get_router
+from tenancy.provisioning import load_tenant_ref
+
+# Notifications have their own queue on the same broker, so a Novu outage (tasks waiting out their backoff) never
+# queues ahead of jobs, and notification workers can be run and scaled apart (`zixly worker -Q notifications`).
+# A worker given no -Q consumes both.
+NOTIFICATIONS_QUEUE = "notifications"
+QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in ("zixly", NOTIFICATIONS_QUEUE))
+ROUTES = {"zixly.tenant.send_notification": {"queue": NOTIFICATIONS_QUEUE}}
+
+
+class _Channel(kombu_redis.Channel):
+    """kombu's Redis channel builds a new `redis.Redis` for every message it publishes (registering some 170
+    response callbacks each time: ~4 % of a webhook's CPU). This one keeps one per connection pool: a client is
+    thread-safe, the pool does the sharing, and a new pool (after a reconnect) gets a new client."""
+
+    _publish_client = None
+
+    def _create_client(self, asynchronous=False):
+        if asynchronous:
+            return super()._create_client(asynchronous=True)
+        client = self._publish_client
+        if client is None or client.connection_pool is not self.pool:
+            client = self._publish_client = super()._create_client()
+        return client
+
+
+class Transport(kombu_redis.Transport):
+    Channel = _Channel
+
+
+celery_app = TenantCelery("zixly", load_tenant=lambda slug: load_tenant_ref(get_router(), slug))
+install_celery_propagation(celery_app)
+
+
+def configure(settings: Settings) -> None:
+    if celery_app.conf.broker_url and celery_app.conf.broker_url != settings.redis_url:
+        pools.reset()  # pooled broker connections (kombu keeps a global registry) point at the old server
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+    celery_app.conf.update(
+        broker_url=settings.redis_url,
+        # plain redis:// only: rediss:// keeps kombu's own transport and its TLS handling
+        broker_transport="core.platform.queue:Transport" if settings.redis_url.startswith("redis://") else None,
+        result_backend=settings.redis_url,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_acks_late=True,  # a task lost with its worker is redelivered, not dropped
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_concurrency=settings.worker_processes,
+        task_default_queue="zixly",
+        task_queues=QUEUES,
+        task_routes=ROUTES,
+        broker_connection_retry_on_startup=True,
+        # short socket timeouts: a publish while Redis is down fails fast and the outbox keeps the message
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout,
+                                  "socket_connect_timeout": 1, "socket_timeout": 5,
+                                  # sweep for messages of dead workers every few seconds, not every 100 s
+                                  "unacked_restore_interval": max(1, min(10, settings.broker_visibility_timeout // 3)),
+                                  "unacked_restore_throttle": 1},
+        broker_connection_timeout=1,
+        task_publish_retry=False,
+        result_expires=86400,
+        timezone="UTC",
+        beat_schedule={
+            "prune-idempotency-records": {"task": "zixly.fleet.prune_idempotency_records", "schedule": 3600.0},
+            "relay-outbox": {"task": "zixly.fleet.relay_outbox", "schedule": 10.0},
+            "relay-outbound": {"task": "zixly.fleet.relay_outbound", "schedule": 15.0},
+            "requeue-stale-notifications": {"task": "zixly.fleet.requeue_stale_notifications", "schedule": 300.0},
+            "refill-schema-pool": {"task": "zixly.fleet.refill_schema_pool", "schedule": 60.0},
+            "schedule-polls": {"task": "zixly.fleet.schedule_polls", "schedule": 30.0},
+        },
+    )
