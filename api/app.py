@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 
 import marshmallow as ma
-from sqlalchemy.exc import DataError
 from flask import Flask
 from flask_smorest import Api
+from sqlalchemy.exc import DataError
 
 from api import auth, docs, limits, observability, openapi, problems
 from api.resources import (
@@ -26,10 +26,10 @@ from api.tokens import TokenVerifier
 from connectors.base import MalformedPayload, VerificationFailed
 from connectors.errors import ConnectorError
 from connectors.registry import UnknownProvider
-from core.tenants import apikeys as core_apikeys
 from core.inbound import webhooks
 from core.platform import crypto, errors, runtime
 from core.platform.config import Settings
+from core.tenants import apikeys as core_apikeys
 from tenancy import provisioning
 from tenancy.context import InvalidSlug
 from tenancy.db import get_router

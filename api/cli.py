@@ -41,8 +41,8 @@ def tenants():
 @click.option("--shard", default=None)
 def tenants_create(slug, name, plan, admin_email, shard):
     """Provision a tenant and print its first ADMIN API key (shown once)."""
-    from core.tenants import service as svc
     from core.platform.actors import Actor
+    from core.tenants import service as svc
 
     _boot()
     tenant, key, secret = svc.create_tenant(slug=slug, name=name or slug, plan=plan, admin_email=admin_email,
@@ -214,7 +214,8 @@ def keys_rotate():
     """Re-seal every tenant's secrets under the primary data key (the first of ZIXLY_DATA_KEYS).
     Safe to run while serving: old keys keep working until this finishes and they are removed."""
     _boot()
-    from core.connections.service import rotate_data_keys
+    from core.connections.key_rotation import rotate_data_keys
+
     from tenancy.db import catalog_session
     from tenancy.models import Tenant
 
@@ -362,8 +363,8 @@ def _prepare_database() -> None:
 
 def _demo_tenant_key() -> str:
     """Create the demo tenant once; keep its key in .zixly/ so a second run prints the same one."""
-    from core.tenants import service as svc
     from core.platform.actors import Actor
+    from core.tenants import service as svc
     from tenancy import apikeys, provisioning
     from tenancy.db import catalog_session, get_router
 

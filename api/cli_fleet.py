@@ -198,8 +198,8 @@ def shards_distribute(name):
 @click.option("--lock-timeout", default="10s", show_default=True, callback=_lock_timeout)
 def tenants_move(slug, to_shard, undo, lock_timeout):
     """Move a tenant to another shard: suspend, copy, verify, switch, resume (old copy kept)."""
-    from core.tenants import service as svc
     from core.platform.actors import Actor
+    from core.tenants import service as svc
     from tenancy.shards import ShardError
 
     if bool(to_shard) == undo:

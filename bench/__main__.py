@@ -102,8 +102,8 @@ def bench_routing(n: int) -> dict:
     from api.common import page
     from api.resources.tenant import AuditPageSchema, AuditQueryArgsSchema
     from core.platform import runtime
-    from core.tenants import service as tenants
     from core.platform.actors import Actor
+    from core.tenants import service as tenants
     from tenancy import apikeys
     from tenancy.db import catalog_session, get_router
 
@@ -194,10 +194,10 @@ def main() -> None:
     from api.tokens import generate_signing_key
     from bench.ingest import bench_ingest
     from bench.jobs_e2e import bench_jobs
+    from core.devstack import DevStack
     from core.platform import runtime
     from core.platform.config import Settings
     from core.platform.crypto import generate_key
-    from core.devstack import DevStack
     from tenancy.db import get_router
     from tenancy.migrate import upgrade_catalog
 

@@ -176,12 +176,12 @@ def _notes(b: dict, g: dict, opened: dict, rate: float) -> str:
 def bench_ingest(settings, *, seconds: float = 10.0, progress=None) -> dict:
     from sqlalchemy import func, select, text
 
-    from core.connections import service as connections
-    from core.tenants import service as tenants
-    from core.platform.actors import Actor
+    from core.connections import store
     from core.devstack import free_port
     from core.inbound.models import InboundEvent
     from core.jobs.models import Job
+    from core.platform.actors import Actor
+    from core.tenants import service as tenants
     from tenancy.apikeys import tenant_ref
     from tenancy.context import tenant_context
     from tenancy.db import get_router, tenant_session
@@ -191,7 +191,7 @@ def bench_ingest(settings, *, seconds: float = 10.0, progress=None) -> dict:
     tenant, _, _ = tenants.create_tenant(slug=slug, name="Ingest", plan="enterprise", actor=Actor("staff", "bench"))
     ref = tenant_ref(tenant)
     with tenant_context(ref):
-        connections.create_connection(provider="xero", account_id=org)
+        store.create_connection(provider="xero", account_id=org)
     env = child_env(settings, ZIXLY_XERO_APP_WEBHOOK_SECRETS=key)
     with get_router().catalog_engine.begin() as connection:
         connection.execute(text(f"DROP TABLE IF EXISTS {FLOOR_TABLE}"))

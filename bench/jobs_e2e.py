@@ -135,8 +135,8 @@ def _latencies(ref, exclude) -> tuple[float, float]:
 
 def bench_jobs(settings, *, jobs: int = 1000, progress=None, timeout: float | None = None) -> dict:
     from core.jobs import service as core_jobs
-    from core.tenants import service as tenants
     from core.platform.actors import Actor
+    from core.tenants import service as tenants
     from tenancy.apikeys import tenant_ref
     from tenancy.context import tenant_context
 

@@ -98,9 +98,9 @@ def bench_outbound(settings, *, aws_endpoint_url: str, deliveries: int = 1000, p
                    timeout: float | None = None) -> dict:
     from core.outbound import service as outbound
     from core.platform import aws, runtime
-    from core.tenants import service as tenants
     from core.platform.actors import Actor
     from core.platform.crypto import generate_key
+    from core.tenants import service as tenants
     from sandbox import Simulator
     from tenancy.apikeys import tenant_ref
     from tenancy.context import tenant_context

@@ -51,9 +51,9 @@ def bench_workflow(settings, *, aws_endpoint_url: str, samples: int = int(os.env
     from api.app import create_app
     from core.outbound import service as outbound
     from core.platform import aws, runtime
-    from core.tenants import service as tenants
     from core.platform.actors import Actor
     from core.platform.crypto import generate_key
+    from core.tenants import service as tenants
     from sandbox import Simulator
 
     progress = progress or progress_line

@@ -7,7 +7,7 @@ import socket
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
-from connectors.errors import UnsafeAddress, Unresolvable
+from connectors.errors import Unresolvable, UnsafeAddress
 
 Resolver = Callable[[str], Iterable[str]]
 

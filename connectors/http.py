@@ -17,8 +17,8 @@ from connectors.errors import (
     RateLimited,
     TokenRejected,
     Transient,
-    UnsafeAddress,
     Unresolvable,
+    UnsafeAddress,
 )
 from connectors.hosts import ensure_public_host
 from connectors.ratelimits import RateLimitInfo, parse_rate_limit

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import threading
 import time
-from urllib.parse import unquote, urlsplit
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
 
 import requests
 from werkzeug.serving import WSGIRequestHandler, make_server

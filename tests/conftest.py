@@ -16,9 +16,9 @@ import redis as redis_lib
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from core.devstack import DevStack, EmbeddedPostgres
 from core.platform import runtime
 from core.platform.config import Settings
-from core.devstack import DevStack, EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_HOME = Path(os.environ.get("ZIXLY_TEST_HOME") or ROOT / ".zixly" / "test")  # one per concurrent run
@@ -129,8 +129,8 @@ class TenantHandle:
 
 @pytest.fixture()
 def make_tenant(app):
-    from core.tenants import service as tenants
     from core.platform.actors import Actor
+    from core.tenants import service as tenants
 
     def factory(prefix="t", plan="free"):
         tenant, _key, secret = tenants.create_tenant(slug=unique_slug(prefix), name=f"{prefix} Ltd", plan=plan,

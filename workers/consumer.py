@@ -21,7 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from core.outbound import delivery, service as outbound
+from core.outbound import delivery
+from core.outbound import service as outbound
 from core.platform import aws
 
 log = logging.getLogger("zixly.consumer")

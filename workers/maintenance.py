@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from core.inbound import polling
 from core.platform import maintenance
-from core.tenants import service as tenants
 from core.platform.queue import celery_app
+from core.tenants import service as tenants
 
 
 @celery_app.task(name="zixly.fleet.prune_idempotency_records")

@@ -15,7 +15,7 @@ from flask_smorest import Blueprint
 from api.auth import access
 from api.common import PageArgsSchema, decode_uuid_cursor, idempotent, page
 from connectors.registry import CONNECTORS
-from core.connections import service as connections
+from core.connections import api_calls, hook_secrets, oauth, providers, sealing, store
 from core.platform.runtime import settings
 
 blp = Blueprint("connections", __name__, url_prefix="/v1/connections",
@@ -23,7 +23,7 @@ blp = Blueprint("connections", __name__, url_prefix="/v1/connections",
                             "webhook endpoints.")
 oauth_blp = Blueprint("oauth", __name__, url_prefix="/v1/oauth", description="OAuth consent callback.")
 
-PROVIDERS = sorted([*CONNECTORS, *connections.WEBHOOK_ONLY])
+PROVIDERS = sorted([*CONNECTORS, *providers.WEBHOOK_ONLY])
 STATUSES = ["pending", "select_account", "active", "reauth_required"]
 
 
@@ -147,14 +147,14 @@ def _hook_url(token: str | None) -> str | None:
 
 
 def _view(conn, **extra) -> dict:
-    secrets_ = connections.webhook_secrets(conn)
+    secrets_ = sealing.webhook_secrets(conn)
     return {
         "id": str(conn.id), "provider": conn.provider, "status": conn.status, "name": conn.name,
         "account_id": conn.account_id, "account_name": conn.account_name, "accounts": conn.accounts,
         "options": conn.options or {}, "own_app": bool(conn.app_client_id),
         "token_expires_at": conn.token_expires_at, "authorized_at": conn.authorized_at,
         "last_error": conn.last_error, "created_at": conn.created_at, "updated_at": conn.updated_at,
-        "webhook": {"url": _hook_url(connections.hook_token(conn)),
+        "webhook": {"url": _hook_url(sealing.hook_token(conn)),
                     "secrets": [{"id": s["id"], "created_at": s.get("created_at"), "hint": s["secret"][-4:]}
                                 for s in secrets_]},
         **extra,
@@ -168,7 +168,7 @@ class Connections(MethodView):
     @blp.response(200, ConnectionPageSchema)
     def get(self, args):
         """List connections (never tokens or secrets)."""
-        rows = connections.list_connections(limit=args["limit"] + 1, after=decode_uuid_cursor(args["cursor"]),
+        rows = store.list_connections(limit=args["limit"] + 1, after=decode_uuid_cursor(args["cursor"]),
                                             provider=args["provider"], status=args["status"])
         result = page(rows, args["limit"], lambda c: str(c.id))
         result["items"] = [_view(c) for c in result["items"]]
@@ -180,7 +180,7 @@ class Connections(MethodView):
     @blp.response(201, ConnectionStartedSchema)
     def post(self, data):
         """Start a connection: stored as `pending`, with the provider consent URL to send the user to."""
-        started = connections.start_connection(actor=g.actor, **data)
+        started = oauth.start_connection(actor=g.actor, **data)
         return _view(started.connection, authorize_url=started.authorize_url,
                      webhook_secret=started.new_secret), 201
 
@@ -191,20 +191,20 @@ class ConnectionById(MethodView):
     @blp.response(200, ConnectionSchema)
     def get(self, connection_id):
         """Read a connection (never tokens or secrets)."""
-        return _view(connections.get_connection(connection_id))
+        return _view(store.get_connection(connection_id))
 
     @access("ADMIN")
     @blp.arguments(ConnectionPatchSchema)
     @blp.response(200, ConnectionSchema)
     def patch(self, data, connection_id):
         """Rename, change options, or choose the provider account after consent."""
-        return _view(connections.update_connection(connection_id, actor=g.actor, **data))
+        return _view(store.update_connection(connection_id, actor=g.actor, **data))
 
     @access("ADMIN")
     @blp.response(204)
     def delete(self, connection_id):
         """Revoke at the provider (where it can), wipe the tokens and secrets, stop routing its webhooks."""
-        connections.delete_connection(connection_id, actor=g.actor)
+        store.delete_connection(connection_id, actor=g.actor)
 
 
 @blp.route("/<string:connection_id>/test")
@@ -213,7 +213,7 @@ class ConnectionTest(MethodView):
     @blp.response(200, TestResultSchema)
     def post(self, connection_id):
         """Make one cheap authenticated call to the provider and report how it went."""
-        return connections.test_connection(connection_id, actor=g.actor)
+        return api_calls.test_connection(connection_id, actor=g.actor)
 
 
 @blp.route("/<string:connection_id>/authorize")
@@ -222,7 +222,7 @@ class ConnectionAuthorize(MethodView):
     @blp.response(200, AuthorizeSchema)
     def post(self, connection_id):
         """A fresh consent URL (to finish a pending connection or re-authorise one)."""
-        conn, url = connections.reauthorize(connection_id, actor=g.actor)
+        conn, url = oauth.reauthorize(connection_id, actor=g.actor)
         return {"id": str(conn.id), "authorize_url": url}
 
 
@@ -233,7 +233,7 @@ class WebhookSecrets(MethodView):
     @blp.response(201, SecretCreatedSchema)
     def post(self, data, connection_id):
         """Add a webhook secret; the older ones stay valid until retired (rotation without downtime)."""
-        return connections.add_webhook_secret(connection_id, actor=g.actor, secret=data["secret"]), 201
+        return hook_secrets.add_webhook_secret(connection_id, actor=g.actor, secret=data["secret"]), 201
 
 
 @blp.route("/<string:connection_id>/webhook/secrets/<string:secret_id>")
@@ -242,7 +242,7 @@ class WebhookSecretById(MethodView):
     @blp.response(204)
     def delete(self, connection_id, secret_id):
         """Retire a webhook secret; deliveries signed with it are refused from now on."""
-        connections.retire_webhook_secret(connection_id, secret_id, actor=g.actor)
+        hook_secrets.retire_webhook_secret(connection_id, secret_id, actor=g.actor)
 
 
 class CallbackArgsSchema(ma.Schema):
@@ -270,7 +270,7 @@ class OAuthCallback(MethodView):
         """Where the provider sends the user after consent: checks the single-use state, exchanges the code,
         stores the tokens sealed, and redirects to the configured return URL (or answers JSON)."""
         params = {k: v for k, v in request.args.items() if isinstance(v, str)}
-        result = connections.complete_oauth(params)
+        result = oauth.complete_oauth(params)
         target = settings().oauth_return_url
         if target:
             sep = "&" if "?" in target else "?"

@@ -11,7 +11,8 @@ from flask_smorest import Blueprint
 
 from api.auth import access
 from api.common import JsonBoolean, PageArgsSchema, decode_time_cursor, page
-from core.notify import service as notify, settings as notify_settings
+from core.notify import service as notify
+from core.notify import settings as notify_settings
 from notifications.novu import WORKFLOWS
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1",

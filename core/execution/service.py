@@ -12,8 +12,10 @@ import time
 from sqlalchemy import bindparam, case, func, insert, literal, select, update
 
 from connectors.errors import ConnectorError, InvalidOptions, RateLimited, ReauthRequired, Transient
-from core.platform import metrics, outbox, signals
-from core.platform.errors import PermanentError, RetryableError
+from core.connections import api_calls, store
+from core.inbound.models import InboundEvent
+from core.jobs import artifacts
+from core.jobs.models import Job, JobStep, RelatedRecord
 from core.jobs.service import (
     BACKOFF_BASE,
     COMPLETED,
@@ -26,8 +28,9 @@ from core.jobs.service import (
     parse_job_id,
     transition,
 )
-from core.inbound.models import InboundEvent
-from core.jobs.models import Job, JobStep, RelatedRecord
+from core.outbound import service as outbound
+from core.platform import metrics, outbox, signals
+from core.platform.errors import PermanentError, RetryableError
 from core.workflows.models import WorkflowSetting
 from core.workflows.registry import WORKFLOWS
 from tenancy.context import current_tenant
@@ -55,20 +58,15 @@ class JobContext:
 
     def call(self, role: str, operation: str, *args, **kwargs):
         """A read (or idempotent call) against the connection bound to `role`, with typed errors translated."""
-        from core.connections import service as connections
-
         with provider_errors():
-            return connections.call(self.connection(role), operation, *args, **kwargs)
+            return api_calls.call(self.connection(role), operation, *args, **kwargs)
 
     def deliver(self, name: str, role: str, *, record_key: str, operation: str, args: dict, timeout: float = 30.0):
         """A write, sent through the provider's ordered outbound queue; runs once per job (the delivery is
         de-duplicated on job and step) and returns the provider's answer."""
         def send():
-            from core.connections import service as connections
-            from core.outbound import service as outbound
-
             conn_id = self.connection(role)
-            provider = connections.get_connection(conn_id).provider
+            provider = store.get_connection(conn_id).provider
             delivery_id = outbound.request(provider=provider, connection_id=conn_id, record_key=record_key,
                                            operation=operation, args=args, dedup_key=f"{self.job_id}:{name}",
                                            job_id=self.job_id)
@@ -89,8 +87,6 @@ class JobContext:
                                       record_id=str(record_id), action=action, detail=detail))
 
     def artifact(self, name: str, body: bytes, content_type: str = "application/json") -> str:
-        from core.jobs import artifacts
-
         return artifacts.put(self.job_id, name, body, content_type)
 
     def step(self, name: str, fn):

@@ -7,16 +7,16 @@ from dataclasses import dataclass
 from sqlalchemy import String, bindparam, cast, column, exists, func, insert, literal, or_, select, true, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from core.platform import metrics, outbox
-from core.platform.actors import Actor
-from core.platform.errors import NotFound
-from core.jobs.service import QUEUED, RUN_JOB, add_job
 from core.connections.models import Connection
 from core.inbound.models import InboundEvent
 from core.jobs.models import Job
+from core.jobs.service import QUEUED, RUN_JOB, add_job
+from core.platform import metrics, outbox
+from core.platform.actors import Actor
+from core.platform.errors import NotFound
 from core.platform.models import OutboxMessage
-from core.workflows.models import WorkflowSetting
 from core.platform.sqlcache import insert_or_skip
+from core.workflows.models import WorkflowSetting
 from core.workflows.registry import WORKFLOWS
 from tenancy.db import tenant_autocommit, tenant_session, tenant_transaction
 

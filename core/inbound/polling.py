@@ -11,9 +11,9 @@ from sqlalchemy.dialects.postgresql import insert
 
 from connectors.base import WebhookEvent
 from core.inbound import inbox
-from core.platform import outbox
-from core.jobs.service import add_job
 from core.inbound.models import PollCursor
+from core.jobs.service import add_job
+from core.platform import outbox
 from core.workflows.models import WorkflowSetting
 from core.workflows.registry import WORKFLOWS
 from tenancy.db import tenant_session, tenant_transaction

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from connectors.base import Handshake, InboundRequest, VerificationFailed
 from connectors.registry import get_scheme
-from core.connections import service as connections
+from core.connections import hook_secrets, routing, sealing, store
 from core.inbound import inbox
 from core.platform import audit, metrics
 from core.platform.actors import Actor
@@ -67,7 +67,7 @@ def _audit_failure(connection_id, reason: str) -> None:
 
 
 def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
-    found = connections.resolve_endpoint(token)
+    found = routing.resolve_endpoint(token)
     if found is None:
         metrics.webhooks_rejected.labels("unknown", "unknown-endpoint").inc()
         raise UnknownEndpoint("no webhook endpoint with this token")
@@ -78,17 +78,17 @@ def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
         raise TenantNotReceiving(f"tenant is {tenant.status}")
     scheme = get_scheme(provider)
     with tenant_context(tenant):
-        conn = connections.get_connection(connection_id)
+        conn = store.get_connection(connection_id)
         handshake = scheme.handshake(request)
         if handshake is not None:
             # Only the first handshake is believed: otherwise anyone knowing the URL could add a secret of
             # their own and sign forged events with it. A re-subscription resets the secrets first.
-            if conn.webhook_secrets_sealed and connections.webhook_secrets(conn):
+            if conn.webhook_secrets_sealed and sealing.webhook_secrets(conn):
                 raise VerificationFailed("handshake refused: this endpoint already has a secret")
-            connections.set_webhook_secrets(connection_id, [handshake.headers["X-Hook-Secret"]])
+            hook_secrets.set_webhook_secrets(connection_id, [handshake.headers["X-Hook-Secret"]])
             return IngestResult(provider, handshake=handshake)
         try:
-            scheme.verify(request, connections.webhook_secret_values(conn), now=time.time())
+            scheme.verify(request, sealing.webhook_secret_values(conn), now=time.time())
         except VerificationFailed as exc:
             metrics.webhooks_rejected.labels(provider, "signature").inc()
             _audit_failure(connection_id, str(exc))
@@ -131,7 +131,7 @@ def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
     by_account = defaultdict(list)
     for event in events:
         by_account[event.account_id].append(event)
-    owners = connections.resolve_accounts(provider, {a for a in by_account if a})
+    owners = routing.resolve_accounts(provider, {a for a in by_account if a})
     for tenant, _ in owners.values():  # before anything is kept: the whole delivery comes again
         _refuse_if_moving(tenant, provider)
     result = IngestResult(provider)

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import String, bindparam, cast, func, insert, literal, select, true, tuple_
 
+from core.jobs.models import Job, JobStep, RelatedRecord
 from core.platform import metrics, outbox
 from core.platform.actors import Actor
 from core.platform.errors import Conflict, Invalid, NotFound
-from core.jobs.models import Job, JobStep, RelatedRecord
 from core.platform.models import OutboxMessage
 from core.workflows.models import WorkflowSetting
 from core.workflows.registry import WORKFLOWS

@@ -9,9 +9,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from core.platform import signals
 from core.connections.models import Connection
 from core.notify.service import notify
+from core.platform import signals
 from notifications import novu
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session

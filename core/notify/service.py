@@ -17,9 +17,9 @@ from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
 from core.notify import settings as notify_settings
+from core.notify.models import Notification
 from core.platform import metrics, outbox
 from core.platform.errors import NotFound
-from core.notify.models import Notification
 from core.platform.runtime import settings
 from notifications import novu
 from tenancy.context import current_tenant

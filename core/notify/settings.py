@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
+from core.notify.models import NotificationSetting
 from core.platform import audit
 from core.platform.actors import Actor
 from core.platform.errors import Invalid
-from core.notify.models import NotificationSetting
 from notifications import novu
 from tenancy.db import tenant_session, tenant_transaction
 

@@ -22,11 +22,12 @@ from sqlalchemy import and_, func, or_, update
 
 from connectors.errors import InvalidOptions, Permanent, RateLimited, ReauthRequired
 from connectors.registry import CONNECTORS
-from core.connections import service as connections
-from core.outbound import service as outbound, token_bucket
+from core.connections import api_calls, providers
+from core.outbound import service as outbound
+from core.outbound import token_bucket
+from core.outbound.models import Delivery
 from core.platform import metrics, signals
 from core.platform.errors import Conflict, Invalid, NotFound
-from core.outbound.models import Delivery
 from tenancy.context import TenantRef, tenant_context, tenant_key
 from tenancy.db import get_router, tenant_session, tenant_transaction
 from tenancy.provisioning import load_tenant_ref
@@ -87,7 +88,7 @@ def _remember_status(provider, method, status, seconds) -> None:
     _last.status = status or None
 
 
-connections.add_response_hook(_remember_status)
+providers.add_response_hook(_remember_status)
 
 
 # -- delivering -----------------------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ def _attempt(row: Delivery, hold: Callable[[float], bool], in_flight: float) -> 
         return _unclaimed(row, in_flight)
     _last.status = None
     try:
-        result = connections.call(row.connection_id, row.operation, **_arguments(row))
+        result = api_calls.call(row.connection_id, row.operation, **_arguments(row))
     except RateLimited as exc:
         metrics.outbound_budget_waits.labels(row.provider, "provider_429").inc()
         token_bucket.block(bucket, quota, exc.retry_after)

@@ -22,11 +22,11 @@ from sqlalchemy.orm import aliased
 from connectors.oauth import Connector
 from connectors.ratelimits import Quota
 from connectors.registry import CONNECTORS
+from core.connections.models import Connection
+from core.outbound.models import Delivery
 from core.platform import audit, aws
 from core.platform.actors import Actor
 from core.platform.errors import Conflict, Invalid, NotFound
-from core.connections.models import Connection
-from core.outbound.models import Delivery
 from core.platform.runtime import settings
 from tenancy.context import current_tenant
 from tenancy.db import tenant_session, tenant_transaction

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import marshmallow as ma
 
-from core.connections import service as connections
+from core.connections import store
 from core.inbound import polling
 from core.platform import audit
 from core.platform.actors import Actor
@@ -79,7 +79,7 @@ def _check_connections(module, bound: dict) -> dict:
             errors[role] = f"this workflow has no {role!r} role (roles: {', '.join(roles) or 'none'})"
             continue
         try:
-            conn = connections.get_connection(conn_id)
+            conn = store.get_connection(conn_id)
         except NotFound:
             errors[role] = f"no connection {conn_id}"
             continue

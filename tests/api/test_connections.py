@@ -12,14 +12,14 @@ import requests
 from sqlalchemy import func, select, text
 
 from connectors.env import ConnectorEnv
-from core.connections import service as connections
+from core.connections import api_calls, key_rotation, providers, routing, sealing, store
+from core.connections.models import Connection
 from core.platform import crypto, runtime
 from core.platform.actors import Actor
-from core.connections.models import Connection
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session, tenant_transaction
-
 from tests.api.conftest import BASE
+
 OPTIONS = {"xero": {}, "hubspot": {}, "shopify": {"shop": "zixly-demo.myshopify.com"}, "asana": {},
            "salesforce": {"login_url": "https://login.salesforce.com"}}
 
@@ -78,7 +78,7 @@ def raw_columns(t, conn_id) -> str:
 def test_full_oauth_dance_then_test_then_delete(client, make_tenant, sim, provider):
     t = make_tenant(f"oa-{provider[:4]}")
     conn = connect(client, t, provider)
-    tokens = connections.tokens_of(row(t, conn["id"]))
+    tokens = sealing.tokens_of(row(t, conn["id"]))
     assert tokens.access_token
     # no token anywhere in what the API says or in the raw row
     body = json.dumps(client.get(f"/v1/connections/{conn['id']}", headers=t.headers).get_json())
@@ -89,11 +89,11 @@ def test_full_oauth_dance_then_test_then_delete(client, make_tenant, sim, provid
     result = client.post(f"/v1/connections/{conn['id']}/test", headers=t.headers).get_json()
     assert result["ok"] is True, result
     # the account is routed to this tenant for app-level webhooks
-    assert connections.resolve_accounts(provider, {conn["account_id"]})[conn["account_id"]][0].slug == t.slug
+    assert routing.resolve_accounts(provider, {conn["account_id"]})[conn["account_id"]][0].slug == t.slug
     before = len(sim.calls(provider))
     assert client.delete(f"/v1/connections/{conn['id']}", headers=t.headers).status_code == 204
     assert client.get(f"/v1/connections/{conn['id']}", headers=t.headers).status_code == 404
-    assert connections.resolve_accounts(provider, {conn["account_id"]}) == {}
+    assert routing.resolve_accounts(provider, {conn["account_id"]}) == {}
     wiped = row(t, conn["id"])
     assert wiped.tokens_sealed is None and wiped.webhook_secrets_sealed is None and wiped.status == "revoked"
     if provider != "asana":  # Asana has no revocation endpoint; the others are told
@@ -118,12 +118,12 @@ def test_state_is_single_use_and_tampering_or_expiry_stores_nothing(client, make
     query2 = follow_consent(again["authorize_url"])
     state2 = parse_qs(query2)["state"][0]
     tokens_before = row(t, created["id"]).tokens_sealed
-    runtime.redis_client().delete(f"zixly:oauth-state:{connections.token_hash(state2)}")  # what the TTL does
+    runtime.redis_client().delete(f"zixly:oauth-state:{sealing.token_hash(state2)}")  # what the TTL does
     assert client.get("/v1/oauth/callback?" + query2).status_code == 400
     assert row(t, created["id"]).tokens_sealed == tokens_before
-    assert runtime.redis_client().ttl(f"zixly:oauth-state:{connections.token_hash('x')}") == -2
+    assert runtime.redis_client().ttl(f"zixly:oauth-state:{sealing.token_hash('x')}") == -2
     r = client.post(f"/v1/connections/{created['id']}/authorize", headers=t.headers).get_json()
-    key = f"zixly:oauth-state:{connections.token_hash(parse_qs(urlsplit(r['authorize_url']).query)['state'][0])}"
+    key = f"zixly:oauth-state:{sealing.token_hash(parse_qs(urlsplit(r['authorize_url']).query)['state'][0])}"
     assert 590 <= runtime.redis_client().ttl(key) <= 600
 
 
@@ -154,9 +154,9 @@ def test_two_workers_refreshing_at_once_make_one_refresh(client, make_tenant, si
     ident = uuid.UUID(conn["id"])
     with tenant_context(t.ref), tenant_transaction() as s:  # the access token is about to expire
         r = s.get(Connection, ident)
-        tokens = connections.tokens_of(r)
+        tokens = sealing.tokens_of(r)
         tokens.expires_at = time.time() + 5
-        connections._store_tokens(r, tokens)
+        sealing.store_tokens(r, tokens)
     refreshes = sim.token_requests("xero", "refresh_token")
     results, errors = [], []
     barrier = threading.Barrier(2)
@@ -165,7 +165,7 @@ def test_two_workers_refreshing_at_once_make_one_refresh(client, make_tenant, si
         try:
             with tenant_context(t.ref):
                 barrier.wait()
-                results.append(connections.api_context(ident).tokens.access_token)
+                results.append(api_calls.api_context(ident).tokens.access_token)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
     threads = [threading.Thread(target=worker) for _ in range(2)]
@@ -185,9 +185,9 @@ def test_refused_refresh_marks_reauth_required_and_emits_the_event(client, make_
     ident = uuid.UUID(conn["id"])
     with tenant_context(t.ref), tenant_transaction() as s:
         r = s.get(Connection, ident)
-        tokens = connections.tokens_of(r)
+        tokens = sealing.tokens_of(r)
         tokens.expires_at = time.time()
-        connections._store_tokens(r, tokens)
+        sealing.store_tokens(r, tokens)
     sim.revoke_grant("xero", tokens.refresh_token)
     seen = []
     receiver = lambda sender, **kw: seen.append(kw)  # noqa: E731
@@ -225,17 +225,17 @@ def test_key_rotation_reseals_everything_and_connections_keep_working(client, ma
     new_spec = f"k-new:{crypto.generate_key()},{simulated.data_keys}"
     runtime.init(dataclasses.replace(simulated, data_keys=new_spec))
     try:
-        summary = connections.rotate_data_keys()
+        summary = key_rotation.rotate_data_keys()
         assert not summary["failed"] and summary["connections_resealed"] >= 2
         for ident in (conn["id"], custom_id):
             raw = raw_columns(t, ident)
             assert "v1:k-new:" in raw and f"v1:{old_kid}:" not in raw
-        assert connections.rotate_data_keys()["connections_resealed"] == 0  # nothing left to do
+        assert key_rotation.rotate_data_keys()["connections_resealed"] == 0  # nothing left to do
         only_new = new_spec.split(",")[0]
         runtime.init(dataclasses.replace(simulated, data_keys=only_new))  # the old key is retired
         assert client.post(f"/v1/connections/{conn['id']}/test", headers=t.headers).get_json()["ok"] is True
         with tenant_context(t.ref):
-            assert connections.webhook_secret_values(connections.get_connection(custom_id)) == [secret]
+            assert sealing.webhook_secret_values(store.get_connection(custom_id)) == [secret]
     finally:
         runtime.init(simulated)
 
@@ -331,7 +331,7 @@ def test_a_shop_name_that_resolves_to_a_private_address_is_refused(client, make_
     def resolver(host, *args, **kwargs):
         asked.append(host)
         return [(2, 1, 6, "", ("10.0.0.5", 443))]
-    monkeypatch.setattr(connections, "connector_env", lambda: ConnectorEnv(resolver=resolver))
+    monkeypatch.setattr(providers, "connector_env", lambda: ConnectorEnv(resolver=resolver))
     r = client.post("/v1/connections", json={"provider": "shopify", "options": {"shop": "internal.myshopify.com"}},
                     headers=t.headers)
     assert r.status_code == 422 and "internal.myshopify.com" in asked
@@ -360,8 +360,8 @@ def test_audit_records_connection_changes(client, make_tenant):
 def test_service_level_create_still_works_without_oauth(make_tenant):
     t = make_tenant("svc")
     with tenant_context(t.ref):
-        conn, token = connections.create_connection(provider="xero", account_id=str(uuid.uuid4()),
+        conn, token = store.create_connection(provider="xero", account_id=str(uuid.uuid4()),
                                                     webhook_secrets=["k1"])
-        assert connections.webhook_secret_values(connections.get_connection(conn.id)) == ["k1"]
-        connections.delete_connection(conn.id, actor=Actor("staff", "pytest"))
-        assert connections.resolve_endpoint(token) is None
+        assert sealing.webhook_secret_values(store.get_connection(conn.id)) == ["k1"]
+        store.delete_connection(conn.id, actor=Actor("staff", "pytest"))
+        assert routing.resolve_endpoint(token) is None

@@ -3,8 +3,8 @@ import dataclasses
 
 from prometheus_client import REGISTRY
 
-from core.platform import runtime
 from core.devstack import free_port
+from core.platform import runtime
 
 
 def test_redis_down(settings, make_tenant):

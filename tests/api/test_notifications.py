@@ -160,8 +160,8 @@ def test_the_admin_named_at_sign_up_is_told_with_the_admins_topic(client, staff_
     r = client.post("/v1/staff/tenants", json={"slug": f"adm-{uuid.uuid4().hex[:8]}", "name": "Adm Ltd",
                                                "admin_email": "Boss@Adm.test"}, headers=staff_headers)
     assert r.status_code == 201, r.get_json()
-    from tenancy.provisioning import load_tenant_ref
     from tenancy.db import get_router
+    from tenancy.provisioning import load_tenant_ref
 
     ref = load_tenant_ref(get_router(), r.get_json()["slug"])
     with tenant_context(ref), tenant_session() as session:

@@ -20,10 +20,10 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
-from core.connections import service as connections
-from core.platform import logs, runtime
+from core.connections import store
 from core.devstack import free_port
 from core.execution.service import execute_job
+from core.platform import logs, runtime
 from tenancy.context import tenant_context
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +73,7 @@ def test_metrics_after_a_flow_has_every_family_with_sensible_values(client, make
     t = make_tenant("obs")
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
     with tenant_context(t.ref):
-        _, token = connections.create_connection(provider="custom", webhook_secrets=[secret])
+        _, token = store.create_connection(provider="custom", webhook_secrets=[secret])
     body = json.dumps({"type": "invoice.paid", "data": {"id": "inv-1"}}).encode()
     msg_id = f"msg_{uuid.uuid4().hex}"
     assert client.post(f"/v1/hooks/{token}", data=body, headers=standard_sign(secret, body, msg_id)).status_code == 200
@@ -186,7 +186,7 @@ def test_webhook_ingress_has_its_own_budget(settings, make_tenant):
     t = make_tenant("hooklim")  # free plan: 60 requests a minute for the API
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
     with tenant_context(t.ref):
-        _, token = connections.create_connection(provider="custom", webhook_secrets=[secret])
+        _, token = store.create_connection(provider="custom", webhook_secrets=[secret])
     for _ in range(60):
         assert limited.get("/v1/tenant", headers=t.headers).status_code == 200
     assert limited.get("/v1/tenant", headers=t.headers).status_code == 429

@@ -9,10 +9,10 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from core.connections import service as connections
-from core.platform import runtime
+from core.connections import store
 from core.inbound.models import InboundEvent
 from core.jobs.models import Job
+from core.platform import runtime
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session
 
@@ -48,7 +48,7 @@ def xero_event(tenant_id, resource_id=None, when="2026-11-25T10:00:00.000"):
 
 def connect(t, provider, account_id=None, secrets=()):
     with tenant_context(t.ref):
-        return connections.create_connection(provider=provider, account_id=account_id, webhook_secrets=list(secrets))
+        return store.create_connection(provider=provider, account_id=account_id, webhook_secrets=list(secrets))
 
 
 def count(t, model):
@@ -260,7 +260,7 @@ def test_a_route_a_moment_behind_never_stores_into_a_deleted_connection(client, 
     stale = routecache.lookup(("account", "xero", org))
     assert stale is not None and stale[1] == conn.id
     with tenant_context(a.ref):
-        connections.delete_connection(conn.id)
+        store.delete_connection(conn.id)
     assert routecache.lookup(("account", "xero", org)) is None  # this process forgot it at once
     routecache.remember(("account", "xero", org), stale)  # as another process still has it
     before = _unrouted()

@@ -11,11 +11,11 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from core.connections import service as connections
-from core.inbound import polling
-from core.jobs import artifacts
+from core.connections import store
 from core.execution.service import execute_job
+from core.inbound import polling
 from core.inbound.models import InboundEvent, PollCursor
+from core.jobs import artifacts
 from core.jobs.models import Job
 from core.workflows.models import WorkflowSetting
 from tenancy.context import tenant_context
@@ -34,7 +34,7 @@ def put(client, t, name, body):
 
 def custom_connection(t, provider, secrets=("hook-secret-123456",), account_id=None):
     with tenant_context(t.ref):
-        conn, token = connections.create_connection(provider=provider, webhook_secrets=list(secrets),
+        conn, token = store.create_connection(provider=provider, webhook_secrets=list(secrets),
                                                     account_id=account_id)
     return str(conn.id), token
 

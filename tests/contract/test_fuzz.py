@@ -62,8 +62,8 @@ def schema_valid_input_is_not_invalid(ctx, response, case):
 def fuzz_auth(app, settings, jwt_keys):
     """A real tenant (enterprise plan, so the fuzz is not mostly 429s) and a staff token."""
     from api.tokens import mint
-    from core.tenants import service as tenants
     from core.platform.actors import Actor
+    from core.tenants import service as tenants
     from tests.conftest import unique_slug
 
     tenant, key, secret = tenants.create_tenant(slug=unique_slug("fuzz"), name="Fuzz Ltd", plan="enterprise",

@@ -50,8 +50,15 @@ def test_generated_client_runs_the_tenant_flow(zixly_client, live_server, tokens
     from zixly_client.api.jobs import get_job_by_id, get_jobs, post_jobs
     from zixly_client.api.staff_tenants import post_tenants
     from zixly_client.api.your_tenant import get_current_tenant
-    from zixly_client.models import (JobCreate, JobCreateInput, JobCreateWorkflow, JobDetail, Problem,
-                                     TenantCreate, TenantCreated)
+    from zixly_client.models import (
+        JobCreate,
+        JobCreateInput,
+        JobCreateWorkflow,
+        JobDetail,
+        Problem,
+        TenantCreate,
+        TenantCreated,
+    )
 
     staff = AuthenticatedClient(base_url=live_server, token=tokens(staff=True), raise_on_unexpected_status=True)
     slug = unique_slug("client")

@@ -6,9 +6,9 @@ from sqlalchemy import select, text
 
 import workers.maintenance as tasks
 from api.cli import main
+from core.jobs.models import Job
 from core.platform import audit, runtime
 from core.platform.actors import Actor
-from core.jobs.models import Job
 from tenancy import fleet, migrate, provisioning, shards
 from tenancy.celery import HEADER
 from tenancy.context import tenant_context

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from core.connections import service as connections
+from core.connections import store
 from core.outbound import service as outbound
 from core.outbound.models import Delivery
 from core.platform.models import AuditEntry
@@ -20,7 +20,7 @@ from tenancy.db import tenant_session, tenant_transaction
 def make_deliveries(t, statuses, provider="hubspot"):
     """One connection and a delivery per status, oldest first."""
     with tenant_context(t.ref):
-        conn, _ = connections.create_connection(provider=provider, name=f"{provider} test")
+        conn, _ = store.create_connection(provider=provider, name=f"{provider} test")
         ids = []
         for n, status in enumerate(statuses):
             ident = outbound.request(provider=provider, connection_id=conn.id, record_key=f"rec:{n}",

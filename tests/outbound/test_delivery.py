@@ -9,8 +9,8 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from core.outbound import service as outbound
-from core.platform.errors import Invalid
 from core.outbound.models import Delivery
+from core.platform.errors import Invalid
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session
 from tests.outbound.conftest import deal, deal_patches, wait_until

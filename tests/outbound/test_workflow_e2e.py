@@ -9,9 +9,9 @@ import uuid
 
 from sqlalchemy import select
 
-from core.platform import runtime
 from core.execution.service import execute_job
 from core.jobs.models import Job
+from core.platform import runtime
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session
 from tests.outbound.conftest import deal

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from core.connections import service as connections
-from core.platform import outbox, runtime
+from core.connections import store
 from core.devstack import redis_server
 from core.jobs.models import Job, JobStep
+from core.platform import outbox, runtime
 from core.platform.models import OutboxMessage
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session
@@ -81,7 +81,7 @@ def test_redis_down_then_back_loses_nothing(own_redis, app, make_tenant, tmp_pat
     t = make_tenant()
     org = str(uuid.uuid4())
     with tenant_context(t.ref):
-        connections.create_connection(provider="xero", account_id=org)
+        store.create_connection(provider="xero", account_id=org)
     server.stop()  # Redis is down while the webhooks arrive
     for i in range(100):
         body = json.dumps({"events": [{

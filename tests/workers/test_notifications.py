@@ -17,9 +17,9 @@ from sqlalchemy import select
 import core.notify.service
 import workers.jobs  # noqa: F401  (registers the tasks)
 import workers.notifications  # noqa: F401
-from core.connections import service as connections
-from core.platform import outbox, signals
+from core.connections import store
 from core.notify.models import Notification
+from core.platform import outbox, signals
 from core.platform.models import OutboxMessage
 from core.platform.queue import celery_app
 from notifications import novu
@@ -126,7 +126,7 @@ def test_a_dead_lettered_delivery_tells_the_configured_people_once(worker, clien
 def test_a_connection_needing_reauth_is_told_once_however_often_it_is_reported(worker, make_tenant, fake_novu):
     a, b = make_tenant("a"), make_tenant("b")
     with tenant_context(a.ref):
-        conn, _token = connections.create_connection(provider="xero", account_id=str(uuid.uuid4()), name="Books")
+        conn, _token = store.create_connection(provider="xero", account_id=str(uuid.uuid4()), name="Books")
     for _ in range(3):  # e.g. every job that touched the connection found its refresh token revoked
         signals.emit(signals.connection_reauth_required, tenant=a.ref, connection_id=conn.id,
                      reason="refresh token revoked")

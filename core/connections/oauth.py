@@ -1,0 +1,183 @@
+"""The OAuth consent flow: start (a single-use state bound to tenant, connection and PKCE verifier, 10 min),
+the provider's callback (exchange the code, bind the account), and re-authorisation."""
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from connectors.errors import ConnectorError, InvalidOptions, Permanent, ReauthRequired
+from connectors.oauth import AccountInfo, ApiContext, TokenSet
+from core.connections.errors import InvalidConnectionOptions, OAuthStateInvalid
+from core.connections.models import Connection
+from core.connections.providers import (
+    WEBHOOK_ONLY,
+    app_credentials,
+    connector,
+    new_secret,
+    options_message,
+    redirect_uri,
+)
+from core.connections.sealing import store_tokens, token_hash, webhook_secrets
+from core.connections.store import SYSTEM, create_connection, get_connection, note_error, register_account
+from core.platform import audit, signals
+from core.platform.actors import Actor
+from core.platform.errors import BadRequest, Conflict, Unavailable, UpstreamFailed
+from core.platform.runtime import redis_client
+from tenancy.apikeys import tenant_ref
+from tenancy.context import TenantRef, current_tenant, tenant_context
+from tenancy.db import catalog_session, catalog_transaction, tenant_transaction
+from tenancy.models import Tenant
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+STATE_TTL = 600
+
+
+@dataclass
+class Started:
+    connection: Connection
+    hook_token: str
+    authorize_url: str | None
+    new_secret: dict | None
+
+
+def start_connection(*, provider: str, name: str, options: dict, actor: Actor, app: dict | None = None,
+                     webhook_secret: str | None = None) -> Started:
+    """Validate, store a pending connection, and hand back the provider's consent URL (or, for webhook-only
+    senders, an active connection with its first generated secret)."""
+    if provider in WEBHOOK_ONLY:
+        if options:
+            raise InvalidConnectionOptions("this provider takes no options")
+        secret = webhook_secret or new_secret(provider)
+        conn, token = create_connection(provider=provider, name=name, webhook_secrets=[secret], status="active")
+        audit.record_now(actor=actor, action="connection.created", target_type="connection",
+                         target_id=str(conn.id), details={"provider": provider})
+        return Started(conn, token, None, webhook_secrets(conn)[0])
+    plugin = connector(provider)
+    try:
+        options = plugin.validate_options(dict(options or {}))
+    except InvalidOptions as exc:
+        raise InvalidConnectionOptions(options_message(exc)) from None
+    if app is None:
+        app_credentials(provider)  # fail now, before storing anything, if Zixly has no app for it
+    conn, token = create_connection(provider=provider, name=name, options=options, status="pending", app=app,
+                                    webhook_secrets=[webhook_secret] if webhook_secret else None)
+    url = authorize(conn)
+    audit.record_now(actor=actor, action="connection.created", target_type="connection", target_id=str(conn.id),
+                     details={"provider": provider, "own_app": bool(app)})
+    return Started(conn, token, url, None)
+
+
+def authorize(conn: Connection) -> str:
+    """A fresh consent URL; its state is single-use, bound to tenant, connection and PKCE verifier, 10 min."""
+    plugin = connector(conn.provider)
+    state = secrets.token_urlsafe(32)
+    verifier = secrets.token_urlsafe(64) if plugin.supports_pkce else None
+    record = {"tenant_id": current_tenant().id, "connection_id": str(conn.id), "verifier": verifier,
+              "redirect_uri": redirect_uri()}
+    try:
+        redis_client().set(f"zixly:oauth-state:{token_hash(state)}", json.dumps(record), ex=STATE_TTL)
+    except Exception as exc:
+        raise Unavailable(f"cannot start the consent flow right now ({type(exc).__name__})") from None
+    return plugin.authorization_url(app_credentials(conn.provider, conn), redirect_uri=record["redirect_uri"],
+                                    state=state, code_verifier=verifier, options=conn.options)
+
+
+def reauthorize(connection_id, *, actor: Actor) -> tuple[Connection, str]:
+    conn = get_connection(connection_id)
+    if conn.provider in WEBHOOK_ONLY:
+        raise Conflict("this connection has no OAuth consent")
+    audit.record_now(actor=actor, action="connection.reauthorize_started", target_type="connection",
+                     target_id=str(conn.id))
+    return conn, authorize(conn)
+
+
+def _pop_state(state: str) -> dict:
+    if not state or len(state) > 512:
+        raise OAuthStateInvalid("missing or malformed state")
+    try:
+        raw = redis_client().getdel(f"zixly:oauth-state:{token_hash(state)}")
+    except Exception as exc:
+        raise Unavailable(f"cannot check the consent state right now ({type(exc).__name__})") from None
+    if raw is None:
+        raise OAuthStateInvalid("unknown, expired or already used state; start the connection again")
+    return json.loads(raw)
+
+
+@dataclass
+class CallbackResult:
+    tenant: TenantRef
+    connection: Connection
+
+
+def complete_oauth(params: dict) -> CallbackResult:
+    """The provider sent the user back: check the state (single use), exchange the code, bind the account."""
+    record = _pop_state(params.get("state") or "")
+    with catalog_session() as session:
+        tenant_row = session.get(Tenant, int(record["tenant_id"]))
+    if tenant_row is None or tenant_row.status != "active":
+        raise OAuthStateInvalid("the tenant of this consent is not active")
+    tenant = tenant_ref(tenant_row)
+    with tenant_context(tenant):
+        conn = get_connection(record["connection_id"])
+        if params.get("error"):
+            note_error(conn.id, f"consent refused: {params.get('error')}")
+            raise BadRequest(f"the provider reported {params.get('error')!r}: "
+                             f"{(params.get('error_description') or '')[:200]}")
+        if not params.get("code"):
+            raise OAuthStateInvalid("the callback carries no authorization code")
+        plugin = connector(conn.provider)
+        try:
+            tokens = plugin.exchange_code(app_credentials(conn.provider, conn), code=params["code"],
+                                          redirect_uri=record["redirect_uri"], code_verifier=record["verifier"],
+                                          options=conn.options, params=dict(params))
+            accounts = plugin.list_accounts(ApiContext(tokens, conn.options, None), conn.options)
+        except InvalidOptions as exc:
+            raise BadRequest(options_message(exc)) from None
+        except (Permanent, ReauthRequired) as exc:
+            note_error(conn.id, f"code exchange refused: {exc}")
+            raise BadRequest(f"the provider refused the authorization code ({exc})") from None
+        except ConnectorError as exc:
+            raise UpstreamFailed(f"{conn.provider} did not complete the exchange ({type(exc).__name__})") from None
+        conn = _bind(conn, tokens, accounts)
+    return CallbackResult(tenant, conn)
+
+
+def _bind(conn: Connection, tokens: TokenSet, accounts: list[AccountInfo]) -> Connection:
+    wanted = conn.account_id or (conn.options or {}).get("account_id")
+    chosen = None
+    if wanted:
+        chosen = next((a for a in accounts if a.account_id == wanted), None)
+        if chosen is None:
+            note_error(conn.id, "the consented account is not the one this connection is bound to")
+            raise Conflict("the account you consented to is not the one this connection is bound to")
+    elif len(accounts) == 1:
+        chosen = accounts[0]
+    elif not accounts:
+        note_error(conn.id, "the provider returned no account for this consent")
+        raise BadRequest("the provider returned no account for this consent")
+    tenant = current_tenant()
+    if chosen is not None:
+        with catalog_transaction() as session:
+            register_account(session, tenant, conn.id, conn.provider, chosen.account_id)
+    with tenant_transaction() as session:
+        row = session.get(Connection, conn.id, with_for_update=True)
+        store_tokens(row, tokens)
+        row.last_error = None
+        if chosen is None:
+            row.status = "select_account"
+            row.accounts = [{"account_id": a.account_id, "name": a.name} for a in accounts]
+        else:
+            row.status, row.account_id, row.account_name = "active", chosen.account_id, chosen.name
+            row.accounts, row.authorized_at = None, _now()
+    conn = get_connection(conn.id)
+    audit.record_now(actor=SYSTEM, action="connection.authorized", target_type="connection",
+                     target_id=str(conn.id), details={"status": conn.status, "account_id": conn.account_id})
+    if conn.status == "active":
+        signals.emit(signals.connection_activated, tenant=tenant, connection_id=conn.id)
+    return conn
