@@ -96,6 +96,7 @@ def _latencies(ref, ids) -> tuple[float, float]:
 
 def bench_outbound(settings, *, aws_endpoint_url: str, deliveries: int = 1000, progress=None,
                    timeout: float | None = None) -> dict:
+    from core.outbound import queues, writes
     from core.outbound import service as outbound
     from core.platform import aws, runtime
     from core.platform.actors import Actor
@@ -120,7 +121,7 @@ def bench_outbound(settings, *, aws_endpoint_url: str, deliveries: int = 1000, p
     tmp = Path(tempfile.mkdtemp(prefix="zixly-bench-outbound-"))
     procs = []
     try:
-        aws.ensure_outbound_queues(outbound.sqs_client(), prefix=prefix, providers=("hubspot",))
+        aws.ensure_outbound_queues(queues.sqs_client(), prefix=prefix, providers=("hubspot",))
         tenant, _, secret = tenants.create_tenant(slug=f"bench-out-{secrets.token_hex(3)}", name="Outbound",
                                                   plan="enterprise", actor=Actor("staff", "bench"))
         ref, connection = tenant_ref(tenant), uuid.UUID(_connect_hubspot(local, secret))
@@ -131,7 +132,7 @@ def bench_outbound(settings, *, aws_endpoint_url: str, deliveries: int = 1000, p
 
         def request(n: int) -> uuid.UUID:
             deal = deals[n % DEALS]
-            return outbound.request(provider="hubspot", connection_id=connection, record_key=f"deal:{deal}",
+            return writes.request(provider="hubspot", connection_id=connection, record_key=f"deal:{deal}",
                                     operation="update_deal", args={"deal_id": deal, "properties": {"amount": str(n)}},
                                     dedup_key=f"bench:{n}")
 
@@ -144,7 +145,7 @@ def bench_outbound(settings, *, aws_endpoint_url: str, deliveries: int = 1000, p
                                tmp / f"consumer-{i}.log"))
         with tenant_context(ref):  # readiness: one delivery all the way through
             warm = request(-1)
-            outbound.wait(warm, timeout=120)
+            writes.wait(warm, timeout=120)
         progress("outbound: consumers ready", 0, deliveries)
         failures: list[BaseException] = []
         requested: list[uuid.UUID] = []
@@ -168,7 +169,7 @@ def bench_outbound(settings, *, aws_endpoint_url: str, deliveries: int = 1000, p
         while True:
             counts = _statuses(ref)
             finished = sum(counts.get(s, 0) for s in outbound.FINAL) - 1
-            deepest = max(deepest, _depth(outbound.sqs_client(), outbound.queue_url("hubspot")))
+            deepest = max(deepest, _depth(queues.sqs_client(), queues.queue_url("hubspot")))
             if finished >= shown + max(1, deliveries // 10) or finished >= deliveries:
                 shown = finished
                 progress("outbound: delivered", min(finished, deliveries), deliveries)
@@ -190,7 +191,7 @@ def bench_outbound(settings, *, aws_endpoint_url: str, deliveries: int = 1000, p
         with tenant_context(ref):  # one at a time, consumers idle
             for n in range(LATENCY_SAMPLES):
                 samples.append(request(deliveries + n))
-                outbound.wait(samples[-1], timeout=60)
+                writes.wait(samples[-1], timeout=60)
         idle_p50, idle_p95 = _latencies(ref, samples)
     except BaseException:
         print(f"outbound bench failed; consumer logs kept in {tmp}", file=sys.stderr)

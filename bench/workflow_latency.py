@@ -49,7 +49,7 @@ def bench_workflow(settings, *, aws_endpoint_url: str, samples: int = int(os.env
                                                                                        SAMPLES)),
                    progress=None) -> dict:
     from api.app import create_app
-    from core.outbound import service as outbound
+    from core.outbound import queues
     from core.platform import aws, runtime
     from core.platform.actors import Actor
     from core.platform.crypto import generate_key
@@ -70,7 +70,7 @@ def bench_workflow(settings, *, aws_endpoint_url: str, samples: int = int(os.env
     tmp = Path(tempfile.mkdtemp(prefix="zixly-bench-workflow-"))
     procs, latencies = [], []
     try:
-        aws.ensure_outbound_queues(outbound.sqs_client(), prefix=prefix, providers=aws.OUTBOUND_PROVIDERS)
+        aws.ensure_outbound_queues(queues.sqs_client(), prefix=prefix, providers=aws.OUTBOUND_PROVIDERS)
         tenant, _, secret = tenants.create_tenant(slug=f"bench-wf-{secrets.token_hex(3)}", name="Workflow bench",
                                                   plan="enterprise", actor=Actor("staff", "bench"))
         client, headers = create_app(local).test_client(), {"X-API-Key": secret}

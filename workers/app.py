@@ -9,9 +9,11 @@ import logging
 import os
 
 from celery import signals
+from prometheus_client import start_http_server
 
-from core.outbound import service as outbound
+from core.outbound import queues
 from core.platform import aws, logs, runtime
+from core.platform.metrics import QueueDepthCollector, registry_for_scrape
 from core.platform.config import Settings
 from core.platform.queue import celery_app
 
@@ -32,12 +34,8 @@ def _serve_metrics(sender=None, **_):
     port = runtime.settings().worker_metrics_port
     if not port:
         return
-    from prometheus_client import start_http_server
-
-    from core.platform.metrics import QueueDepthCollector, registry_for_scrape
-
-    queues = [celery_app.conf.task_default_queue]
-    collector = QueueDepthCollector(queues, redis_client=runtime.redis_client(), sqs_client=outbound.sqs_client(),
+    collector = QueueDepthCollector([celery_app.conf.task_default_queue], redis_client=runtime.redis_client(),
+                                    sqs_client=queues.sqs_client(),
                                     sqs_queues=_outbound_queues())
     start_http_server(port, registry=registry_for_scrape([collector]))
     log.info("worker metrics on :%s", port)
@@ -46,7 +44,7 @@ def _serve_metrics(sender=None, **_):
 def _outbound_queues() -> list[tuple[str, str]]:
     """Every outbound queue and dead-letter queue; none when SQS cannot say (the scrape goes on without them)."""
     try:
-        return [(outbound.queue_name(provider, dead=dead), outbound.queue_url(provider, dead=dead))
+        return [(queues.queue_name(provider, dead=dead), queues.queue_url(provider, dead=dead))
                 for provider in aws.OUTBOUND_PROVIDERS for dead in (False, True)]
     except Exception as exc:
         log.warning("outbound queue depths left out of the metrics: %s", exc)

@@ -21,8 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from core.outbound import delivery
-from core.outbound import service as outbound
+from core.outbound import delivery, queues
 from core.platform import aws
 
 log = logging.getLogger("zixly.consumer")
@@ -80,7 +79,7 @@ class Lease:
 class Consumer:
     def __init__(self, config: Config = Config()):
         self.config = config
-        self.sqs = outbound.sqs_client()
+        self.sqs = queues.sqs_client()
         self.stopping = threading.Event()
         self._done = threading.Event()
         self._pool = ThreadPoolExecutor(config.threads, thread_name_prefix="deliver")
@@ -127,11 +126,11 @@ class Consumer:
         return thread
 
     def _describe(self, provider: str) -> Queue:
-        url = outbound.queue_url(provider)
+        url = queues.queue_url(provider)
         attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"])
         attrs = attrs.get("Attributes", {})
         redrive = json.loads(attrs["RedrivePolicy"]) if attrs.get("RedrivePolicy") else None
-        dead_url = outbound.queue_url(provider, dead=True) if redrive else None
+        dead_url = queues.queue_url(provider, dead=True) if redrive else None
         return Queue(provider, url, dead_url, int(attrs.get("VisibilityTimeout", 30)),
                      int(redrive["maxReceiveCount"]) if redrive else None)
 
@@ -344,9 +343,9 @@ def depth_collector(consumer: Consumer):
     """The depth of every queue the consumer reads, and of their dead-letter queues, sampled when scraped."""
     from core.platform.metrics import QueueDepthCollector
 
-    queues = [(outbound.queue_name(q.provider), q.url) for q in consumer.queues]
-    queues += [(outbound.queue_name(q.provider, dead=True), q.dead_url) for q in consumer.queues if q.dead_url]
-    return QueueDepthCollector([], sqs_client=consumer.sqs, sqs_queues=queues)
+    named = [(queues.queue_name(q.provider), q.url) for q in consumer.queues]
+    named += [(queues.queue_name(q.provider, dead=True), q.dead_url) for q in consumer.queues if q.dead_url]
+    return QueueDepthCollector([], sqs_client=consumer.sqs, sqs_queues=named)
 
 
 def _serve_metrics(consumer: Consumer, port: int) -> None:

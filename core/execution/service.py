@@ -28,7 +28,7 @@ from core.jobs.service import (
     parse_job_id,
     transition,
 )
-from core.outbound import service as outbound
+from core.outbound import writes
 from core.platform import metrics, outbox, signals
 from core.platform.errors import PermanentError, RetryableError
 from core.workflows.models import WorkflowSetting
@@ -67,11 +67,11 @@ class JobContext:
         def send():
             conn_id = self.connection(role)
             provider = store.get_connection(conn_id).provider
-            delivery_id = outbound.request(provider=provider, connection_id=conn_id, record_key=record_key,
+            delivery_id = writes.request(provider=provider, connection_id=conn_id, record_key=record_key,
                                            operation=operation, args=args, dedup_key=f"{self.job_id}:{name}",
                                            job_id=self.job_id)
             try:
-                delivery = outbound.wait(delivery_id, timeout=timeout)
+                delivery = writes.wait(delivery_id, timeout=timeout)
             except TimeoutError:
                 raise RetryableError(f"delivery {delivery_id} ({operation}) not done yet") from None
             if delivery.status != "delivered":

@@ -23,7 +23,6 @@ from sqlalchemy import and_, func, or_, update
 from connectors.errors import InvalidOptions, Permanent, RateLimited, ReauthRequired
 from connectors.registry import CONNECTORS
 from core.connections import api_calls, providers
-from core.outbound import service as outbound
 from core.outbound import token_bucket
 from core.outbound.models import Delivery
 from core.platform import metrics, signals
@@ -125,7 +124,7 @@ def _deliver(message: Message, hold: Callable[[float], bool], in_flight: float) 
 
 
 def _attempt(row: Delivery, hold: Callable[[float], bool], in_flight: float) -> Outcome:
-    bucket, quota = tenant_key("outbound-bucket", str(row.connection_id)), outbound.quota(row.provider)
+    bucket, quota = tenant_key("outbound-bucket", str(row.connection_id)), token_bucket.quota(row.provider)
     while (wait := token_bucket.take(bucket, quota)) > 0:
         metrics.outbound_budget_waits.labels(row.provider, "quota").inc()
         if not hold(wait):

@@ -5,7 +5,8 @@ may differ); a 429 from the provider empties the bucket until its Retry-After ha
 from __future__ import annotations
 
 from connectors.ratelimits import Quota
-from core.platform.runtime import redis_client
+from connectors.registry import CONNECTORS
+from core.platform.runtime import redis_client, settings
 
 # KEYS[1]: the bucket. ARGV: capacity, refill per second, block seconds (0: take one token).
 # Answers "0" when a token was taken (or the block recorded), else the seconds to wait, as a string (Lua
@@ -56,3 +57,9 @@ def take(key: str, quota: Quota) -> float:
 def block(key: str, quota: Quota, seconds: float) -> None:
     """The provider said "wait": nobody takes a token from this bucket for `seconds`."""
     _run(key, quota, max(seconds, 0.001))
+
+
+def quota(provider: str) -> Quota:
+    """The provider's quota per connection, unless the settings override it (ZIXLY_OUTBOUND_QUOTAS)."""
+    override = settings().outbound_quotas.get(provider)
+    return Quota.parse(override) if override else CONNECTORS[provider].quota

@@ -1,5 +1,6 @@
-"""Transactional outbox: a task is recorded in the same tenant transaction as the row that needs it, and
-published after commit; if the broker is down the row waits for the relay. Nothing accepted is lost."""
+"""Transactional outbox for Celery tasks: a task is recorded in the same tenant transaction as the row that
+needs it and published after commit (core.platform.publishing); if the broker is down the row waits for the
+relay. Nothing accepted is lost."""
 from __future__ import annotations
 
 import atexit
@@ -12,17 +13,13 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import delete, select
 
 from core.platform.models import OutboxMessage
+from core.platform.publishing import RELAY_MIN_AGE, Interrupted, Publisher
 from core.platform.queue import celery_app
 from tenancy.context import TenantRef, current_tenant, tenant_context
 from tenancy.db import tenant_transaction
 
 log = logging.getLogger("zixly.outbox")
-# After a failed publish, requests skip publishing for a while (the relay catches up), so an outage costs
-# each request nothing instead of a connection timeout.
-BREAKER_SECONDS = 5.0
-# The relay leaves fresh rows to the request that wrote them, so one message is not published twice.
-RELAY_MIN_AGE = timedelta(seconds=30)
-_broker_down_until = 0.0
+__all__ = ["RELAY_MIN_AGE", "enqueue", "publish", "relay", "flush_published", "publisher"]
 
 
 def enqueue(session, task: str, *args, countdown: float = 0.0) -> OutboxMessage:
@@ -36,23 +33,27 @@ def _send(message: OutboxMessage) -> None:
                          ignore_result=True)
 
 
-def publish(messages: list[OutboxMessage]) -> int:
-    """Publish just-committed messages, then delete them; on a broker error leave the rest for the relay."""
-    global _broker_down_until
-    if not messages or time.monotonic() < _broker_down_until:
-        return 0
+def _send_all(messages: list[OutboxMessage]) -> list[OutboxMessage]:
     sent = []
     for message in messages:
         try:
             _send(message)
         except Exception as exc:  # broker down: the relay publishes the rest later
-            _broker_down_until = time.monotonic() + BREAKER_SECONDS
-            log.warning("outbox publish failed; %d message(s) left for the relay: %s", len(messages) - len(sent), exc)
-            break
-        sent.append(message.id)
-    if sent:
-        _published.add(current_tenant(), sent)
-    return len(sent)
+            raise Interrupted(sent, exc) from exc
+        sent.append(message)
+    return sent
+
+
+def _note_published(messages: list[OutboxMessage]) -> None:
+    _published.add(current_tenant(), [m.id for m in messages])
+
+
+publisher = Publisher("outbox", _send_all, on_sent=_note_published)
+
+
+def publish(messages: list[OutboxMessage]) -> int:
+    """Publish just-committed messages, then delete them; on a broker error leave the rest for the relay."""
+    return len(publisher.after_commit(messages))
 
 
 class _Published:
@@ -104,12 +105,10 @@ atexit.register(flush_published)
 def relay(*, limit: int = 500, min_age: timedelta = RELAY_MIN_AGE) -> int:
     """Publish the current tenant's messages older than `min_age` (the ones a request could not publish)."""
     cutoff = datetime.now(timezone.utc) - min_age
-    sent = 0
     with tenant_transaction() as session:
         query = (select(OutboxMessage).where(OutboxMessage.created_at <= cutoff).order_by(OutboxMessage.id)
                  .limit(limit).with_for_update(skip_locked=True))
-        for message in session.scalars(query):
-            _send(message)  # a broker error ends the run; the rows stay
+        sent = publisher.send(list(session.scalars(query)))  # a broker error ends the run; the rest stay
+        for message in sent:
             session.delete(message)
-            sent += 1
-    return sent
+    return len(sent)

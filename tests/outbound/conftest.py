@@ -15,7 +15,7 @@ import pytest
 import requests
 from sqlalchemy import delete
 
-from core.outbound import service as outbound
+from core.outbound import queues
 from core.platform import aws, runtime
 from core.platform.actors import Actor
 from sandbox import Simulator
@@ -50,7 +50,7 @@ def outbound_settings(app, settings, servers, sim):
                                 public_base_url=BASE, outbound_queue_prefix=prefix,
                                 outbound_quotas={"hubspot": "1000/1", "xero": "1000/1"})
     runtime.init(local)
-    aws.ensure_outbound_queues(outbound.sqs_client(), prefix=prefix, providers=PROVIDERS, visibility=VISIBILITY,
+    aws.ensure_outbound_queues(queues.sqs_client(), prefix=prefix, providers=PROVIDERS, visibility=VISIBILITY,
                                max_receive=MAX_RECEIVES)
     yield local
     runtime.init(settings)
@@ -136,9 +136,9 @@ def sqs_down(monkeypatch):
     down = boto3.client("sqs", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
                         aws_access_key_id="testing", aws_secret_access_key="testing",
                         config=Config(connect_timeout=0.5, retries={"max_attempts": 1}))
-    state, real = {"now": True}, outbound.sqs_client
-    monkeypatch.setattr(outbound, "sqs_client", lambda: down if state["now"] else real())
-    monkeypatch.setattr(outbound, "_sqs_down_until", 0.0)  # restored after the test: no breaker left tripped
+    state, real = {"now": True}, queues.sqs_client
+    monkeypatch.setattr(queues, "sqs_client", lambda: down if state["now"] else real())
+    monkeypatch.setattr(queues.publisher, "down_until", 0.0)  # restored after the test: no breaker left tripped
     return state
 
 
@@ -148,7 +148,7 @@ def one_receive_at_a_time(outbound_settings, monkeypatch):
     can each take a message of one group (real SQS never hands out a group's next message while one is in
     flight). In-process consumers share one client: make its receives one at a time, long polls emulated by
     short ones, so a test of our ordering is not a test of that race."""
-    client, lock = outbound.sqs_client(), threading.Lock()
+    client, lock = queues.sqs_client(), threading.Lock()
     receive = client.receive_message
 
     def serialized(**kwargs):

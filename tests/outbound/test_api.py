@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from core.connections import store
 from core.outbound import service as outbound
+from core.outbound import writes
 from core.outbound.models import Delivery
 from core.platform.models import AuditEntry
 from tenancy.context import tenant_context
@@ -23,7 +24,7 @@ def make_deliveries(t, statuses, provider="hubspot"):
         conn, _ = store.create_connection(provider=provider, name=f"{provider} test")
         ids = []
         for n, status in enumerate(statuses):
-            ident = outbound.request(provider=provider, connection_id=conn.id, record_key=f"rec:{n}",
+            ident = writes.request(provider=provider, connection_id=conn.id, record_key=f"rec:{n}",
                                      operation="update_deal" if provider == "hubspot" else "create_invoice",
                                      args={"n": n}, dedup_key=f"api:{uuid.uuid4()}")
             with tenant_transaction() as s:

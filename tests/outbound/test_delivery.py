@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
+from core.outbound import queues, writes
 from core.outbound import service as outbound
 from core.outbound.models import Delivery
 from core.platform.errors import Invalid
@@ -17,7 +18,7 @@ from tests.outbound.conftest import deal, deal_patches, wait_until
 
 
 def request_update(tenant, deal_id, stage, key=None, **extra):
-    return outbound.request(provider="hubspot", connection_id=uuid.UUID(tenant.connections["hubspot"]),
+    return writes.request(provider="hubspot", connection_id=uuid.UUID(tenant.connections["hubspot"]),
                             record_key=f"deal:{deal_id}", operation="update_deal",
                             args={"deal_id": deal_id, "properties": {"dealstage": stage}},
                             dedup_key=key or f"test:{uuid.uuid4()}", **extra)
@@ -33,11 +34,11 @@ def test_a_requested_write_reaches_the_provider_and_its_answer_is_kept(tenant, s
     consumers(1)
     with tenant_context(tenant.ref):
         update = request_update(tenant, deal_id, "closedwon")
-        note = outbound.request(provider="hubspot", connection_id=uuid.UUID(tenant.connections["hubspot"]),
+        note = writes.request(provider="hubspot", connection_id=uuid.UUID(tenant.connections["hubspot"]),
                                 record_key=f"deal:{deal_id}", operation="add_note",
                                 args={"body": "Invoice INV-0042 paid: 1,500.00 NZD", "deal_id": deal_id},
                                 dedup_key=f"note:{uuid.uuid4()}")
-        done = outbound.wait(note, timeout=20)
+        done = writes.wait(note, timeout=20)
         first = outbound.get_delivery(update)
     assert (first.status, done.status) == ("delivered", "delivered")
     assert first.sent_at and first.delivered_at and first.attempts == 1 and first.last_error is None
@@ -56,7 +57,7 @@ def test_requesting_twice_with_one_dedup_key_is_one_delivery(tenant, sim, consum
         again = request_update(tenant, deal_id, "qualifiedtobuy", key=f"same:{deal_id}")
         assert first == again
         consumers(1)
-        outbound.wait(first, timeout=20)
+        writes.wait(first, timeout=20)
         assert request_update(tenant, deal_id, "qualifiedtobuy", key=f"same:{deal_id}") == first
         with tenant_session() as s:
             same = select(func.count()).select_from(Delivery).where(Delivery.dedup_key == f"same:{deal_id}")
@@ -82,7 +83,7 @@ def test_bad_requests_are_refused_and_store_nothing(tenant, change, message):
                 operation="update_deal", args={"deal_id": "1", "properties": {}}, dedup_key=f"bad:{uuid.uuid4()}")
     with tenant_context(tenant.ref):
         with pytest.raises(Invalid, match=message):
-            outbound.request(**{**good, **change})
+            writes.request(**{**good, **change})
         with tenant_session() as s:
             assert s.scalar(select(func.count()).select_from(Delivery).where(
                 Delivery.dedup_key == change.get("dedup_key", good["dedup_key"]))) == 0
@@ -92,11 +93,11 @@ def test_a_refused_write_fails_at_once_and_leaves_the_queue(tenant, sim, consume
     consumers(1)
     with tenant_context(tenant.ref):
         missing = request_update(tenant, "404404", "closedwon")
-        row = outbound.wait(missing, timeout=20)
+        row = writes.wait(missing, timeout=20)
     assert row.status == "failed" and row.attempts == 1 and row.response_status == 404
     assert "NotFound" in row.last_error
-    depth = outbound.sqs_client().get_queue_attributes(
-        QueueUrl=outbound.queue_url("hubspot"),
+    depth = queues.sqs_client().get_queue_attributes(
+        QueueUrl=queues.queue_url("hubspot"),
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
     assert depth == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
 
@@ -124,7 +125,7 @@ def test_a_message_delivered_again_after_its_write_was_recorded_is_not_applied_a
     consumers(1)
     with tenant_context(tenant.ref):
         ident = request_update(tenant, deal_id, "decisionmakerboughtin")
-        outbound.wait(ident, timeout=20)
+        writes.wait(ident, timeout=20)
     wait_until(lambda: deleted, timeout=20)  # came back after the visibility timeout, and was deleted then
     assert counted("hubspot", "duplicate") == before + 1
     assert len(deal_patches(sim, deal_id)) == 1
@@ -135,20 +136,20 @@ def test_a_message_delivered_again_after_its_write_was_recorded_is_not_applied_a
 def test_messages_that_are_not_deliveries_are_dropped_and_queue_depths_are_measured(tenant, consumers):
     from workers.consumer import depth_collector
 
-    sqs = outbound.sqs_client()
+    sqs = queues.sqs_client()
     for body in ("not json", '{"tenant": "nobody-here", "delivery": "%s", "generation": 0}' % uuid.uuid4(),
                  '{"tenant": "%s", "delivery": "%s", "generation": 0}' % (tenant.slug, uuid.uuid4())):
-        sqs.send_message(QueueUrl=outbound.queue_url("hubspot"), MessageBody=body,
+        sqs.send_message(QueueUrl=queues.queue_url("hubspot"), MessageBody=body,
                          MessageGroupId=f"junk-{uuid.uuid4()}", MessageDeduplicationId=str(uuid.uuid4()))
-    sqs.send_message(QueueUrl=outbound.queue_url("xero", dead=True), MessageBody="junk", MessageGroupId="junk",
+    sqs.send_message(QueueUrl=queues.queue_url("xero", dead=True), MessageBody="junk", MessageGroupId="junk",
                      MessageDeduplicationId=str(uuid.uuid4()))
     consumer, = consumers(1, sweep_seconds=3600)  # no sweep: the dead letter stays to be counted
     depth = {(f.name, s.labels["queue"]): s.value for f in depth_collector(consumer)._sample() for s in f.samples}
-    assert depth[("zixly_sqs_dead_letter_depth", outbound.queue_name("xero", dead=True))] == 1
-    assert ("zixly_sqs_queue_depth", outbound.queue_name("hubspot")) in depth
+    assert depth[("zixly_sqs_dead_letter_depth", queues.queue_name("xero", dead=True))] == 1
+    assert ("zixly_sqs_queue_depth", queues.queue_name("hubspot")) in depth
     visible = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     wait_until(lambda: all(v == "0" for v in sqs.get_queue_attributes(
-        QueueUrl=outbound.queue_url("hubspot"), AttributeNames=visible)["Attributes"].values()), timeout=20)
+        QueueUrl=queues.queue_url("hubspot"), AttributeNames=visible)["Attributes"].values()), timeout=20)
     assert consumer.sweep_dead_letters(consumer.queues[1]) == 0  # junk in a dead-letter queue is dropped too
 
 
@@ -166,7 +167,7 @@ def test_one_message_in_two_hands_is_sent_once_and_an_abandoned_claim_is_taken_o
     deal_id = deal(sim)
     with tenant_context(tenant.ref):
         ident = request_update(tenant, deal_id, "presentationscheduled")
-        body = outbound.message_body(tenant.slug, outbound.get_delivery(ident))
+        body = queues.message_body(tenant.slug, outbound.get_delivery(ident))
     sim.force_delay("hubspot", 1.5, count=1)
     first = []
     worker = threading.Thread(target=lambda: first.append(delivery.deliver(body, hold=lambda s: True, in_flight=3)))
@@ -194,9 +195,9 @@ def test_a_groups_next_write_does_not_wait_out_a_long_poll(tenant, sim, consumer
     deal_id = deal(sim)
     consumers(1, wait_seconds=8, providers=("hubspot",))
     with tenant_context(tenant.ref):
-        assert outbound.wait(request_update(tenant, deal_id, "closedwon"), timeout=20).status == "delivered"
-        note = outbound.request(provider="hubspot", connection_id=uuid.UUID(tenant.connections["hubspot"]),
+        assert writes.wait(request_update(tenant, deal_id, "closedwon"), timeout=20).status == "delivered"
+        note = writes.request(provider="hubspot", connection_id=uuid.UUID(tenant.connections["hubspot"]),
                                 record_key=f"deal:{deal_id}", operation="add_note",
                                 args={"body": "Invoice INV-0043 paid", "deal_id": deal_id},
                                 dedup_key=f"note:{uuid.uuid4()}")
-        assert outbound.wait(note, timeout=4).status == "delivered"
+        assert writes.wait(note, timeout=4).status == "delivered"

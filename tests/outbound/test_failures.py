@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from core.outbound import queues, writes
 from core.outbound import service as outbound
 from core.platform import runtime, signals
 from core.platform.models import AuditEntry
@@ -21,7 +22,7 @@ from tests.outbound.conftest import MAX_RECEIVES, deal, deal_patches, wait_until
 
 
 def note(tenant, deal_id, text):
-    return outbound.request(provider="hubspot", connection_id=uuid.UUID(tenant.connections["hubspot"]),
+    return writes.request(provider="hubspot", connection_id=uuid.UUID(tenant.connections["hubspot"]),
                             record_key=f"deal:{deal_id}", operation="add_note",
                             args={"body": text, "deal_id": deal_id}, dedup_key=f"note:{uuid.uuid4()}")
 
@@ -39,7 +40,7 @@ def test_a_write_that_keeps_failing_is_dead_after_the_last_attempt_and_replay_de
     with signals.delivery_dead_lettered.connected_to(lambda sender, **kw: heard.append(kw)):
         with tenant_context(tenant.ref):
             ident = note(tenant, deal_id, text)
-            dead = outbound.wait(ident, timeout=30)
+            dead = writes.wait(ident, timeout=30)
             wait_until(lambda: heard, timeout=5)  # the signal goes out just after the row is committed dead
     assert dead.status == "dead" and dead.attempts == MAX_RECEIVES and dead.response_status == 503
     assert "out of attempts" in dead.last_error and "Transient" in dead.last_error
@@ -51,7 +52,7 @@ def test_a_write_that_keeps_failing_is_dead_after_the_last_attempt_and_replay_de
     r = client.post(f"/v1/deliveries/{ident}/replay", headers=tenant.headers)
     assert r.status_code == 202 and r.get_json()["status"] == "queued"
     with tenant_context(tenant.ref):
-        replayed = outbound.wait(ident, timeout=20)
+        replayed = writes.wait(ident, timeout=20)
         with tenant_session() as s:
             audit = s.scalar(select(AuditEntry).where(AuditEntry.target_id == str(ident)))
     assert replayed.status == "delivered" and replayed.replays == 1 and replayed.attempts == 1
@@ -64,7 +65,7 @@ def test_a_write_that_keeps_failing_is_dead_after_the_last_attempt_and_replay_de
 def test_writes_requested_while_sqs_is_unreachable_are_relayed_later_in_order(tenant, sim, consumers, sqs_down):
     deal_id = deal(sim)
     def update(n):
-        return outbound.request(provider="hubspot", connection_id=uuid.UUID(tenant.connections["hubspot"]),
+        return writes.request(provider="hubspot", connection_id=uuid.UUID(tenant.connections["hubspot"]),
                                 record_key=f"deal:{deal_id}", operation="update_deal",
                                 args={"deal_id": deal_id, "properties": {"amount": str(n)}},
                                 dedup_key=f"relay:{deal_id}:{n}")
@@ -73,7 +74,7 @@ def test_writes_requested_while_sqs_is_unreachable_are_relayed_later_in_order(te
         ids = [update(0), update(1)]  # accepted: committed, not sent
         assert all(outbound.get_delivery(i).sent_at is None for i in ids)
         sqs_down["now"] = False  # SQS is back (and the breaker has cooled down) …
-        outbound._sqs_down_until = 0.0
+        queues.publisher.reset()
         ids.append(update(2))  # … but this one waits behind the two unsent writes to the same deal
         assert outbound.get_delivery(ids[2]).sent_at is None
         assert outbound.relay() == 0  # fresh rows are left to their request for a while
@@ -81,7 +82,7 @@ def test_writes_requested_while_sqs_is_unreachable_are_relayed_later_in_order(te
 
         assert relay_all_outbound(min_age=0)[tenant.slug] == 3  # the beat task, every tenant
         consumers(1)
-        assert [outbound.wait(i, timeout=20).status for i in ids] == ["delivered"] * 3
+        assert [writes.wait(i, timeout=20).status for i in ids] == ["delivered"] * 3
     assert [p["amount"] for p in deal_patches(sim, deal_id)] == ["0", "1", "2"]
 
 
@@ -102,7 +103,7 @@ def start_consumer(settings, sim, log_path):
 def request_invoice(sim, tenant, reference):
     org = sim.provider("xero").organisations[next(iter(sim.provider("xero").organisations))]
     contact = next(iter(org.contacts.values()))
-    return org, outbound.request(
+    return org, writes.request(
         provider="xero", connection_id=uuid.UUID(tenant.connections["xero"]), record_key=reference,
         operation="create_invoice", dedup_key=reference,
         args={"invoice": {"Type": "ACCREC", "Contact": {"ContactID": contact["ContactID"]}, "Reference": reference,
@@ -129,7 +130,7 @@ def test_a_consumer_killed_mid_call_is_replaced_and_the_write_happens_once(
             os.killpg(proc.pid, signal.SIGKILL)  # in the middle of the provider's three-second answer
             proc.wait(10)
             consumers(1, providers=("xero",))
-            row = outbound.wait(ident, timeout=30)
+            row = writes.wait(ident, timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

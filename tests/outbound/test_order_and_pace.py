@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 
 from core.outbound import service as outbound
+from core.outbound import writes
 from tenancy.context import tenant_context
 from tests.outbound.conftest import deal, deal_patches
 
 
 def update(tenant, deal_id, n):
-    return outbound.request(provider="hubspot", connection_id=uuid.UUID(tenant.connections["hubspot"]),
+    return writes.request(provider="hubspot", connection_id=uuid.UUID(tenant.connections["hubspot"]),
                             record_key=f"deal:{deal_id}", operation="update_deal",
                             args={"deal_id": deal_id, "properties": {"amount": str(n)}},
                             dedup_key=f"order:{deal_id}:{n}")
@@ -34,7 +35,7 @@ def test_fifty_updates_to_one_deal_arrive_in_order_while_other_deals_interleave(
                 ids += [update(tenant, other, n) for other in others]
         consumers(2)
         for ident in ids:
-            assert outbound.wait(ident, timeout=60).status == "delivered"
+            assert writes.wait(ident, timeout=60).status == "delivered"
     arrived = [int(p["amount"]) for p in deal_patches(sim, hot)]
     assert applied(arrived) == list(range(50)), arrived
     for other in others:
@@ -58,7 +59,7 @@ def test_the_shared_bucket_keeps_calls_under_the_quota_in_every_window(tenant, s
     with tenant_context(tenant.ref):
         ids = [update(tenant, d, n) for n in range(5) for d in deals]
         for ident in ids:
-            assert outbound.wait(ident, timeout=60).status == "delivered"
+            assert writes.wait(ident, timeout=60).status == "delivered"
     times = sorted(c.at for c in sim.calls("hubspot") if c.method == "PATCH" and c.path.rsplit("/", 1)[-1] in deals)
     assert len(times) == 25
     busiest = max(sum(1 for t in times if start <= t < start + 2.0) for start in times)
@@ -77,7 +78,7 @@ def test_a_429_delays_the_record_and_loses_nothing(tenant, sim, consumers):
     reference = f"ORD-{uuid.uuid4().hex[:8]}"
 
     def invoice(n):
-        return outbound.request(provider="xero", connection_id=connection, record_key=f"order:{reference}",
+        return writes.request(provider="xero", connection_id=connection, record_key=f"order:{reference}",
                                 operation="create_invoice", dedup_key=f"{reference}:{n}",
                                 args={"invoice": {"Type": "ACCREC", "Contact": {"ContactID": contact["ContactID"]},
                                                   "Reference": f"{reference}-{n}", "LineItems": [
@@ -91,7 +92,7 @@ def test_a_429_delays_the_record_and_loses_nothing(tenant, sim, consumers):
     with tenant_context(tenant.ref):
         first, second = invoice(1), invoice(2)
         consumers(1)  # both are received in one batch: the second must wait behind the first
-        done = outbound.wait(second, timeout=30)
+        done = writes.wait(second, timeout=30)
         limited = outbound.get_delivery(first)
     assert (limited.status, done.status) == ("delivered", "delivered")
     assert limited.attempts == 2 and limited.response_status == 200

@@ -98,7 +98,7 @@ def test_redis_down_then_back_loses_nothing(own_redis, app, make_tenant, tmp_pat
     try:
         from workers.jobs import relay_all_outboxes
 
-        outbox._broker_down_until = 0.0
+        outbox.publisher.reset()
         relay_all_outboxes(min_age=0)  # what beat runs every 10 s (there, for rows older than 30 s)
         assert wait_until(lambda: job_counts(t).get("COMPLETED", (0, 0))[0] == 100), job_counts(t)
         assert job_counts(t) == {"COMPLETED": (100, 1)}  # every job once, on its first attempt

@@ -170,10 +170,10 @@ def test_a_broker_outage_at_record_time_loses_nothing(worker, make_tenant, fake_
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(outbox, "_send", broker_down)
-        patch.setattr(outbox, "_broker_down_until", 0.0)
+        patch.setattr(outbox.publisher, "down_until", 0.0)
         signals.emit(signals.delivery_dead_lettered, tenant=a.ref, provider="xero", message_id="m-down",
                      reason="gone")
-    outbox._broker_down_until = 0.0
+    outbox.publisher.reset()
     [row] = log_of(a, "delivery-dead-lettered")
     with tenant_context(a.ref), tenant_session() as session:
         waiting = list(session.scalars(select(OutboxMessage).where(OutboxMessage.args == [str(row.id)])))
