@@ -20,6 +20,8 @@ COPY notifications ./notifications
 COPY workers ./workers
 COPY sandbox ./sandbox
 COPY migrations ./migrations
+COPY zixly_cli ./zixly_cli
+COPY devstack ./devstack
 RUN pip install . && pip check
 
 # --- runtime: the virtualenv only, no compiler, run as an unprivileged user -------------------------------

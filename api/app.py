@@ -26,8 +26,9 @@ from api.tokens import TokenVerifier
 from connectors.base import MalformedPayload, VerificationFailed
 from connectors.errors import ConnectorError
 from connectors.registry import UnknownProvider
+from core import bootstrap
 from core.inbound import webhooks
-from core.platform import crypto, errors, runtime
+from core.platform import crypto, errors
 from core.platform.config import Settings
 from core.tenants import apikeys as core_apikeys
 from tenancy import provisioning
@@ -121,7 +122,7 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
     """`offline` builds the app without touching databases or global state (to render the spec)."""
     settings = settings or Settings.from_env()
     if not offline:
-        runtime.init(settings)
+        bootstrap.init(settings)
     app = Flask("zixly")
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_content_length,

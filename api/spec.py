@@ -5,6 +5,8 @@ from pathlib import Path
 
 import yaml
 
+from api.app import create_app
+from api.openapi import contract
 from core.platform.config import Settings
 
 _OFFLINE = Settings(database_url="postgresql+psycopg://spec@127.0.0.1:1/spec", redis_url="redis://127.0.0.1:1/0")
@@ -25,9 +27,6 @@ _Dumper.add_representer(str, _text)
 
 
 def build_spec() -> dict:
-    from api.app import create_app
-    from api.openapi import contract
-
     return contract(create_app(_OFFLINE, offline=True))
 
 

@@ -194,10 +194,10 @@ def main() -> None:
     from api.tokens import generate_signing_key
     from bench.ingest import bench_ingest
     from bench.jobs_e2e import bench_jobs
-    from core.devstack import DevStack
-    from core.platform import runtime
+    from core import bootstrap
     from core.platform.config import Settings
     from core.platform.crypto import generate_key
+    from devstack import DevStack
     from tenancy.db import get_router
     from tenancy.migrate import upgrade_catalog
 
@@ -215,7 +215,7 @@ def main() -> None:
         settings = Settings(database_url=make_url(base).set(database=dbname).render_as_string(hide_password=False),
                             redis_url=env["REDIS_URL"], jwt_public_key_file=str(home / "jwt-public.pem"),
                             data_keys=f"bench:{generate_key()}")
-        runtime.init(settings)
+        bootstrap.init(settings)
         upgrade_catalog(get_router().catalog_engine)
         print(f"machine: {machine()}; PostgreSQL {pg_version}", file=sys.stderr)
         prov = bench_provisioning(args.tenants or 200) if "provisioning" in suites else None

@@ -156,7 +156,7 @@ def bench_zixly(base_url: str, *, tenants: int, jobs: int, sample: int, noop_run
 def _cli_noop(url: str, env: dict, tree: Path) -> float:
     """`zixly db upgrade` as an operator runs it, process start included (the head is the bench tree's)."""
     code = ("import sys; from tenancy import migrate; from pathlib import Path; "
-            f"migrate.TENANT_DIR = Path({str(tree)!r}); from api.cli import main; "
+            f"migrate.TENANT_DIR = Path({str(tree)!r}); from zixly_cli.main import main; "
             "sys.argv = ['zixly', 'db', 'upgrade']; main()")
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env, "DATABASE_URL": url},

@@ -177,11 +177,11 @@ def bench_ingest(settings, *, seconds: float = 10.0, progress=None) -> dict:
     from sqlalchemy import func, select, text
 
     from core.connections import store
-    from core.devstack import free_port
     from core.inbound.models import InboundEvent
     from core.jobs.models import Job
     from core.platform.actors import Actor
     from core.tenants import service as tenants
+    from devstack import free_port
     from tenancy.apikeys import tenant_ref
     from tenancy.context import tenant_context
     from tenancy.db import get_router, tenant_session

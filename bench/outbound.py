@@ -96,6 +96,7 @@ def _latencies(ref, ids) -> tuple[float, float]:
 
 def bench_outbound(settings, *, aws_endpoint_url: str, deliveries: int = 1000, progress=None,
                    timeout: float | None = None) -> dict:
+    from core import bootstrap
     from core.outbound import queues, writes
     from core.outbound import service as outbound
     from core.platform import aws, runtime
@@ -117,7 +118,7 @@ def bench_outbound(settings, *, aws_endpoint_url: str, deliveries: int = 1000, p
                                 public_base_url=BASE, outbound_queue_prefix=prefix,
                                 outbound_quotas={"hubspot": "1000000/1"})
     previous = runtime.settings()
-    runtime.init(local)
+    bootstrap.init(local)
     tmp = Path(tempfile.mkdtemp(prefix="zixly-bench-outbound-"))
     procs = []
     try:
@@ -202,7 +203,7 @@ def bench_outbound(settings, *, aws_endpoint_url: str, deliveries: int = 1000, p
         for proc in procs:
             stop_group(proc, timeout=30)
         sim.stop()
-        runtime.init(previous)
+        bootstrap.init(previous)
     delivered = counts.get("delivered", 0) - 1
     return {"deliveries": deliveries, "consumers": CONSUMERS, "threads": THREADS, "records": DEALS,
             "delivered": delivered, "failed": counts.get("failed", 0), "dead": counts.get("dead", 0),

@@ -49,6 +49,7 @@ def bench_workflow(settings, *, aws_endpoint_url: str, samples: int = int(os.env
                                                                                        SAMPLES)),
                    progress=None) -> dict:
     from api.app import create_app
+    from core import bootstrap
     from core.outbound import queues
     from core.platform import aws, runtime
     from core.platform.actors import Actor
@@ -66,7 +67,7 @@ def bench_workflow(settings, *, aws_endpoint_url: str, samples: int = int(os.env
                                 provider_simulator_url=sim.url, provider_credentials=apps, public_base_url=BASE,
                                 outbound_queue_prefix=prefix, app_webhook_secrets={"xero": (XERO_KEY,)})
     previous = runtime.settings()
-    runtime.init(local)
+    bootstrap.init(local)
     tmp = Path(tempfile.mkdtemp(prefix="zixly-bench-workflow-"))
     procs, latencies = [], []
     try:
@@ -163,7 +164,7 @@ def bench_workflow(settings, *, aws_endpoint_url: str, samples: int = int(os.env
         for proc in procs:
             stop_group(proc, timeout=30)
         sim.stop()
-        runtime.init(previous)
+        bootstrap.init(previous)
     ordered = sorted(latencies)
     return {"samples": samples, "p50_ms": statistics.median(ordered),
             "p95_ms": ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))], "max_ms": ordered[-1]}

@@ -12,30 +12,14 @@ import os
 import threading
 from contextlib import contextmanager
 
-from sqlalchemy import MetaData, create_engine, event, select
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
+from tenancy.base import TENANT_SCHEMA
 from tenancy.context import NoTenantContext, current_tenant
+from tenancy.models import Shard
 
-TENANT_SCHEMA = "__tenant__"
-CATALOG_SCHEMA = "catalog"
-
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class CatalogBase(DeclarativeBase):
-    metadata = MetaData(schema=CATALOG_SCHEMA, naming_convention=NAMING)
-
-
-class TenantBase(DeclarativeBase):
-    metadata = MetaData(schema=TENANT_SCHEMA, naming_convention=NAMING)
 
 
 def normalize_url(url: str) -> str:
@@ -102,8 +86,6 @@ class Router:
 
     def shard_url(self, name: str) -> str | None:
         """The shard's database URL, or None when the shard is the catalog's own database."""
-        from tenancy.models import Shard
-
         with self.catalog_session() as session:
             shard = session.scalar(select(Shard).where(Shard.name == name))
         if shard is None:

@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tenancy.db import CatalogBase
+from tenancy.base import CatalogBase
 
 TENANT_STATUSES = ("provisioning", "active", "suspended", "archived", "failed")
 ROLES = ("ADMIN", "EDITOR", "VIEWER")

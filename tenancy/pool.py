@@ -21,8 +21,6 @@ from tenancy.migrate import create_tenant_schema, quote_ident, tenant_head, upgr
 
 PREFIX = "zp_"
 _LOCK_CLASS = 0x7A70  # pg advisory lock class for pool maintenance, one lock per shard
-# Called as on_low(shard, remaining) after a claim; core points it at the refill task. Errors are ignored.
-on_low = None
 
 _CLAIM = text("""
     WITH picked AS (
@@ -53,7 +51,8 @@ def adopt(conn: Connection, pooled: str, schema: str) -> bool:
     return False
 
 
-def notify_low(shard: str, remaining: int) -> None:
+def notify_low(on_low, shard: str, remaining: int) -> None:
+    """Tell the provisioning caller's `on_low(shard, remaining)` (if it gave one) how many ready schemas are left."""
     if on_low is not None:
         try:
             on_low(shard, remaining)

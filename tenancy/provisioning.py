@@ -127,8 +127,12 @@ def _drop_schema(router: Router, shard: str, schema: str) -> None:
 
 def create_tenant(router: Router, *, slug: str, name: str, plan: str = "free", shard: str | None = None,
                   admin_email: str | None = None, key_name: str = "initial admin key",
-                  created_by: str | None = None, environment: str = "live") -> tuple[Tenant, object, str]:
+                  created_by: str | None = None, environment: str = "live",
+                  on_pool_low=None) -> tuple[Tenant, object, str]:
     """Provision a tenant; return (tenant, its first ADMIN key, the key's secret shown once).
+
+    `on_pool_low(shard, remaining)`, when given, is called after a pooled schema was taken (the caller asks for
+    a refill; its errors are ignored: the beat schedule refills anyway).
 
     The schema is a ready one from the pool, renamed (milliseconds), or, when the pool has none at the head,
     created by the rendered head script. On the catalog's own database the claim, the rename, the activation
@@ -140,7 +144,7 @@ def create_tenant(router: Router, *, slug: str, name: str, plan: str = "free", s
                               head=head, activate=dict(key_name=key_name, environment=environment,
                                                        created_by=created_by))
     if fast is not None:
-        pool.notify_low(fast[0].shard, tenant)
+        pool.notify_low(on_pool_low, fast[0].shard, tenant)
         return fast
     engine = router.shard_engine(tenant.shard)
     same_db = engine is router.catalog_engine
@@ -172,7 +176,7 @@ def create_tenant(router: Router, *, slug: str, name: str, plan: str = "free", s
         with router.catalog_session() as session, session.begin():
             result = _activate(session, revision=revision, **activate)
     if claimed:
-        pool.notify_low(tenant.shard, remaining)
+        pool.notify_low(on_pool_low, tenant.shard, remaining)
     return result
 
 

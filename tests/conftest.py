@@ -16,9 +16,9 @@ import redis as redis_lib
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from core.devstack import DevStack, EmbeddedPostgres
-from core.platform import runtime
+from core import bootstrap
 from core.platform.config import Settings
+from devstack import DevStack, EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_HOME = Path(os.environ.get("ZIXLY_TEST_HOME") or ROOT / ".zixly" / "test")  # one per concurrent run
@@ -95,7 +95,7 @@ def app(settings):
     from tenancy.db import get_router
     from tenancy.migrate import upgrade_catalog
 
-    runtime.init(settings)
+    bootstrap.init(settings)
     upgrade_catalog(get_router().catalog_engine)
     from core.platform import aws
 

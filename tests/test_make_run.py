@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from core.devstack import free_port
+from devstack import free_port
 
 BIN = Path(sys.executable).parent
 

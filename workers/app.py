@@ -11,13 +11,14 @@ import os
 from celery import signals
 from prometheus_client import start_http_server
 
+from core import bootstrap
 from core.outbound import queues
 from core.platform import aws, logs, runtime
-from core.platform.metrics import QueueDepthCollector, registry_for_scrape
 from core.platform.config import Settings
+from core.platform.metrics import QueueDepthCollector, registry_for_scrape
 from core.platform.queue import celery_app
 
-_settings = runtime.init(Settings.from_env())
+_settings = bootstrap.init(Settings.from_env())
 logs.configure(_settings.log_level, _settings.log_format)
 
 import workers.jobs  # noqa: E402,F401  (registers tasks)

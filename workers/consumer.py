@@ -21,8 +21,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from prometheus_client import start_http_server
+
+from core import bootstrap
 from core.outbound import delivery, queues
-from core.platform import aws
+from core.platform import aws, logs
+from core.platform.config import Settings
+from core.platform.metrics import QueueDepthCollector, registry_for_scrape
 
 log = logging.getLogger("zixly.consumer")
 MAX_VISIBILITY = 43_200  # SQS' limit (12 hours)
@@ -341,18 +346,12 @@ def _groups(leases: list[Lease]) -> list[list[Lease]]:
 
 def depth_collector(consumer: Consumer):
     """The depth of every queue the consumer reads, and of their dead-letter queues, sampled when scraped."""
-    from core.platform.metrics import QueueDepthCollector
-
     named = [(queues.queue_name(q.provider), q.url) for q in consumer.queues]
     named += [(queues.queue_name(q.provider, dead=True), q.dead_url) for q in consumer.queues if q.dead_url]
     return QueueDepthCollector([], sqs_client=consumer.sqs, sqs_queues=named)
 
 
 def _serve_metrics(consumer: Consumer, port: int) -> None:
-    from prometheus_client import start_http_server
-
-    from core.platform.metrics import registry_for_scrape
-
     start_http_server(port, registry=registry_for_scrape([depth_collector(consumer)]))
     log.info("outbound consumer metrics on :%s", port)
 
@@ -368,10 +367,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics-port", type=int, default=None)
     args = parser.parse_args(argv)
 
-    from core.platform import logs, runtime
-    from core.platform.config import Settings
-
-    settings = runtime.init(Settings.from_env())
+    settings = bootstrap.init(Settings.from_env())
     logs.configure(settings.log_level, settings.log_format)
     config = Config(threads=args.threads, wait_seconds=args.wait_seconds, retry_base=args.retry_base,
                     sweep_seconds=args.sweep_seconds, follow_up_seconds=args.follow_up_seconds,

@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 
 from api.auth import access
 from api.common import PageArgsSchema, decode_time_cursor, idempotent, page
+from core.jobs import artifacts
 from core.jobs import service as jobs
 from core.workflows.registry import WORKFLOWS
 
@@ -126,8 +127,6 @@ class JobArtifacts(MethodView):
     @blp.response(200, ArtifactListSchema)
     def get(self, job_id):
         """The job's stored documents and payloads, with short-lived download links."""
-        from core.jobs import artifacts
-
         job, _ = jobs.get_job(job_id)  # 404 unless the job is the caller's
         return {"items": artifacts.list_for_job(job.id)}
 

@@ -12,7 +12,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tenancy.db import TenantBase
+from tenancy.base import TenantBase
 
 
 class Connection(TenantBase):

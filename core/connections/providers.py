@@ -38,8 +38,10 @@ def _on_response(provider, method, status, seconds) -> None:
 
 
 def add_response_hook(hook) -> None:
-    """Also call `hook(provider, method, status, seconds)` after every provider call (the delivery records)."""
-    _response_hooks.append(hook)
+    """Also call `hook(provider, method, status, seconds)` after every provider call (core.bootstrap attaches
+    the delivery's); adding one twice has no effect."""
+    if hook not in _response_hooks:
+        _response_hooks.append(hook)
 
 
 def connector_env() -> ConnectorEnv:

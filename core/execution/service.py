@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, case, func, insert, literal, select, update
 
 from connectors.errors import ConnectorError, InvalidOptions, RateLimited, ReauthRequired, Transient
 from core.connections import api_calls, store
+from core.inbound import polling
 from core.inbound.models import InboundEvent
 from core.jobs import artifacts
 from core.jobs.models import Job, JobStep, RelatedRecord
@@ -79,6 +80,16 @@ class JobContext:
             return delivery.response
 
         return self.step(name, send)
+
+    def poll_cursor(self, role: str) -> str | None:
+        """How far this (polling) workflow has read the connection bound to `role`; None before its first run."""
+        return polling.get_cursor(self.workflow, self.connection(role))
+
+    def record_polled(self, role: str, *, provider: str, event_type: str, records: list[dict], cursor_of,
+                      previous: str) -> dict:
+        """Store what a polling run read as events and move its cursor, in one transaction (core.inbound.polling)."""
+        return polling.record_polled(workflow=self.workflow, connection_id=self.connection(role), provider=provider,
+                                     event_type=event_type, records=records, cursor_of=cursor_of, previous=previous)
 
     def related(self, system: str, record_type: str, record_id, action: str, **detail) -> None:
         """Note an external record this job read, created or updated (the job's "related records")."""

@@ -4,13 +4,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import String, bindparam, cast, column, exists, func, insert, literal, or_, select, true, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, exists, literal, or_, select, true, tuple_
 
 from core.connections.models import Connection
 from core.inbound.models import InboundEvent
-from core.jobs.models import Job
-from core.jobs.service import QUEUED, RUN_JOB, add_job
+from core.jobs import creation
+from core.jobs.creation import RUN_JOB
 from core.platform import metrics, outbox
 from core.platform.actors import Actor
 from core.platform.errors import NotFound
@@ -40,8 +39,9 @@ def _start_workflows(session, *, event_id, provider: str | None, connection_id, 
     event's provider and type, its source connection (when bound) is the event's connection, and its own
     `matches` (when it has one) agrees."""
     rows = session.scalars(select(WorkflowSetting).where(WorkflowSetting.enabled.is_(True)))
-    return [add_job(session, workflow=w.name, data={"event": payload}, created_by=created_by, event_id=event_id)
-            for w in rows if _starts(w, provider, connection_id, event_type, payload)]
+    workflows = [w.name for w in rows if _starts(w, provider, connection_id, event_type, payload)]
+    return creation.add_jobs(session, workflows=workflows, data={"event": payload}, created_by=created_by,
+                             event_id=event_id)
 
 
 def _starts(setting: WorkflowSetting, provider, connection_id, event_type: str, payload) -> bool:
@@ -73,11 +73,10 @@ def record_events(*, provider: str, connection_id, events, headers: dict, raw_bo
 
 def _event_statement():
     """Insert one event, unless it is a duplicate or its connection is gone, with the jobs it starts (given as
-    arrays: ids, workflows, max attempts) and their outbox messages, in one statement. Answers no row for an
-    event not inserted, else one row per job (one row with no job when it starts none). Built once (named
+    arrays: ids, workflows) and their outbox messages (core.jobs.creation), in one statement. Answers no row for
+    an event not inserted, else one row per job (one row with no job when it starts none). Built once (named
     parameters), so SQLAlchemy compiles it once per schema."""
     events, conns = InboundEvent.__table__, Connection.__table__
-    jobs, box = Job.__table__, OutboxMessage.__table__
     columns = ("id", "connection_id", "provider", "provider_event_id", "event_type", "account_id", "resource_id",
                "occurred_at", "headers", "payload", "raw_body")
     values = select(*[bindparam(c, type_=events.c[c].type) for c in columns], literal("received"), literal(0))
@@ -86,21 +85,8 @@ def _event_statement():
     inserted = (insert_or_skip(events).from_select([*columns, "status", "replays"],
                                                    values.where(or_(connection.is_(None), live)))
                 .returning(events.c.id).cte("inserted"))
-    starts = func.unnest(bindparam("job_ids", type_=ARRAY(jobs.c.id.type)),
-                         bindparam("workflows", type_=ARRAY(jobs.c.workflow.type)),
-                         bindparam("max_attempts", type_=ARRAY(jobs.c.max_attempts.type))).table_valued(
-        column("job_id", jobs.c.id.type), column("workflow", jobs.c.workflow.type),
-        column("max_attempts", jobs.c.max_attempts.type)).render_derived(name="starts", with_types=False)
-    added = (insert(jobs).from_select(
-        ["id", "workflow", "input", "status", "event_id", "attempts", "max_attempts", "created_by"],
-        select(starts.c.job_id, starts.c.workflow, bindparam("input", type_=jobs.c.input.type), literal(QUEUED),
-               inserted.c.id, literal(0), starts.c.max_attempts, bindparam("created_by", type_=jobs.c.created_by.type))
-        .select_from(inserted.join(starts, true())))
-        .returning(jobs.c.id).cte("added"))
-    messages = (insert(box).from_select(["task", "args", "countdown"],
-                                        select(literal(RUN_JOB), func.jsonb_build_array(cast(added.c.id, String)),
-                                               literal(0.0)))
-                .returning(box.c.id, box.c.args).cte("messages"))
+    rows = creation.starts()
+    _, messages = creation.queue_ctes(rows, inserted.c.id, select_from=inserted.join(rows, true()))
     return (select(inserted.c.id.label("event_id"), messages.c.id.label("outbox_id"), messages.c.args)
             .select_from(inserted.outerjoin(messages, true())))
 
@@ -124,8 +110,8 @@ def add_events(connection, *, provider: str, connection_id, events, headers: dic
             "provider_event_id": event.event_id, "event_type": event.event_type, "account_id": event.account_id,
             "resource_id": event.resource_id, "occurred_at": event.occurred_at, "headers": kept,
             "payload": event.payload, "raw_body": raw_body, "job_ids": [uuid.uuid4() for _ in started],
-            "workflows": [w.name for w in started], "max_attempts": [w.max_attempts for w in started],
-            "input": {"event": event.payload}, "created_by": f"webhook:{provider}"}).all()
+            "workflows": [w.name for w in started], "input": {"event": event.payload},
+            "created_by": f"webhook:{provider}"}).all()
         if not rows:
             existing = connection.scalar(select(InboundEvent.id).where(
                 InboundEvent.provider == provider, InboundEvent.provider_event_id == event.event_id))

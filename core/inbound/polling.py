@@ -2,9 +2,8 @@
 cursors that only move in the transaction that stores what was read."""
 from __future__ import annotations
 
-import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -12,10 +11,11 @@ from sqlalchemy.dialects.postgresql import insert
 from connectors.base import WebhookEvent
 from core.inbound import inbox
 from core.inbound.models import PollCursor
-from core.jobs.service import add_job
+from core.jobs import creation
 from core.platform import outbox
 from core.workflows.models import WorkflowSetting
 from core.workflows.registry import WORKFLOWS
+from core.workflows.schedule import next_run
 from tenancy.db import tenant_session, tenant_transaction
 
 
@@ -49,15 +49,6 @@ def _stamp(value: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def next_run(schedule_seconds: int, *, first: bool = False) -> datetime:
-    """Spread runs: the first lands anywhere in one period, later ones drift by up to ±10 %, so a thousand
-    tenants with the same schedule do not poll in the same second."""
-    now = datetime.now(UTC)
-    if first:
-        return now + timedelta(seconds=random.uniform(0, schedule_seconds))
-    return now + timedelta(seconds=schedule_seconds * random.uniform(0.9, 1.1))
-
-
 def schedule_due() -> int:
     """In the current tenant: start a job for each enabled scheduled workflow whose time has come."""
     now = datetime.now(UTC)
@@ -69,8 +60,8 @@ def schedule_due() -> int:
         for setting in due:
             if setting.name not in WORKFLOWS or getattr(WORKFLOWS[setting.name], "TRIGGER", True) is not None:
                 continue
-            _, message = add_job(session, workflow=setting.name, data={"scheduled_at": now.isoformat()},
-                                 created_by="schedule")
+            [(_, message)] = creation.add_jobs(session, workflows=[setting.name],
+                                               data={"scheduled_at": now.isoformat()}, created_by="schedule")
             messages.append(message)
             setting.next_run_at = next_run(setting.schedule_seconds)
     outbox.publish(messages)

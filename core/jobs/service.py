@@ -1,57 +1,40 @@
-"""Jobs: create, read, cancel, retry, and execute — with one transition table for every status change."""
+"""Jobs as the API sees them: read, list (newest first), cancel and retry, with every status change through the
+one transition table (core.jobs.statuses) and every new job created one way (core.jobs.creation). This module is
+the jobs domain's public surface: it names what the others may use."""
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
 
-from sqlalchemy import String, bindparam, cast, func, insert, literal, select, true, tuple_
+from sqlalchemy import select, tuple_
 
+from core.jobs.creation import DEFAULT_MAX_ATTEMPTS, RUN_JOB, UnknownWorkflow, add_jobs, create_job, job_from_row
 from core.jobs.models import Job, JobStep, RelatedRecord
-from core.platform import metrics, outbox
-from core.platform.actors import Actor
-from core.platform.errors import Conflict, Invalid, NotFound
-from core.platform.models import OutboxMessage
-from core.workflows.models import WorkflowSetting
-from core.workflows.registry import WORKFLOWS
-from tenancy.db import tenant_autocommit, tenant_session, tenant_transaction
+from core.jobs.statuses import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    STATUSES,
+    TRANSITIONS,
+    IllegalTransition,
+    transition,
+)
+from core.platform import outbox
+from core.platform.errors import NotFound
+from tenancy.db import tenant_session, tenant_transaction
 
+__all__ = ["BACKOFF_BASE", "CANCELLED", "COMPLETED", "DEFAULT_MAX_ATTEMPTS", "FAILED", "QUEUED", "RUNNING",
+           "RUN_JOB", "STATUSES", "TRANSITIONS", "IllegalTransition", "JobNotFound", "UnknownWorkflow", "add_jobs",
+           "cancel_job", "create_job", "get_job", "job_from_row", "list_jobs", "parse_job_id", "related_records",
+           "retry_job", "transition"]
 log = logging.getLogger("zixly.jobs")
-RUN_JOB = "zixly.tenant.run_job"
-QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = "QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"
-STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED)
-TRANSITIONS = {
-    QUEUED: {RUNNING, CANCELLED},
-    RUNNING: {COMPLETED, FAILED, CANCELLED, QUEUED},  # QUEUED: waiting for a retry after a retryable error
-    FAILED: {QUEUED},  # manual retry
-    CANCELLED: {QUEUED},  # manual retry
-    COMPLETED: set(),
-}
 BACKOFF_BASE = 2.0
-DEFAULT_MAX_ATTEMPTS = 4
-
-
-class IllegalTransition(Conflict):
-    code = "illegal-transition"
-
-
-class UnknownWorkflow(Invalid):
-    code = "unknown-workflow"
 
 
 class JobNotFound(NotFound):
     code = "job-not-found"
-
-
-def transition(job: Job, to: str) -> None:
-    if to not in TRANSITIONS[job.status]:
-        raise IllegalTransition(f"a {job.status} job cannot become {to}")
-    job.status = to
-    now = datetime.now(UTC)
-    if to == RUNNING:
-        job.started_at = now
-    elif to in (COMPLETED, FAILED, CANCELLED):
-        job.finished_at = now
 
 
 def parse_job_id(job_id) -> uuid.UUID:
@@ -59,64 +42,6 @@ def parse_job_id(job_id) -> uuid.UUID:
         return job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
     except ValueError:
         raise JobNotFound(f"no job {job_id}") from None
-
-
-def _known(workflow: str) -> None:
-    if workflow not in WORKFLOWS:
-        raise UnknownWorkflow(f"unknown workflow {workflow!r}; known: {', '.join(sorted(WORKFLOWS))}")
-
-
-_JOB_COLUMNS = [c.key for c in Job.__table__.c]
-
-
-def job_from_row(row) -> Job:
-    """A (detached) Job from a Core row holding the job's columns, as a `RETURNING` gives them."""
-    return Job(**{key: row[key] for key in _JOB_COLUMNS})
-
-
-def add_job(session, *, workflow: str, data: dict, created_by: str | None, event_id=None):
-    """Add a QUEUED job and its outbox message to the caller's tenant transaction; return both."""
-    _known(workflow)
-    setting = session.get(WorkflowSetting, workflow)
-    job = Job(id=uuid.uuid4(), workflow=workflow, input=data, status=QUEUED, event_id=event_id,
-              created_by=created_by, max_attempts=setting.max_attempts if setting else DEFAULT_MAX_ATTEMPTS)
-    session.add(job)
-    metrics.jobs_queued.labels(workflow).inc()
-    return job, outbox.enqueue(session, RUN_JOB, str(job.id))
-
-
-def _create_statement():
-    """One statement adding a QUEUED job (its max_attempts from the workflow's settings) and its outbox message;
-    answers the whole job row. Built once."""
-    jobs, box, settings = Job.__table__, OutboxMessage.__table__, WorkflowSetting.__table__
-    workflow = bindparam("workflow", type_=jobs.c.workflow.type)
-    max_attempts = func.coalesce(select(settings.c.max_attempts).where(settings.c.name == workflow)
-                                 .scalar_subquery(), DEFAULT_MAX_ATTEMPTS)
-    job = insert(jobs).values(
-        id=bindparam("job_id", type_=jobs.c.id.type), workflow=workflow,
-        input=bindparam("input", type_=jobs.c.input.type), status=QUEUED, attempts=0, max_attempts=max_attempts,
-        created_by=bindparam("created_by")).returning(*jobs.c).cte("job")
-    message = (insert(box).from_select(["task", "args", "countdown"],
-                                       select(literal(RUN_JOB), func.jsonb_build_array(cast(job.c.id, String)),
-                                              literal(0.0)).select_from(job))
-               .returning(box.c.id).cte("message"))
-    return select(job, message.c.id.label("outbox_id")).select_from(job.join(message, true()))
-
-
-_CREATE_STATEMENT = _create_statement()
-
-
-def create_job(*, workflow: str, data: dict, actor: Actor) -> Job:
-    """A QUEUED job and its outbox message in one statement (its own transaction, one round trip), published
-    after it commits."""
-    _known(workflow)
-    job_id = uuid.uuid4()
-    with tenant_autocommit() as connection:
-        row = connection.execute(_CREATE_STATEMENT, {"job_id": job_id, "workflow": workflow, "input": data,
-                                                     "created_by": f"{actor.type}:{actor.id}"}).mappings().one()
-    metrics.jobs_queued.labels(workflow).inc()
-    outbox.publish([OutboxMessage(id=row["outbox_id"], task=RUN_JOB, args=[str(job_id)], countdown=0.0)])
-    return job_from_row(row)
 
 
 def get_job(job_id) -> tuple[Job, list[JobStep]]:

@@ -14,7 +14,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tenancy.db import TenantBase
+from tenancy.base import TenantBase
 
 
 class Notification(TenantBase):

@@ -3,6 +3,7 @@
 Receivers run in the emitter's process right after its transaction committed; they only record (one tenant
 transaction plus an outbox publish) and never call Novu, and `signals.emit` keeps their failures from the
 emitter. The subject of each notification makes its transactionId: the same occurrence is recorded once.
+`connect()` (called by core.bootstrap) attaches them; importing this module attaches nothing.
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from tenancy.db import tenant_session
 ERROR_CHARS = 500
 
 
-@signals.job_failed.connect
 def on_job_failed(sender, *, tenant, job_id, workflow, error, attempts, failed_at, **extra):
     with tenant_context(tenant):
         notify(event="job-failed", subject=f"job:{job_id}:{failed_at.isoformat()}", payload={
@@ -27,14 +27,12 @@ def on_job_failed(sender, *, tenant, job_id, workflow, error, attempts, failed_a
             "attempts": attempts, "failed_at": failed_at.isoformat()})
 
 
-@signals.delivery_dead_lettered.connect
 def on_delivery_dead_lettered(sender, *, tenant, provider, message_id, reason, **extra):
     with tenant_context(tenant):
         notify(event="delivery-dead-lettered", subject=f"delivery:{message_id}", payload={
             "provider": provider, "message_id": str(message_id), "reason": (reason or "")[:ERROR_CHARS]})
 
 
-@signals.connection_reauth_required.connect
 def on_connection_reauth_required(sender, *, tenant, connection_id, reason, **extra):
     # At most one notice per connection per UTC day, however often the connection fails meanwhile.
     day = datetime.now(UTC).date().isoformat()
@@ -44,14 +42,12 @@ def on_connection_reauth_required(sender, *, tenant, connection_id, reason, **ex
             **_connection_details(connection_id)})
 
 
-@signals.api_key_created.connect
 def on_api_key_created(sender, *, tenant, key_id, name, role, prefix, created_by, **extra):
     with tenant_context(tenant):
         notify(event="api-key-created", subject=f"api-key:{key_id}", payload={
             "key_id": str(key_id), "name": name, "role": role, "prefix": prefix, "created_by": created_by})
 
 
-@signals.tenant_created.connect
 def on_tenant_created(sender, *, tenant, name, admin_email, **extra):
     to = [novu.subscriber(tenant.slug, admin_email.lower(), email=admin_email)] if admin_email else []
     with tenant_context(tenant):
@@ -67,3 +63,18 @@ def _connection_details(connection_id) -> dict:
     with tenant_session() as session:
         conn = session.get(Connection, ident)
     return {} if conn is None else {"provider": conn.provider, "connection_name": conn.name}
+
+
+RECEIVERS = {
+    signals.job_failed: on_job_failed,
+    signals.delivery_dead_lettered: on_delivery_dead_lettered,
+    signals.connection_reauth_required: on_connection_reauth_required,
+    signals.api_key_created: on_api_key_created,
+    signals.tenant_created: on_tenant_created,
+}
+
+
+def connect() -> None:
+    """Attach every receiver to its signal (idempotent: blinker keeps one connection per receiver)."""
+    for signal, receiver in RECEIVERS.items():
+        signal.connect(receiver)

@@ -10,7 +10,8 @@ from core.platform import audit
 from core.platform.actors import Actor
 from core.platform.errors import Invalid
 from notifications import novu
-from tenancy.db import tenant_session, tenant_transaction
+from tenancy.db import catalog_session, tenant_session, tenant_transaction
+from tenancy.models import Tenant
 
 # tenant-welcome is not here: it goes to the admin contact given at tenant creation, before settings can exist.
 EVENTS = ("job-failed", "delivery-dead-lettered", "connection-reauth-required", "api-key-created")
@@ -50,9 +51,6 @@ def update_settings(changes: dict[str, dict], *, actor: Actor) -> dict[str, dict
 
 
 def _admin_email(slug: str) -> str | None:
-    from tenancy.db import catalog_session
-    from tenancy.models import Tenant
-
     with catalog_session() as session:
         return session.scalar(select(Tenant.admin_email).where(Tenant.slug == slug))
 

@@ -22,7 +22,7 @@ from sqlalchemy import and_, func, or_, update
 
 from connectors.errors import InvalidOptions, Permanent, RateLimited, ReauthRequired
 from connectors.registry import CONNECTORS
-from core.connections import api_calls, providers
+from core.connections import api_calls
 from core.outbound import token_bucket
 from core.outbound.models import Delivery
 from core.platform import metrics, signals
@@ -83,11 +83,10 @@ def _tenant(slug: str) -> TenantRef | None:
 _last = threading.local()
 
 
-def _remember_status(provider, method, status, seconds) -> None:
+def remember_status(provider, method, status, seconds) -> None:
+    """A provider-call hook (core.bootstrap attaches it): the status code of this thread's last call."""
     _last.status = status or None
 
-
-providers.add_response_hook(_remember_status)
 
 
 # -- delivering -----------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tenancy.db import TenantBase
+from tenancy.base import TenantBase
 from tenancy.models import IdempotencyColumns
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from core.platform import audit, signals
 from core.platform.actors import Actor
+from core.platform.queue import celery_app
 from core.platform.runtime import settings
 from tenancy import pool, provisioning, shards
 from tenancy.apikeys import tenant_ref
@@ -21,7 +22,7 @@ def create_tenant(*, slug: str, name: str, plan: str, actor: Actor, shard: str |
                   admin_email: str | None = None):
     tenant, key, secret = provisioning.create_tenant(
         get_router(), slug=slug, name=name, plan=plan, shard=shard, admin_email=admin_email,
-        created_by=f"{actor.type}:{actor.id}")
+        created_by=f"{actor.type}:{actor.id}", on_pool_low=request_pool_refill)
     _audit(tenant, actor, "tenant.created", plan=plan, shard=tenant.shard, api_key_prefix=key.prefix)
     signals.emit(signals.tenant_created, tenant=tenant_ref(tenant), name=tenant.name, admin_email=admin_email)
     return tenant, key, secret
@@ -30,12 +31,7 @@ def create_tenant(*, slug: str, name: str, plan: str, actor: Actor, shard: str |
 def request_pool_refill(shard: str, remaining: int) -> None:
     """Called after provisioning took a pooled schema: below half the target, a worker tops the pool up."""
     if remaining < settings().schema_pool_size // 2 + 1:
-        from core.platform.queue import celery_app
-
         celery_app.send_task("zixly.fleet.refill_schema_pool", kwargs={"shard": shard})
-
-
-pool.on_low = request_pool_refill
 
 
 def refill_schema_pool(shard: str | None = None) -> dict:

@@ -30,11 +30,8 @@ class Mappings(ma.Schema):
 
 
 def run(ctx, data: dict) -> dict:
-    from core.inbound import polling
-
-    conn_id = ctx.connection("source")
     sobject = ctx.mappings.get("sobject", SOBJECT)
-    cursor = polling.get_cursor(NAME, conn_id) or (
+    cursor = ctx.poll_cursor("source") or (
         datetime.now(UTC) - timedelta(days=int(ctx.mappings.get("initial_days", 30)))).strftime(
         "%Y-%m-%dT%H:%M:%S.000+0000")
     if not STAMP.match(cursor):
@@ -44,7 +41,6 @@ def run(ctx, data: dict) -> dict:
     records = list(ctx.call("source", "query", soql))
     for record in records:
         ctx.related("salesforce", sobject, record["Id"], "read", modified=record.get("LastModifiedDate"))
-    stored = polling.record_polled(workflow=NAME, connection_id=conn_id, provider="salesforce",
-                                   event_type=f"{sobject}.changed", records=records,
-                                   cursor_of=lambda r: r["LastModifiedDate"], previous=cursor)
+    stored = ctx.record_polled("source", provider="salesforce", event_type=f"{sobject}.changed", records=records,
+                               cursor_of=lambda r: r["LastModifiedDate"], previous=cursor)
     return {"fetched": len(records), "new_events": stored["new"], "cursor": stored["cursor"]}

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 import marshmallow as ma
 
 from core.connections import store
-from core.inbound import polling
 from core.platform import audit
 from core.platform.actors import Actor
 from core.platform.errors import Invalid, NotFound
 from core.workflows.models import WorkflowSetting
 from core.workflows.registry import WORKFLOWS
+from core.workflows.schedule import next_run
 from tenancy.db import tenant_session, tenant_transaction
 
 MIN_SCHEDULE, MAX_SCHEDULE = 60, 86400
@@ -133,7 +133,7 @@ def put_workflow(name: str, data: dict, *, actor: Actor) -> dict:
             raise InvalidWorkflowSettings("this workflow runs on events, not on a schedule")
         if _scheduled(module) and enabled and (not setting.enabled or schedule != setting.schedule_seconds
                                                or setting.next_run_at is None):
-            setting.next_run_at = polling.next_run(schedule, first=True)
+            setting.next_run_at = next_run(schedule, first=True)
         setting.enabled, setting.connections, setting.mappings = enabled, bound, mappings
         setting.schedule_seconds = schedule if _scheduled(module) else None
         if "max_attempts" in data:

@@ -3,7 +3,7 @@ from alembic import context
 from sqlalchemy import text
 
 import tenancy.models  # noqa: F401  (registers the catalog tables for autogenerate)
-from tenancy.db import CATALOG_SCHEMA, CatalogBase
+from tenancy.base import CATALOG_SCHEMA, CatalogBase
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -5,7 +5,7 @@ import uuid
 import pytest
 from sqlalchemy import delete
 
-from core.platform import runtime
+from core import bootstrap
 from sandbox import Simulator
 from tenancy.db import catalog_transaction
 from tenancy.models import AccountIndex
@@ -29,9 +29,9 @@ def sim():
 def simulated(app, settings, sim):
     local = dataclasses.replace(settings, provider_simulator_url=sim.url, provider_credentials=dict(APPS),
                                 public_base_url=BASE)
-    runtime.init(local)
+    bootstrap.init(local)
     yield local
-    runtime.init(settings)
+    bootstrap.init(settings)
 
 
 @pytest.fixture()

@@ -12,6 +12,7 @@ import requests
 from sqlalchemy import func, select, text
 
 from connectors.env import ConnectorEnv
+from core import bootstrap
 from core.connections import api_calls, key_rotation, providers, routing, sealing, store
 from core.connections.models import Connection
 from core.platform import crypto, runtime
@@ -223,7 +224,7 @@ def test_key_rotation_reseals_everything_and_connections_keep_working(client, ma
     custom_id, secret = custom.get_json()["id"], custom.get_json()["webhook_secret"]["secret"]
     old_kid = crypto.keyring().primary
     new_spec = f"k-new:{crypto.generate_key()},{simulated.data_keys}"
-    runtime.init(dataclasses.replace(simulated, data_keys=new_spec))
+    bootstrap.init(dataclasses.replace(simulated, data_keys=new_spec))
     try:
         summary = key_rotation.rotate_data_keys()
         assert not summary["failed"] and summary["connections_resealed"] >= 2
@@ -232,12 +233,12 @@ def test_key_rotation_reseals_everything_and_connections_keep_working(client, ma
             assert "v1:k-new:" in raw and f"v1:{old_kid}:" not in raw
         assert key_rotation.rotate_data_keys()["connections_resealed"] == 0  # nothing left to do
         only_new = new_spec.split(",")[0]
-        runtime.init(dataclasses.replace(simulated, data_keys=only_new))  # the old key is retired
+        bootstrap.init(dataclasses.replace(simulated, data_keys=only_new))  # the old key is retired
         assert client.post(f"/v1/connections/{conn['id']}/test", headers=t.headers).get_json()["ok"] is True
         with tenant_context(t.ref):
             assert sealing.webhook_secret_values(store.get_connection(custom_id)) == [secret]
     finally:
-        runtime.init(simulated)
+        bootstrap.init(simulated)
 
 
 def test_webhook_secret_rotation_without_downtime(client, make_tenant, sim):

@@ -3,8 +3,8 @@ import dataclasses
 
 from prometheus_client import REGISTRY
 
-from core.devstack import free_port
-from core.platform import runtime
+from core import bootstrap
+from devstack import free_port
 
 
 def test_redis_down(settings, make_tenant):
@@ -23,4 +23,4 @@ def test_redis_down(settings, make_tenant):
         assert client.get("/v1/tenant", headers=t.headers).status_code == 200  # fail open
         assert REGISTRY.get_sample_value("zixly_rate_limit_storage_errors_total") == before + 1  # and counted
     finally:
-        runtime.init(settings)
+        bootstrap.init(settings)

@@ -3,7 +3,7 @@ import threading
 
 from sqlalchemy import text
 
-from core.platform import runtime
+from core import bootstrap
 from tenancy.db import get_router
 
 
@@ -37,7 +37,7 @@ def test_twenty_tenants_interleaved_over_two_connections(app, settings, make_ten
     expected = {t.slug: app.test_client().get("/v1/audit-log?limit=200", headers=t.headers).get_json()["items"]
                 for t in tenants}
     narrow = settings.__class__(**{**settings.__dict__, "db_pool_size": 2, "db_max_overflow": 0})
-    runtime.init(narrow)
+    bootstrap.init(narrow)
     try:
         engine = get_router().catalog_engine
         assert engine.pool.size() == 2
@@ -61,4 +61,4 @@ def test_twenty_tenants_interleaved_over_two_connections(app, settings, make_ten
             assert conn.execute(text("show search_path")).scalar() == '"$user", public'
         assert engine.pool.checkedout() == 0
     finally:
-        runtime.init(settings)
+        bootstrap.init(settings)

@@ -20,10 +20,11 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
+from core import bootstrap
 from core.connections import store
-from core.devstack import free_port
 from core.execution.service import execute_job
-from core.platform import logs, runtime
+from core.platform import logs
+from devstack import free_port
 from tenancy.context import tenant_context
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,9 +64,9 @@ def b64hmac(secret, body):
 
 @pytest.fixture()
 def xero_app_secret(settings):
-    runtime.init(dataclasses.replace(settings, app_webhook_secrets={"xero": (XERO_KEY,)}))
+    bootstrap.init(dataclasses.replace(settings, app_webhook_secrets={"xero": (XERO_KEY,)}))
     yield
-    runtime.init(settings)
+    bootstrap.init(settings)
 
 
 def test_metrics_after_a_flow_has_every_family_with_sensible_values(client, make_tenant, xero_app_secret):

@@ -33,11 +33,11 @@ def test_requests_without_a_tenant_are_not_limited_even_when_the_limiter_fails_c
     import dataclasses
 
     from api.app import create_app
-    from core.platform import runtime
+    from core import bootstrap
 
     try:
         client = create_app(dataclasses.replace(settings, rate_limit_fail_open=False)).test_client()
         assert client.get("/health").status_code == 200
         assert client.get("/v1/staff/tenants", headers=staff_headers).status_code == 200
     finally:
-        runtime.init(settings)
+        bootstrap.init(settings)

@@ -129,7 +129,7 @@ def test_creates_link_to_what_they_create():
 def test_cli_writes_and_checks_the_spec(tmp_path):
     from click.testing import CliRunner
 
-    from api.cli import main
+    from zixly_cli.main import main
 
     runner = CliRunner()
     out = tmp_path / "openapi.yaml"

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
 from connectors.registry import SCHEMES
-from core.platform import aws, runtime
+from core import bootstrap
+from core.platform import aws
 from core.platform.queue import celery_app
+from zixly_cli.main import main
 
 
 @pytest.fixture()
@@ -27,7 +28,7 @@ def aws_env(settings, servers, monkeypatch):
                         "AWS_SECRET_ACCESS_KEY": servers.get("AWS_SECRET_ACCESS_KEY", "testing")}.items():
         monkeypatch.setenv(name, value)
     yield settings
-    runtime.init(settings)
+    bootstrap.init(settings)
 
 
 def _attributes(sqs, name: str) -> dict:
@@ -78,7 +79,7 @@ def test_every_outbound_provider_is_a_known_connector():
 
 
 def test_beat_runs_the_app_schedule_with_its_state_in_the_given_folder(settings, tmp_path):
-    runtime.init(settings)  # the schedule beat should run is the one the app configures
+    bootstrap.init(settings)  # the schedule beat should run is the one the app configures
     state = tmp_path / "beat-state"
     env = dict(os.environ, DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url, ZIXLY_HOME=str(tmp_path))
     zixly = Path(sys.executable).with_name("zixly")

@@ -5,10 +5,10 @@ import copy
 
 import pytest
 
-from api.cli import main as zixly_cli
 from tests.deploy import compose_checks as checks
 from tests.deploy.conftest import ROOT, load_compose
 from tests.deploy.settings_env import LIBRARY_ENV, settings_env_vars
+from zixly_cli.main import main as zixly_cli
 
 # Commands the file runs before they exist are marked here (strict xfail: the marker fails the day the command
 # arrives, and must then be removed). `zixly outbound` arrived with the outbound queues.

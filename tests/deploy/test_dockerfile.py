@@ -12,9 +12,9 @@ import zipfile
 
 import pytest
 
-from api.cli import main as zixly_cli
 from tests.deploy import compose_checks
 from tests.deploy.conftest import ROOT
+from zixly_cli.main import main as zixly_cli
 
 
 def instructions(text: str) -> list[tuple[str, str]]:

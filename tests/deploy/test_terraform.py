@@ -10,13 +10,13 @@ import subprocess
 
 import pytest
 
-from api.cli import main as zixly_cli
 from core.platform import aws
 from tests.deploy import compose_checks
 from tests.deploy import terraform_checks as tf
 from tests.deploy.conftest import ROOT
 from tests.deploy.settings_env import LIBRARY_ENV, settings_env_vars
 from tests.deploy.test_compose import NOT_YET, _service_params
+from zixly_cli.main import main as zixly_cli
 
 MODULES = {"queue", "storage", "secrets", "database", "cache", "compute", "network"}
 

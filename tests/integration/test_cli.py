@@ -5,12 +5,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, text
 
-from api.cli import main
-from core.platform import runtime
+from core import bootstrap
 from tenancy import migrate
 from tenancy.db import catalog_session, get_router
 from tenancy.models import Tenant
 from tests.conftest import unique_slug
+from zixly_cli.main import main
 
 
 @pytest.fixture()
@@ -20,7 +20,7 @@ def cli(settings, jwt_keys, monkeypatch):
     monkeypatch.setenv("ZIXLY_JWT_PUBLIC_KEY_FILE", settings.jwt_public_key_file)
     monkeypatch.setenv("ZIXLY_JWT_PRIVATE_KEY_FILE", str(jwt_keys / "jwt-private.pem"))
     yield CliRunner()
-    runtime.init(settings)
+    bootstrap.init(settings)
 
 
 def test_tenant_lifecycle_from_the_cli(cli, client):

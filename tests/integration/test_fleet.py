@@ -9,14 +9,14 @@ from click.testing import CliRunner
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
 
-from api.cli import main
-from core.platform import runtime
+from core import bootstrap
 from tenancy import fleet, migrate, provisioning, schemas
 from tenancy.db import Router
 from tenancy.migrate import tenant_head, upgrade_catalog, upgrade_tenant
 from tenancy.models import Tenant
 from tests.conftest import unique_slug
 from tests.integration.fleet_support import contents, fresh_database, tree_with_new_migration
+from zixly_cli.main import main
 
 
 @pytest.fixture()
@@ -183,7 +183,7 @@ def cli(fleet_db, settings, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", fleet_db.catalog_url)
     monkeypatch.setenv("REDIS_URL", settings.redis_url)
     yield CliRunner(mix_stderr=False) if "mix_stderr" in CliRunner.__init__.__code__.co_varnames else CliRunner()
-    runtime.init(settings)
+    bootstrap.init(settings)
 
 
 def test_cli_upgrade_names_failures_exits_1_and_status_shows_them(cli, fleet_db, tmp_path, monkeypatch):

@@ -25,12 +25,12 @@ def pooled(router):
 
 def test_a_pooled_schema_equals_one_migrated_from_scratch(pool_db, monkeypatch):
     lows = []
-    monkeypatch.setattr(pool, "on_low", lambda shard, remaining: lows.append((shard, remaining)))
     assert pool.refill(pool_db, target=3, jobs=2) == {"default": 3}
     before = pooled(pool_db)
     assert len(before) == 3 and all(schema_exists(pool_db.catalog_engine, s) for s in before)
 
-    tenant, _, secret = provisioning.create_tenant(pool_db, slug=unique_slug("pool"), name="Pooled")
+    tenant, _, secret = provisioning.create_tenant(pool_db, slug=unique_slug("pool"), name="Pooled",
+                                                   on_pool_low=lambda shard, remaining: lows.append((shard, remaining)))
     taken = before - pooled(pool_db)
     assert len(taken) == 1 and not schema_exists(pool_db.catalog_engine, taken.pop())  # renamed, not copied
     assert tenant.status == "active" and tenant.schema_revision == migrate.tenant_head() and secret
@@ -55,7 +55,6 @@ def test_a_pooled_schema_equals_one_migrated_from_scratch(pool_db, monkeypatch):
 
 
 def test_refill_tops_up_and_a_new_head_discards_stale_pooled_schemas(pool_db, tmp_path, monkeypatch):
-    monkeypatch.setattr(pool, "on_low", None)
     pool.refill(pool_db, target=2)
     provisioning.create_tenant(pool_db, slug=unique_slug("pool"), name="x")
     assert len(pooled(pool_db)) == 1
@@ -75,7 +74,6 @@ def test_refill_tops_up_and_a_new_head_discards_stale_pooled_schemas(pool_db, tm
 
 
 def test_a_pooled_schema_that_went_missing_falls_back_to_the_script(pool_db, monkeypatch):
-    monkeypatch.setattr(pool, "on_low", None)
     pool.refill(pool_db, target=1)
     [name] = pooled(pool_db)
     with pool_db.catalog_engine.begin() as conn:

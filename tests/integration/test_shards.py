@@ -5,9 +5,9 @@ from click.testing import CliRunner
 from sqlalchemy import select, text
 
 import workers.maintenance as tasks
-from api.cli import main
+from core import bootstrap
 from core.jobs.models import Job
-from core.platform import audit, runtime
+from core.platform import audit
 from core.platform.actors import Actor
 from tenancy import fleet, migrate, provisioning, shards
 from tenancy.celery import HEADER
@@ -17,6 +17,7 @@ from tenancy.migrate import upgrade_catalog
 from tenancy.models import Tenant, TenantMove
 from tests.conftest import unique_slug
 from tests.integration.fleet_support import contents, fresh_database, schema_exists, tree_with_new_migration
+from zixly_cli.main import main
 
 SECOND = "second"
 
@@ -118,7 +119,7 @@ def cli(settings, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     monkeypatch.setenv("REDIS_URL", settings.redis_url)
     yield CliRunner()
-    runtime.init(settings)
+    bootstrap.init(settings)
 
 
 def test_a_move_keeps_every_row_the_tenant_keeps_working_and_undo_brings_it_back(

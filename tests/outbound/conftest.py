@@ -15,6 +15,7 @@ import pytest
 import requests
 from sqlalchemy import delete
 
+from core import bootstrap
 from core.outbound import queues
 from core.platform import aws, runtime
 from core.platform.actors import Actor
@@ -49,11 +50,11 @@ def outbound_settings(app, settings, servers, sim):
     local = dataclasses.replace(settings, provider_simulator_url=sim.url, provider_credentials=dict(APPS),
                                 public_base_url=BASE, outbound_queue_prefix=prefix,
                                 outbound_quotas={"hubspot": "1000/1", "xero": "1000/1"})
-    runtime.init(local)
+    bootstrap.init(local)
     aws.ensure_outbound_queues(queues.sqs_client(), prefix=prefix, providers=PROVIDERS, visibility=VISIBILITY,
                                max_receive=MAX_RECEIVES)
     yield local
-    runtime.init(settings)
+    bootstrap.init(settings)
 
 
 @pytest.fixture()

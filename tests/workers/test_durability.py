@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from core import bootstrap
 from core.connections import store
-from core.devstack import redis_server
 from core.jobs.models import Job, JobStep
-from core.platform import outbox, runtime
+from core.platform import outbox
 from core.platform.models import OutboxMessage
+from devstack import redis_server
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session
 
@@ -36,10 +37,10 @@ def own_redis(tmp_path, settings):
     server = redis_server(tmp_path / "redis", persistent=True).start()
     local = dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{server.port}/0",
                                 app_webhook_secrets={"xero": (KEY,)})
-    runtime.init(local)
+    bootstrap.init(local)
     yield server, local
     server.stop()
-    runtime.init(settings)
+    bootstrap.init(settings)
 
 
 def start_worker(local, tmp_path, visibility=3600, concurrency=2) -> subprocess.Popen:

@@ -1,11 +1,21 @@
-"""connections: OAuth state of a connection, tokens and webhook secrets sealed (core.crypto), soft delete
+"""connections: OAuth state of a connection, tokens and webhook secrets sealed, soft delete
+
+Rows written before secrets were sealed get their webhook secrets sealed here, in the format of that day
+(`v1:<key id>:<base64url(nonce | AES-256-GCM ciphertext+tag)>`, associated data
+`connection:<id>:webhook_secrets`), frozen in this file: a migration is history and never imports application
+code. The key is the primary (first) of ZIXLY_DATA_KEYS (`kid:base64key,...`), as the service reads it.
 
 Revision ID: t0004
 Revises: t0003
 Create Date: 2026-11-25
 """
+import base64
+import json
+import os
+
 import sqlalchemy as sa
 from alembic import context, op
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.dialects import postgresql as pg
 
 revision = "t0004"
@@ -33,6 +43,24 @@ def upgrade() -> None:
     op.drop_column("connections", "webhook_secrets")
 
 
+def _primary_data_key() -> tuple[str, bytes]:
+    spec = context.config.attributes.get("data_keys") or os.environ.get("ZIXLY_DATA_KEYS", "")
+    first = next((item.strip() for item in spec.split(",") if item.strip()), "")
+    kid, sep, material = first.partition(":")
+    if not sep:
+        raise RuntimeError("t0004 must seal existing webhook secrets: set ZIXLY_DATA_KEYS (kid:base64key,...)")
+    key = base64.urlsafe_b64decode(material + "=" * (-len(material) % 4))
+    if len(key) != 32:
+        raise RuntimeError(f"data key {kid!r} must be 32 bytes")
+    return kid, key
+
+
+def _seal(kid: str, key: bytes, value, associated: str) -> str:
+    nonce = os.urandom(12)
+    sealed = AESGCM(key).encrypt(nonce, json.dumps(value, separators=(",", ":")).encode(), associated.encode())
+    return f"v1:{kid}:{base64.urlsafe_b64encode(nonce + sealed).rstrip(b'=').decode()}"
+
+
 def _seal_plaintext_webhook_secrets() -> None:
     """Rows written before secrets were sealed: seal them now (needs the data keys; new schemas have none)."""
     bind = op.get_bind()
@@ -40,13 +68,11 @@ def _seal_plaintext_webhook_secrets() -> None:
                                 "WHERE jsonb_array_length(webhook_secrets) > 0")).all()
     if not rows:
         return
-    from core.platform import crypto
-
-    ring = crypto.keyring()
+    kid, key = _primary_data_key()
     for conn_id, plain in rows:
         items = [{"id": f"s{n}", "secret": value, "created_at": None} for n, value in enumerate(plain, 1)]
         bind.execute(sa.text("UPDATE connections SET webhook_secrets_sealed = :v WHERE id = :id"),
-                     {"v": ring.seal_json(items, f"connection:{conn_id}:webhook_secrets"), "id": conn_id})
+                     {"v": _seal(kid, key, items, f"connection:{conn_id}:webhook_secrets"), "id": conn_id})
 
 
 def downgrade() -> None:

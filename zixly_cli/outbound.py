@@ -1,7 +1,7 @@
 """`zixly outbound`: the delivery consumer that makes every write to a provider (workers/consumer.py).
 
-Registered onto the main `zixly` group by `api.cli`. Like `zixly worker` it replaces itself with the process it
-starts, so signals (SIGTERM: finish the deliveries in hand, then exit) reach it directly.
+Like `zixly worker` it replaces itself with the process it starts, so signals (SIGTERM: finish the deliveries in
+hand, then exit) reach it directly.
 """
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import sys
 
 import click
 
-
-def register(main: click.Group) -> None:
-    main.add_command(outbound)
+from core.platform.aws import OUTBOUND_PROVIDERS
+from zixly_cli import common
 
 
 @click.command("outbound")
@@ -34,16 +33,12 @@ def outbound(threads, wait_seconds, retry_base, sweep_seconds, follow_up_seconds
     """Run the outbound delivery consumer: long-polls each provider's FIFO queue and makes the calls, in
     order per record and under each connection's quota. Run as many as needed; SIGTERM lets the
     deliveries in hand finish."""
-    from core.platform.aws import OUTBOUND_PROVIDERS
-
     providers = providers or ",".join(OUTBOUND_PROVIDERS)
     unknown = set(filter(None, providers.split(","))) - set(OUTBOUND_PROVIDERS)
     if unknown:
         raise click.BadParameter(f"unknown provider(s): {', '.join(sorted(unknown))}", param_hint="--providers")
-    from api.cli import _multiprocess_metrics_dir
-
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        _multiprocess_metrics_dir("outbound")  # start from an empty samples folder, as the worker does
+        common.multiprocess_metrics_dir("outbound")  # start from an empty samples folder, as the worker does
     argv = [sys.executable, "-m", "workers.consumer", "--threads", str(threads), "--wait-seconds", str(wait_seconds),
             "--retry-base", str(retry_base), "--sweep-seconds", str(sweep_seconds),
             "--follow-up-seconds", str(follow_up_seconds), "--providers", providers]

@@ -1,0 +1,150 @@
+"""`zixly dev` (what `make run` calls): the development stack of devstack/ (embedded servers unless env names
+real ones), then a migrated database, the queues and bucket, a demo tenant, and the API with a worker, the
+outbound consumer and (by default) the provider simulators. Ctrl-C stops everything.
+
+The local state (signing key, data key, demo tenant key, servers' data) is kept in ZIXLY_HOME (.zixly).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from api.tokens import generate_signing_key, mint
+from core.platform import aws, runtime
+from core.platform.actors import Actor
+from core.platform.crypto import generate_key
+from core.tenants import service as svc
+from devstack import DevServices, DevStack, StartupError, start_simulators
+from tenancy import apikeys, provisioning
+from tenancy.db import catalog_session, get_router
+from tenancy.fleet import upgrade_fleet
+from zixly_cli import common
+
+
+@click.command("dev")
+@click.option("--port", default=lambda: int(os.environ.get("PORT", 8000)), show_default="PORT or 8000")
+@click.option("--simulate-providers/--no-simulate-providers", default=True, show_default=True,
+              help="Serve local Xero, HubSpot, Shopify, Asana and Salesforce simulators and point Zixly at them.")
+def dev(port, simulate_providers):
+    """Start embedded servers (unless env names real ones), migrate, and serve the API with a worker."""
+    home = common.home()
+    stack = DevStack(home, persistent=True)
+    services = DevServices(home, port)
+    stopping = False
+
+    def stop(signum=None, frame=None):
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        click.echo("\nstopping …")
+        services.stop()
+        stack.stop()
+        click.echo("stopped.")
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        env = stack.start(progress=click.echo)
+        os.environ.update(env)
+        generate_signing_key(home)
+        os.environ.setdefault("ZIXLY_JWT_PUBLIC_KEY_FILE", str(home / "jwt-public.pem"))
+        _dev_data_key(home)
+        os.environ.setdefault("ZIXLY_LOG_FORMAT", "text")
+        os.environ.setdefault("ZIXLY_PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+        common.multiprocess_metrics_dir("dev")
+        simulator = start_simulators(os.environ["ZIXLY_PUBLIC_BASE_URL"], progress=click.echo) \
+            if simulate_providers else None
+        common.boot()
+        _prepare_database()
+        _bootstrap_aws()
+        api_key = _demo_tenant_key(home)
+        staff = mint(home / "jwt-private.pem", issuer=os.environ.get("ZIXLY_JWT_ISSUER", "zixly-dev"),
+                     audience=os.environ.get("ZIXLY_JWT_AUDIENCE", "zixly-api"), subject="dev-staff",
+                     staff=True, ttl=12 * 3600)
+        services.start()
+        base = f"http://127.0.0.1:{port}"
+        click.echo("\n" + "=" * 72)
+        click.echo(f"Zixly API      {base}   (docs: {base}/docs, spec: {base}/openapi.json)")
+        click.echo(f"demo tenant    demo   X-API-Key: {api_key}")
+        click.echo(f"staff token    Authorization: Bearer {staff}")
+        click.echo(f"try            curl -H 'X-API-Key: {api_key}' {base}/v1/tenant")
+        if simulator is not None:
+            click.echo(f"providers      simulated at {simulator.url} — connect one with\n               curl -X POST "
+                       f"-H 'X-API-Key: {api_key}' -H 'Content-Type: application/json' "
+                       f"-d '{{\"provider\": \"xero\"}}' {base}/v1/connections   (then open its authorize_url)")
+        click.echo("=" * 72 + "\nCtrl-C stops everything.\n")
+        while services.running():
+            time.sleep(0.5)
+        click.echo("a child process exited; shutting down", err=True)
+        stop()
+    except SystemExit:
+        raise
+    except BaseException as exc:  # start-up failed: leave nothing running
+        services.stop()
+        stack.stop()
+        if isinstance(exc, StartupError):
+            raise click.ClickException(str(exc))
+        raise
+
+
+def _bootstrap_aws() -> None:
+    try:
+        report = aws.bootstrap(runtime.settings(), bucket=runtime.settings().artifacts_bucket)
+        click.echo(f"queues and bucket ready ({len(report.created)} created, {len(report.existing)} existing)")
+    except Exception as exc:  # the API still serves; outbound deliveries and artifacts wait for it
+        click.echo(f"warning: could not create the queues and bucket: {exc}", err=True)
+
+
+def _dev_data_key(home: Path) -> None:
+    """A local data key for sealing secrets, made once and kept in .zixly/ (production: env or Secrets Manager)."""
+    key_file = home / "data-keys"
+    if os.environ.get("ZIXLY_DATA_KEYS") or key_file.exists():
+        return
+    key_file.write_text(f"dev1:{generate_key()}\n")
+    key_file.chmod(0o600)
+
+
+def _prepare_database() -> None:
+    result = upgrade_fleet(get_router())
+    click.echo(f"catalog migrated; tenants: {len(result.migrated)} migrated, {len(result.failed)} failed")
+    svc.refill_schema_pool()  # before the worker starts, so its first beat finds the pool full
+
+
+def _demo_tenant_key(home: Path) -> str:
+    """Create the demo tenant once; keep its key in .zixly/ so a second run prints the same one."""
+    key_file = home / "demo-api-key"
+    try:
+        tenant = provisioning.get_tenant(get_router(), "demo")
+    except provisioning.TenantNotFound:
+        tenant = None
+    if tenant is not None and tenant.status == "archived":
+        provisioning.restore_tenant(get_router(), "demo")
+    if tenant is not None and tenant.status == "suspended":
+        provisioning.change_status(get_router(), "demo", "resume")
+    if tenant is None or tenant.status == "failed":
+        _, _, secret = svc.create_tenant(slug="demo", name="Demo Company", plan="pro",
+                                         actor=Actor("staff", "make-run"))
+        key_file.write_text(secret)
+        key_file.chmod(0o600)
+        return secret
+    if key_file.exists():
+        secret = key_file.read_text().strip()
+        try:
+            with catalog_session() as session:
+                apikeys.authenticate(session, secret)
+            return secret
+        except apikeys.InvalidApiKey:
+            pass
+    with catalog_session() as session, session.begin():
+        _, secret = apikeys.issue(session, tenant_id=tenant.id, name="make run demo key", role="ADMIN",
+                                  environment="test", created_by="staff:make-run")
+    key_file.write_text(secret)
+    key_file.chmod(0o600)
+    return secret
