@@ -69,6 +69,22 @@ def page(items: list, limit: int, cursor_of) -> dict:
     return {"items": items, "next_cursor": encode_cursor(cursor_of(items[-1])) if more and items else None}
 
 
+def newest_first_page(list_rows, args: dict, stamp: str) -> dict:
+    """One page of a newest-first list (core.platform.pages): `list_rows(limit, before, **filters)` is the
+    service's list function, given every query argument but `limit` and `cursor` as a filter of the same name;
+    the cursor is the (stamp, id) of the page's last row."""
+    filters = {name: value for name, value in args.items() if name not in ("limit", "cursor")}
+    rows = list_rows(limit=args["limit"] + 1, before=decode_time_cursor(args["cursor"]), **filters)
+    return page(rows, args["limit"], lambda row: [getattr(row, stamp).isoformat(), str(row.id)])
+
+
+def page_schema(item: type[ma.Schema], name: str) -> type[ma.Schema]:
+    """The schema of one page of `item`s, named `name` in the spec: the items and the cursor of the next page
+    (null on the last one)."""
+    return type(name, (ma.Schema,), {"items": ma.fields.List(ma.fields.Nested(item)),
+                                     "next_cursor": ma.fields.String(allow_none=True)})
+
+
 _IDEMPOTENCY_KEY = re.compile(r"[ -~]{1,255}")  # as the spec says (api/openapi.py)
 
 _STORES = {

@@ -14,11 +14,28 @@ from api.problems import Problem
 from core.platform import logs, metrics
 
 log = logging.getLogger("zixly.http")
+_HOOKS = ("before_request", "after_request", "teardown_request")
+# prometheus-flask-exporter exports its default metrics once per registry and hooks them into the first app only:
+# every later app of the process (tests make several) gets the same hooks, so each app's requests are counted.
+_http: tuple[PrometheusMetrics, list] | None = None
+
+
+def _track_requests(app: Flask) -> PrometheusMetrics:
+    global _http
+    if _http is None:
+        funcs = {kind: getattr(app, f"{kind}_funcs") for kind in _HOOKS}
+        known = {kind: list(funcs[kind].get(None, [])) for kind in _HOOKS}
+        exporter = PrometheusMetrics(app, path=None, group_by="url_rule", defaults_prefix="flask",
+                                     excluded_paths=["^/metrics$"])
+        _http = exporter, [(kind, f) for kind in _HOOKS for f in funcs[kind].get(None, []) if f not in known[kind]]
+    else:
+        for kind, hook in _http[1]:
+            getattr(app, kind)(hook)
+    return _http[0]
 
 
 def init_app(app: Flask, *, metrics_token: str | None = None) -> PrometheusMetrics:
-    exporter = PrometheusMetrics(app, path=None, group_by="url_rule", defaults_prefix="flask",
-                                 excluded_paths=["^/metrics$"])
+    exporter = _track_requests(app)
 
     def scrape():
         if metrics_token:

@@ -54,6 +54,9 @@ class Handshake:
 class WebhookScheme:
     provider: str
     dedup_horizon: timedelta = timedelta(hours=24)
+    # The provider signs every tenant's deliveries with Zixly's one app secret, to one URL: they are routed by the
+    # account named in the payload (POST /v1/hooks/apps/{provider}), not by a per-connection endpoint.
+    app_level: bool = False
 
     def handshake(self, request: InboundRequest) -> Handshake | None:
         return None

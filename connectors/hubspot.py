@@ -42,6 +42,7 @@ _V3_ESCAPE = re.compile("|".join(_V3_DECODED), re.IGNORECASE)
 
 class HubSpotScheme(WebhookScheme):
     provider = "hubspot"
+    app_level = True
     dedup_horizon = timedelta(hours=24)
     # v1/v2 carry no timestamp, so a captured request replays forever; set False to require v3.
     accept_legacy_signatures = True

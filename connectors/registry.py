@@ -11,7 +11,8 @@ from connectors.shopify import ShopifyConnector, ShopifyScheme
 from connectors.standard_webhooks import StandardWebhooksScheme
 from connectors.xero import XeroConnector, XeroScheme
 
-__all__ = ["CONNECTORS", "SCHEMES", "ConnectorEnv", "UnknownProvider", "get_connector", "get_scheme"]
+__all__ = ["APP_HOOK_PROVIDERS", "CONNECTORS", "PROVIDERS", "SCHEMES", "ConnectorEnv", "UnknownProvider",
+           "get_connector", "get_scheme"]
 
 
 class UnknownProvider(KeyError):
@@ -35,6 +36,12 @@ CONNECTORS: dict[str, type[Connector]] = {
     "asana": AsanaConnector,
     "salesforce": SalesforceConnector,
 }
+
+
+# The one list of providers: what Zixly connects to by OAuth (and has an outbound queue for), and which of them
+# send app-level webhooks.
+PROVIDERS: tuple[str, ...] = tuple(CONNECTORS)
+APP_HOOK_PROVIDERS: tuple[str, ...] = tuple(name for name, scheme in SCHEMES.items() if scheme.app_level)
 
 
 def get_scheme(provider: str) -> WebhookScheme:

@@ -17,6 +17,7 @@ from connectors.ratelimits import Quota
 
 class ShopifyScheme(BodyHmacScheme):
     provider = "shopify"
+    app_level = True
     # Shopify retries a failed delivery for up to 4 hours, so ids older than that cannot come back.
     dedup_horizon = timedelta(hours=4)
     signature_header = "X-Shopify-Hmac-Sha256"

@@ -24,6 +24,7 @@ _IDENTIFYING = ("tenantId", "resourceId", "eventType", "eventCategory", "eventDa
 
 class XeroScheme(BodyHmacScheme):
     provider = "xero"
+    app_level = True
     dedup_horizon = timedelta(hours=24)
     signature_header = "x-xero-signature"
 

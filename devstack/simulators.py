@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import os
 
-DEV_APPS = {p: (f"zixly-dev-{p}", f"zixly-dev-{p}-secret") for p in ("xero", "hubspot", "shopify", "asana",
-                                                                     "salesforce")}
+from connectors.registry import PROVIDERS
+
+DEV_APPS = {p: (f"zixly-dev-{p}", f"zixly-dev-{p}-secret") for p in PROVIDERS}
 
 
 def start_simulators(public_base: str, progress=print):

@@ -21,7 +21,6 @@ from tenancy.context import NoTenantContext, current_tenant
 from tenancy.models import Shard
 
 
-
 def normalize_url(url: str) -> str:
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):

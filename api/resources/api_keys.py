@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import access
-from api.common import PageArgsSchema, decode_uuid_cursor, idempotent, page
+from api.common import PageArgsSchema, decode_uuid_cursor, idempotent, page, page_schema
 from core.tenants import apikeys
 
 blp = Blueprint("api_keys", __name__, url_prefix="/v1/api-keys", description="Tenant API keys.")
@@ -44,9 +44,7 @@ class ApiKeyQueryArgsSchema(PageArgsSchema):
     include_revoked = ma.fields.Boolean(load_default=False)
 
 
-class ApiKeyPageSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(ApiKeySchema))
-    next_cursor = ma.fields.String(allow_none=True)
+ApiKeyPageSchema = page_schema(ApiKeySchema, "ApiKeyPageSchema")
 
 
 @blp.route("")

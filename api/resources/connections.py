@@ -13,7 +13,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import access
-from api.common import PageArgsSchema, decode_uuid_cursor, idempotent, page
+from api.common import PageArgsSchema, decode_uuid_cursor, idempotent, page, page_schema
 from connectors.registry import CONNECTORS
 from core.connections import api_calls, hook_secrets, oauth, providers, sealing, store
 from core.platform.runtime import settings
@@ -107,9 +107,7 @@ class ConnectionQueryArgsSchema(PageArgsSchema):
     status = ma.fields.String(load_default=None, validate=ma.validate.OneOf(STATUSES))
 
 
-class ConnectionPageSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(ConnectionSchema))
-    next_cursor = ma.fields.String(allow_none=True)
+ConnectionPageSchema = page_schema(ConnectionSchema, "ConnectionPageSchema")
 
 
 class TestResultSchema(ma.Schema):

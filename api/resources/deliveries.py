@@ -7,7 +7,13 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import access
-from api.common import JsonBoolean, JsonInteger, PageArgsSchema, decode_time_cursor, page
+from api.common import (
+    JsonBoolean,
+    JsonInteger,
+    PageArgsSchema,
+    newest_first_page,
+    page_schema,
+)
 from core.outbound import service as outbound
 from core.platform import aws
 
@@ -50,9 +56,7 @@ class DeliveryQueryArgsSchema(PageArgsSchema):
     job_id = ma.fields.UUID(load_default=None)
 
 
-class DeliveryPageSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(DeliverySchema))
-    next_cursor = ma.fields.String(allow_none=True)
+DeliveryPageSchema = page_schema(DeliverySchema, "DeliveryPageSchema")
 
 
 class DeliveryReplayFilterSchema(ma.Schema):
@@ -82,10 +86,7 @@ class Deliveries(MethodView):
     @blp.response(200, DeliveryPageSchema)
     def get(self, args):
         """List deliveries, newest first (filters: status, provider, connection, job)."""
-        rows = outbound.list_deliveries(limit=args["limit"] + 1, after=decode_time_cursor(args["cursor"]),
-                                        status=args["status"], provider=args["provider"],
-                                        connection_id=args["connection_id"], job_id=args["job_id"])
-        return page(rows, args["limit"], lambda d: [d.queued_at.isoformat(), str(d.id)])
+        return newest_first_page(outbound.list_deliveries, args, "queued_at")
 
 
 @blp.route("/<string:delivery_id>")

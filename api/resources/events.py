@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import access
-from api.common import PageArgsSchema, decode_time_cursor, page
+from api.common import PageArgsSchema, newest_first_page, page_schema
 from core.inbound import inbox
 
 blp = Blueprint("events", __name__, url_prefix="/v1/events", description="Inbound events (the durable inbox).")
@@ -39,9 +39,7 @@ class EventQueryArgsSchema(PageArgsSchema):
     event_type = ma.fields.String(load_default=None, validate=ma.validate.Length(max=128))
 
 
-class EventPageSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(EventSchema))
-    next_cursor = ma.fields.String(allow_none=True)
+EventPageSchema = page_schema(EventSchema, "EventPageSchema")
 
 
 class ReplaySchema(ma.Schema):
@@ -56,9 +54,7 @@ class Events(MethodView):
     @blp.response(200, EventPageSchema)
     def get(self, args):
         """List events, newest first."""
-        rows = inbox.list_events(limit=args["limit"] + 1, before=decode_time_cursor(args["cursor"]),
-                                 provider=args["provider"], status=args["status"], event_type=args["event_type"])
-        return page(rows, args["limit"], lambda e: [e.received_at.isoformat(), str(e.id)])
+        return newest_first_page(inbox.list_events, args, "received_at")
 
 
 @blp.route("/<string:event_id>")

@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import access
-from api.common import PageArgsSchema, decode_time_cursor, idempotent, page
+from api.common import PageArgsSchema, idempotent, newest_first_page, page_schema
 from core.jobs import artifacts
 from core.jobs import service as jobs
 from core.workflows.registry import WORKFLOWS
@@ -83,9 +83,7 @@ class JobQueryArgsSchema(PageArgsSchema):
     created_before = ma.fields.AwareDateTime(load_default=None)
 
 
-class JobPageSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(JobSchema))
-    next_cursor = ma.fields.String(allow_none=True)
+JobPageSchema = page_schema(JobSchema, "JobPageSchema")
 
 
 @blp.route("")
@@ -95,10 +93,7 @@ class Jobs(MethodView):
     @blp.response(200, JobPageSchema)
     def get(self, args):
         """List jobs, newest first (filters: status, workflow, created range)."""
-        rows = jobs.list_jobs(limit=args["limit"] + 1, before=decode_time_cursor(args["cursor"]),
-                              status=args["status"], workflow=args["workflow"],
-                              created_after=args["created_after"], created_before=args["created_before"])
-        return page(rows, args["limit"], lambda j: [j.created_at.isoformat(), str(j.id)])
+        return newest_first_page(jobs.list_jobs, args, "created_at")
 
     @access("EDITOR")
     @idempotent("tenant")

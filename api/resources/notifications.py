@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import access
-from api.common import JsonBoolean, PageArgsSchema, decode_time_cursor, page
+from api.common import JsonBoolean, PageArgsSchema, newest_first_page, page_schema
 from core.notify import service as notify
 from core.notify import settings as notify_settings
 from notifications.novu import WORKFLOWS
@@ -51,9 +51,7 @@ class NotificationQueryArgsSchema(PageArgsSchema):
     created_before = ma.fields.AwareDateTime(load_default=None)
 
 
-class NotificationPageSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(NotificationSchema))
-    next_cursor = ma.fields.String(allow_none=True)
+NotificationPageSchema = page_schema(NotificationSchema, "NotificationPageSchema")
 
 
 class NotifiedUserSchema(ma.Schema):
@@ -107,10 +105,7 @@ class Notifications(MethodView):
     @blp.response(200, NotificationPageSchema)
     def get(self, args):
         """List notifications, newest first (filters: status, event, created range)."""
-        rows = notify.list_notifications(limit=args["limit"] + 1, before=decode_time_cursor(args["cursor"]),
-                                         status=args["status"], event=args["event"],
-                                         created_after=args["created_after"], created_before=args["created_before"])
-        return page(rows, args["limit"], lambda n: [n.created_at.isoformat(), str(n.id)])
+        return newest_first_page(notify.list_notifications, args, "created_at")
 
 
 @blp.route("/notifications/<string:notification_id>")

@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import STAFF, access
-from api.common import PageArgsSchema, decode_cursor, idempotent, page
+from api.common import PageArgsSchema, decode_cursor, idempotent, page, page_schema
 from core.tenants import service as tenants
 from tenancy.context import SLUG_RE
 
@@ -63,9 +63,7 @@ class TenantQueryArgsSchema(PageArgsSchema):
         ["provisioning", "active", "suspended", "archived", "failed"]))
 
 
-class TenantPageSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(TenantSchema))
-    next_cursor = ma.fields.String(allow_none=True)
+TenantPageSchema = page_schema(TenantSchema, "TenantPageSchema")
 
 
 @blp.route("")

@@ -6,7 +6,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import access
-from api.common import PageArgsSchema, decode_cursor, page
+from api.common import PageArgsSchema, decode_cursor, page, page_schema
 from core.platform import audit
 from core.tenants import plans
 
@@ -43,9 +43,7 @@ class AuditQueryArgsSchema(PageArgsSchema):
     action = ma.fields.String(load_default=None, validate=ma.validate.Length(max=64))
 
 
-class AuditPageSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(AuditEntrySchema))
-    next_cursor = ma.fields.String(allow_none=True)
+AuditPageSchema = page_schema(AuditEntrySchema, "AuditPageSchema")
 
 
 @blp.route("/tenant")

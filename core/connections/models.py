@@ -3,12 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import (
-    DateTime,
-    String,
-    Text,
-    func,
-)
+from sqlalchemy import DateTime, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 

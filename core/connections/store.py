@@ -19,6 +19,7 @@ from core.connections.sealing import seal, secret_item, token_hash, tokens_of
 from core.platform import audit, signals
 from core.platform.actors import Actor
 from core.platform.errors import Conflict, Invalid
+from core.platform.ids import parse_uuid
 from tenancy import routecache
 from tenancy.context import TenantRef, current_tenant
 from tenancy.db import catalog_transaction, tenant_session, tenant_transaction
@@ -35,12 +36,7 @@ SYSTEM = Actor("system", "connections")
 
 
 def parse_connection_id(value) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise ConnectionNotFound(str(value)) from None
+    return parse_uuid(value, ConnectionNotFound, str(value))
 
 
 def register_account(session, tenant: TenantRef, conn_id, provider: str, account_id: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, exists, literal, or_, select, true, tuple_
+from sqlalchemy import bindparam, exists, literal, or_, select, true
 
 from core.connections.models import Connection
 from core.inbound.models import InboundEvent
@@ -13,7 +13,9 @@ from core.jobs.creation import RUN_JOB
 from core.platform import metrics, outbox
 from core.platform.actors import Actor
 from core.platform.errors import NotFound
+from core.platform.ids import get_by_id, parse_uuid
 from core.platform.models import OutboxMessage
+from core.platform.pages import matching, newest_first
 from core.platform.sqlcache import insert_or_skip
 from core.workflows.models import WorkflowSetting
 from core.workflows.registry import WORKFLOWS
@@ -128,28 +130,17 @@ def add_events(connection, *, provider: str, connection_id, events, headers: dic
 
 
 def _parse(event_id) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(event_id))
-    except ValueError:
-        raise EventNotFound(f"no event {event_id}") from None
+    return parse_uuid(event_id, EventNotFound, f"no event {event_id}")
 
 
 def get_event(event_id) -> InboundEvent:
-    with tenant_session() as session:
-        event = session.get(InboundEvent, _parse(event_id))
-    if event is None:
-        raise EventNotFound(f"no event {event_id}")
-    return event
+    return get_by_id(InboundEvent, event_id, EventNotFound, f"no event {event_id}")
 
 
 def list_events(*, limit: int, before: list | None = None, provider=None, status=None, event_type=None):
-    query = select(InboundEvent).order_by(InboundEvent.received_at.desc(), InboundEvent.id.desc()).limit(limit)
-    if before:
-        query = query.where(tuple_(InboundEvent.received_at, InboundEvent.id) < tuple_(*before))
-    for field, value in ((InboundEvent.provider, provider), (InboundEvent.status, status),
-                         (InboundEvent.event_type, event_type)):
-        if value:
-            query = query.where(field == value)
+    query = matching(select(InboundEvent), (InboundEvent.provider, provider), (InboundEvent.status, status),
+                     (InboundEvent.event_type, event_type))
+    query = newest_first(query, InboundEvent.received_at, InboundEvent.id, limit=limit, before=before)
     with tenant_session() as session:
         return list(session.scalars(query))
 

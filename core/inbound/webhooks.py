@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from connectors.base import Handshake, InboundRequest, VerificationFailed
-from connectors.registry import get_scheme
+from connectors.registry import APP_HOOK_PROVIDERS, get_scheme
 from core.connections import hook_secrets, routing, sealing, store
 from core.inbound import inbox
 from core.platform import audit, metrics
@@ -23,7 +23,6 @@ from tenancy.db import get_router
 from tenancy.shards import is_moving
 
 log = logging.getLogger("zixly.webhooks")
-APP_PROVIDERS = ("xero", "hubspot", "shopify")
 
 
 class UnknownEndpoint(NotFound):
@@ -116,7 +115,7 @@ def _count_duplicates(provider: str, recorded) -> None:
 
 
 def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
-    if provider not in APP_PROVIDERS:
+    if provider not in APP_HOOK_PROVIDERS:
         metrics.webhooks_rejected.labels("unknown", "unknown-provider").inc()
         raise UnknownEndpoint(f"no app-level webhooks for {provider!r}")
     metrics.webhooks_received.labels(provider).inc()

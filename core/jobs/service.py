@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 
 from core.jobs.creation import DEFAULT_MAX_ATTEMPTS, RUN_JOB, UnknownWorkflow, add_jobs, create_job, job_from_row
 from core.jobs.models import Job, JobStep, RelatedRecord
@@ -23,6 +23,8 @@ from core.jobs.statuses import (
 )
 from core.platform import outbox
 from core.platform.errors import NotFound
+from core.platform.ids import parse_uuid
+from core.platform.pages import between, matching, newest_first
 from tenancy.db import tenant_session, tenant_transaction
 
 __all__ = ["BACKOFF_BASE", "CANCELLED", "COMPLETED", "DEFAULT_MAX_ATTEMPTS", "FAILED", "QUEUED", "RUNNING",
@@ -38,10 +40,7 @@ class JobNotFound(NotFound):
 
 
 def parse_job_id(job_id) -> uuid.UUID:
-    try:
-        return job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
-    except ValueError:
-        raise JobNotFound(f"no job {job_id}") from None
+    return parse_uuid(job_id, JobNotFound, f"no job {job_id}")
 
 
 def get_job(job_id) -> tuple[Job, list[JobStep]]:
@@ -62,16 +61,9 @@ def related_records(job_id) -> list[RelatedRecord]:
 
 def list_jobs(*, limit: int, before: tuple | None = None, status=None, workflow=None,
               created_after=None, created_before=None) -> list[Job]:
-    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
-    if before:
-        query = query.where(tuple_(Job.created_at, Job.id) < tuple_(*before))
-    for column, value in ((Job.status, status), (Job.workflow, workflow)):
-        if value:
-            query = query.where(column == value)
-    if created_after:
-        query = query.where(Job.created_at >= created_after)
-    if created_before:
-        query = query.where(Job.created_at < created_before)
+    query = between(matching(select(Job), (Job.status, status), (Job.workflow, workflow)), Job.created_at,
+                    created_after, created_before)
+    query = newest_first(query, Job.created_at, Job.id, limit=limit, before=before)
     with tenant_session() as session:
         return list(session.scalars(query))
 

@@ -13,13 +13,15 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from core.notify import settings as notify_settings
 from core.notify.models import Notification
 from core.platform import metrics, outbox
 from core.platform.errors import NotFound
+from core.platform.ids import get_by_id, parse_uuid
+from core.platform.pages import between, matching, newest_first
 from core.platform.runtime import settings
 from notifications import novu
 from tenancy.context import current_tenant
@@ -152,31 +154,17 @@ def requeue_stale(*, older_than: timedelta = STALE_AFTER, limit: int = 500) -> i
 
 
 def _parse_id(notification_id) -> uuid.UUID:
-    try:
-        return notification_id if isinstance(notification_id, uuid.UUID) else uuid.UUID(str(notification_id))
-    except ValueError:
-        raise NotificationNotFound(f"no notification {notification_id}") from None
+    return parse_uuid(notification_id, NotificationNotFound, f"no notification {notification_id}")
 
 
 def get_notification(notification_id) -> Notification:
-    with tenant_session() as session:
-        found = session.get(Notification, _parse_id(notification_id))
-    if found is None:
-        raise NotificationNotFound(f"no notification {notification_id}")
-    return found
+    return get_by_id(Notification, notification_id, NotificationNotFound, f"no notification {notification_id}")
 
 
 def list_notifications(*, limit: int, before: tuple | None = None, status=None, event=None,
                        created_after=None, created_before=None) -> list[Notification]:
-    query = select(Notification).order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit)
-    if before:
-        query = query.where(tuple_(Notification.created_at, Notification.id) < tuple_(*before))
-    for column, value in ((Notification.status, status), (Notification.event, event)):
-        if value:
-            query = query.where(column == value)
-    if created_after:
-        query = query.where(Notification.created_at >= created_after)
-    if created_before:
-        query = query.where(Notification.created_at < created_before)
+    query = between(matching(select(Notification), (Notification.status, status), (Notification.event, event)),
+                    Notification.created_at, created_after, created_before)
+    query = newest_first(query, Notification.created_at, Notification.id, limit=limit, before=before)
     with tenant_session() as session:
         return list(session.scalars(query))

@@ -13,6 +13,8 @@ from core.outbound.models import Delivery
 from core.platform import audit
 from core.platform.actors import Actor
 from core.platform.errors import Conflict, Invalid, NotFound
+from core.platform.ids import get_by_id, parse_uuid
+from core.platform.pages import between, matching, newest_first
 from core.platform.publishing import RELAY_MIN_AGE
 from tenancy.db import tenant_session, tenant_transaction
 
@@ -34,37 +36,25 @@ def _now() -> datetime:
 
 
 def parse_delivery_id(value) -> uuid.UUID:
-    try:
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-    except ValueError:
-        raise DeliveryNotFound(f"no delivery {value}") from None
+    return parse_uuid(value, DeliveryNotFound, f"no delivery {value}")
 
 
 def get_delivery(delivery_id) -> Delivery:
+    return get_by_id(Delivery, delivery_id, DeliveryNotFound, f"no delivery {delivery_id}")
+
+
+def _filtered(query, *, status=None, provider=None, connection_id=None, job_id=None, queued_before=None):
+    query = matching(query, (Delivery.status, status), (Delivery.provider, provider),
+                     (Delivery.connection_id, connection_id), (Delivery.job_id, job_id))
+    return between(query, Delivery.queued_at, until=queued_before)
+
+
+def list_deliveries(*, limit: int, before: tuple | None = None, **filters) -> list[Delivery]:
+    """Newest first; `before` is the (queued_at, id) of the last row of the previous page."""
+    query = newest_first(_filtered(select(Delivery), **filters), Delivery.queued_at, Delivery.id, limit=limit,
+                         before=before)
     with tenant_session() as session:
-        row = session.get(Delivery, parse_delivery_id(delivery_id))
-    if row is None:
-        raise DeliveryNotFound(f"no delivery {delivery_id}")
-    return row
-
-
-def _filtered(query, *, status=None, provider=None, connection_id=None, job_id=None, before=None):
-    for column, value in ((Delivery.status, status), (Delivery.provider, provider),
-                          (Delivery.connection_id, connection_id), (Delivery.job_id, job_id)):
-        if isinstance(value, (list, tuple)):
-            query = query.where(column.in_(value))
-        elif value is not None:
-            query = query.where(column == value)
-    return query.where(Delivery.queued_at < before) if before is not None else query
-
-
-def list_deliveries(*, limit: int, after: tuple | None = None, **filters) -> list[Delivery]:
-    """Newest first; `after` is the (queued_at, id) of the last row of the previous page."""
-    query = _filtered(select(Delivery), **filters).order_by(Delivery.queued_at.desc(), Delivery.id.desc())
-    if after:
-        query = query.where(tuple_(Delivery.queued_at, Delivery.id) < tuple_(*after))
-    with tenant_session() as session:
-        return list(session.scalars(query.limit(limit)))
+        return list(session.scalars(query))
 
 
 def _requeue(row: Delivery) -> None:
@@ -95,7 +85,7 @@ def replay_deliveries(*, actor: Actor, status=REPLAYABLE, provider=None, connect
     statuses = [s for s in ([status] if isinstance(status, str) else status) if s in REPLAYABLE]
     if not statuses:
         raise Invalid("only failed or dead deliveries can be replayed")
-    filters = dict(status=statuses, provider=provider, connection_id=connection_id, before=before)
+    filters = dict(status=statuses, provider=provider, connection_id=connection_id, queued_before=before)
     with tenant_transaction() as session:
         query = _filtered(select(Delivery), **filters).order_by(Delivery.queued_at, Delivery.id).limit(limit)
         rows = list(session.scalars(query.with_for_update(skip_locked=True)))

@@ -19,6 +19,7 @@ from core.outbound.models import Delivery
 from core.outbound.service import FINAL, get_delivery
 from core.platform import aws
 from core.platform.errors import Invalid
+from core.platform.ids import parse_uuid
 from tenancy.db import tenant_transaction
 
 
@@ -45,18 +46,12 @@ def _check(provider, operation, args, dedup_key, record_key) -> None:
         raise Invalid("args must be JSON (strings, numbers, booleans, lists and objects)") from None
 
 
-def _uuid(value, name: str) -> uuid.UUID:
-    try:
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-    except ValueError:
-        raise Invalid(f"{name} must be a UUID") from None
-
-
 def request(*, provider: str, connection_id: uuid.UUID, record_key: str, operation: str, args: dict,
             dedup_key: str, job_id: uuid.UUID | None = None) -> uuid.UUID:
     """Record a write (once per `dedup_key`) and send it to the provider's queue after commit."""
     _check(provider, operation, args, dedup_key, record_key)
-    connection_id, job_id = _uuid(connection_id, "connection_id"), job_id and _uuid(job_id, "job_id")
+    connection_id = parse_uuid(connection_id, Invalid, "connection_id must be a UUID")
+    job_id = job_id and parse_uuid(job_id, Invalid, "job_id must be a UUID")
     with tenant_transaction() as session:
         owner = session.scalar(select(Connection.provider).where(Connection.id == connection_id,
                                                                  Connection.deleted_at.is_(None)))

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 import boto3
 from botocore.exceptions import ClientError
 
+from connectors.registry import PROVIDERS
 from core.platform.config import Settings
 
 # The providers Zixly writes to; each gets its own ordered outbound queue so one slow API never blocks another.
-OUTBOUND_PROVIDERS = ("xero", "hubspot", "shopify", "asana", "salesforce")
+OUTBOUND_PROVIDERS = PROVIDERS  # one FIFO queue (and dead-letter queue) per provider
 
 # The longest one outbound HTTP call may take (connect + read); the consumer's HTTP client uses this timeout.
 OUTBOUND_CALL_TIMEOUT_SECONDS = 30

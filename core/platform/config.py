@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from connectors.registry import APP_HOOK_PROVIDERS, PROVIDERS
+
 
 def _bool(value: str | None, default: bool) -> bool:
     if value is None or value == "":
@@ -112,13 +114,13 @@ class Settings:
             public_base_url=env.get("ZIXLY_PUBLIC_BASE_URL") or None,
             trusted_proxies=int(env.get("ZIXLY_TRUSTED_PROXIES", 0)),
             app_webhook_secrets={p: _list(env.get(f"ZIXLY_{p.upper()}_APP_WEBHOOK_SECRETS"))
-                                 for p in ("xero", "hubspot", "shopify")},
+                                 for p in APP_HOOK_PROVIDERS},
             rate_limit_fail_open=_bool(env.get("ZIXLY_RATE_LIMIT_FAIL_OPEN"), True),
             data_keys=env.get("ZIXLY_DATA_KEYS") or _read(home / "data-keys"),
             data_keys_secret_id=env.get("ZIXLY_DATA_KEYS_SECRET_ID") or None,
             provider_credentials={p: (env[f"ZIXLY_{p.upper()}_CLIENT_ID"],
                                       env.get(f"ZIXLY_{p.upper()}_CLIENT_SECRET", ""))
-                                  for p in ("xero", "hubspot", "shopify", "asana", "salesforce")
+                                  for p in PROVIDERS
                                   if env.get(f"ZIXLY_{p.upper()}_CLIENT_ID")},
             provider_credentials_secret_id=env.get("ZIXLY_PROVIDER_CREDENTIALS_SECRET_ID") or None,
             provider_simulator_url=env.get("ZIXLY_PROVIDER_SIMULATOR_URL") or None,

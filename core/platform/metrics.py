@@ -17,7 +17,7 @@ import logging
 import os
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
 log = logging.getLogger("zixly.metrics")
@@ -121,8 +121,6 @@ def multiprocess_dir() -> str | None:
 
 def registry_for_scrape(extra_collectors=()) -> CollectorRegistry:
     """The registry a /metrics endpoint serves: aggregated over processes in multiprocess mode."""
-    from prometheus_client import REGISTRY
-
     if multiprocess_dir():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

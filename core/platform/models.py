@@ -2,14 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import (
-    BigInteger,
-    DateTime,
-    Float,
-    Identity,
-    String,
-    func,
-)
+from sqlalchemy import BigInteger, DateTime, Float, Identity, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 

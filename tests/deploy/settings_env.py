@@ -11,6 +11,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from connectors import registry
+
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_MODULE = ROOT / "core" / "platform" / "config.py"
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
@@ -169,17 +171,25 @@ def _dataclass_defaults(tree) -> dict[str, object]:
 def _names(arg, node, parents) -> list[str]:
     if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
         return [arg.value]
-    if isinstance(arg, ast.JoinedStr):  # f"ZIXLY_{p.upper()}_…" inside a comprehension over a literal tuple
+    if isinstance(arg, ast.JoinedStr):  # f"ZIXLY_{p.upper()}_…" in a comprehension over a tuple (or a registry name)
         comp = node
         while comp in parents and not isinstance(comp, (ast.DictComp, ast.ListComp, ast.SetComp)):
             comp = parents[comp]
         gen = comp.generators[0] if isinstance(comp, (ast.DictComp, ast.ListComp, ast.SetComp)) else None
         if gen is None or not isinstance(gen.target, ast.Name):
             raise ValueError(f"cannot tell which variables {ast.unparse(arg)} reads")
-        values = ast.literal_eval(gen.iter)
+        values = _iterated(gen.iter)
         code = compile(ast.Expression(arg), str(SETTINGS_MODULE), "eval")
         return [eval(code, {}, {gen.target.id: value}) for value in values]  # noqa: S307 (our own source)
     raise ValueError(f"cannot tell which variable {ast.unparse(arg)} reads")
+
+
+def _iterated(node):
+    """What a comprehension in the settings module iterates: a literal, or a name it imports from the connector
+    registry (the one list of providers)."""
+    if isinstance(node, ast.Name):
+        return getattr(registry, node.id)
+    return ast.literal_eval(node)
 
 
 def description(name: str) -> str:
