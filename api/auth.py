@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from flask import Flask, current_app, g, request
 
 from api.problems import Problem
-from api.tokens import InvalidToken, TokenVerifier
+from api.tokens import InvalidToken, KeysUnavailable, TokenVerifier
 from core.actors import Actor
 from core.logs import request_id_var
 from tenancy import apikeys
@@ -99,6 +99,10 @@ def _authenticate() -> Principal | None:
             claims = verifier.verify(token.strip())
         except InvalidToken as exc:
             raise _unauthorized(str(exc)) from None
+        except KeysUnavailable as exc:  # we cannot tell whether the token is good: not the caller's fault
+            raise Problem(503, "token-keys-unavailable", f"Bearer tokens cannot be verified right now: {exc}. "
+                          "Try again shortly, or use an API key.", title="Service Unavailable",
+                          headers={"Retry-After": str(exc.retry_after)}) from None
         if claims.staff:
             return Principal("staff", claims.subject)
         tenant = load_tenant_ref(current_app.extensions["zixly_router"], claims.tenant)

@@ -110,6 +110,15 @@ def auth():
     """Development tokens."""
 
 
+def _jwt_audience(staff: bool) -> str:
+    """The `aud` the service expects of a staff or a tenant token, from the same settings it reads."""
+    audience = os.environ.get("ZIXLY_JWT_AUDIENCE", "zixly-api")
+    if not staff:
+        return audience
+    return Settings(database_url="", redis_url="", jwt_audience=audience,
+                    jwt_staff_audience=os.environ.get("ZIXLY_JWT_STAFF_AUDIENCE") or None).jwt_staff_audience
+
+
 @auth.command("token")
 @click.option("--staff", is_flag=True, help="A staff token.")
 @click.option("--tenant", default=None, help="Tenant slug for a tenant user token.")
@@ -125,8 +134,7 @@ def auth_token(staff, tenant, role, subject, ttl):
     key = Path(os.environ.get("ZIXLY_JWT_PRIVATE_KEY_FILE", HOME / "jwt-private.pem"))
     if not key.exists():
         raise click.ClickException(f"no signing key at {key}: run `make run` once, or set ZIXLY_JWT_PRIVATE_KEY_FILE")
-    click.echo(mint(key, issuer=os.environ.get("ZIXLY_JWT_ISSUER", "zixly-dev"),
-                    audience=os.environ.get("ZIXLY_JWT_AUDIENCE", "zixly-api"),
+    click.echo(mint(key, issuer=os.environ.get("ZIXLY_JWT_ISSUER", "zixly-dev"), audience=_jwt_audience(staff),
                     subject=subject or ("dev-staff" if staff else "dev-user"), staff=staff, tenant=tenant,
                     role=None if staff else role, ttl=ttl))
 
@@ -275,7 +283,7 @@ def dev(port, simulate_providers):
         from api.tokens import mint
 
         staff = mint(HOME / "jwt-private.pem", issuer=os.environ.get("ZIXLY_JWT_ISSUER", "zixly-dev"),
-                     audience=os.environ.get("ZIXLY_JWT_AUDIENCE", "zixly-api"), subject="dev-staff",
+                     audience=_jwt_audience(True), subject="dev-staff",
                      staff=True, ttl=12 * 3600)
         py = sys.executable
         children.append(_spawn([py, "-m", "celery", "-A", "workers.app", "worker", "-B", "--loglevel", "INFO",

@@ -86,6 +86,10 @@ PROBLEMS = {
                              ()),
     "TooManyRequests": (429, "The tenant's or the key's request limit for the window is used up.",
                         ("Retry-After", *RATE_LIMIT_HEADERS)),
+    "ServiceUnavailable": (503, "Temporarily unable to answer: the database is away, or a bearer token cannot be "
+                                "verified because the identity provider's keys (JWKS) cannot be fetched right "
+                                "now (an API key still works). Nothing was changed; retry after `Retry-After`.",
+                           ("Retry-After",)),
     "Error": (500, "Any other error, as a problem document.", ()),
 }
 _BY_STATUS = {str(status): name for name, (status, _d, _h) in PROBLEMS.items() if name != "Error"}
@@ -216,6 +220,8 @@ def _operation(spec, path, item, method, op, endpoint, operation_ids) -> None:
         wanted.append("422")
     if tenant_scoped:
         wanted.append("429")
+    if access != "public":
+        wanted.append("503")
     for status in wanted:
         responses.setdefault(status, _ref("responses", _BY_STATUS[status]))
     responses["default"] = _ref("responses", "Error")
