@@ -107,7 +107,8 @@ field problems and `request_id`.
 **Rate limits** are per tenant and per key, from the tenant's plan: `RateLimit-Limit`, `RateLimit-Remaining` and
 `RateLimit-Reset` (also as `X-RateLimit-*`) on each response; a 429 carries `Retry-After`.
 
-**Input.** JSON bodies are `application/json`; a field the schema does not name is a 422. Unknown query
+**Input.** JSON bodies are `application/json`, nested at most 64 levels deep (deeper is a 400
+`json-too-deep`); a field the schema does not name is a 422. Unknown query
 parameters are ignored. Text cannot contain NUL (U+0000): such a request is a 422 `unstorable-value`.
 
 **Lists** use cursor pagination: `?limit=` and `?cursor=`; a page has `items` and `next_cursor` (null on the

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
+from api.body import MAX_JSON_DEPTH, json_depth_exceeds
 from api.problems import Problem
 from api.tokens import InvalidToken, KeysUnavailable, TokenVerifier
 from core.actors import Actor
@@ -150,6 +151,9 @@ def _check_body() -> None:
     if request.method in ("POST", "PUT", "PATCH") and (request.content_length or request.headers.get(
             "Transfer-Encoding")) and not request.is_json:
         raise Problem(415, "unsupported-media-type", "Send the body as application/json.")
+    if request.is_json and json_depth_exceeds(request.get_data(cache=True)):
+        raise Problem(400, "json-too-deep", f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels of arrays "
+                      "and objects; nothing was changed.")
 
 
 def before_request() -> None:

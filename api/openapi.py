@@ -70,8 +70,9 @@ PARAMETERS = {
 
 # name: (status, description, extra headers)
 PROBLEMS = {
-    "BadRequest": (400, "Malformed request: body not valid JSON, a cursor this API did not issue, a bad "
-                        "`Idempotency-Key`, or both `X-API-Key` and `Authorization` sent.", ()),
+    "BadRequest": (400, "Malformed request: body not valid JSON or nested deeper than 64 levels, a cursor this "
+                        "API did not issue, a bad `Idempotency-Key`, or both `X-API-Key` and `Authorization` sent.",
+                   ()),
     "Unauthorized": (401, "No credentials, or credentials that are invalid, expired or revoked.",
                      ("WWW-Authenticate",)),
     "Forbidden": (403, "Authenticated, but not allowed: the role is too low, the tenant is suspended, or the "
