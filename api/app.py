@@ -96,7 +96,8 @@ API_DESCRIPTION = """Zixly connects a small business's systems (Xero, HubSpot, S
 webhooks come in, are kept durably, and start workflows that run as jobs in the background.
 
 **Authentication.** Machine clients send a tenant API key in `X-API-Key`; people send a JWT in
-`Authorization: Bearer …` (tenant users, or Zixly staff). Each operation says which it accepts and the least
+`Authorization: Bearer …` (tenant users, or Zixly staff: a staff token is one issued for the staff audience,
+never the tenant one). Each operation says which it accepts and the least
 role it needs (VIEWER < EDITOR < ADMIN). Webhooks from providers need neither: the provider's own signature is
 checked.
 
@@ -108,7 +109,8 @@ field problems and `request_id`.
 **Rate limits** are per tenant and per key, from the tenant's plan: `RateLimit-Limit`, `RateLimit-Remaining` and
 `RateLimit-Reset` (also as `X-RateLimit-*`) on each response; a 429 carries `Retry-After`.
 
-**Input.** JSON bodies are `application/json`; a field the schema does not name is a 422. Unknown query
+**Input.** JSON bodies are `application/json`, nested at most 64 levels deep (deeper is a 400
+`json-too-deep`); a field the schema does not name is a 422. Unknown query
 parameters are ignored. Text cannot contain NUL (U+0000): such a request is a 422 `unstorable-value`.
 
 **Lists** use cursor pagination: `?limit=` and `?cursor=`; a page has `items` and `next_cursor` (null on the
@@ -139,7 +141,7 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
     _openapi_config(app)
     app.extensions["zixly_router"] = None if offline else get_router()
     app.extensions["zixly_tokens"] = TokenVerifier(
-        issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer, audience=settings.jwt_audience, staff_audience=settings.jwt_staff_audience,
         public_key_file=settings.jwt_public_key_file, jwks_url=settings.jwt_jwks_url)
     auth.init_app(app)
     app.extensions["zixly_limiter"] = limits.init_app(app, redis_url=settings.redis_url,

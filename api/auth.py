@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
+from api.body import MAX_JSON_DEPTH, json_depth_exceeds
 from api.problems import Problem
-from api.tokens import InvalidToken, TokenVerifier
+from api.tokens import InvalidToken, KeysUnavailable, TokenVerifier
 from core.platform.actors import Actor
 from core.platform.logs import request_id_var
 from tenancy import apikeys
@@ -99,6 +100,10 @@ def _authenticate() -> Principal | None:
             claims = verifier.verify(token.strip())
         except InvalidToken as exc:
             raise _unauthorized(str(exc)) from None
+        except KeysUnavailable as exc:  # we cannot tell whether the token is good: not the caller's fault
+            raise Problem(503, "token-keys-unavailable", f"Bearer tokens cannot be verified right now: {exc}. "
+                          "Try again shortly, or use an API key.", title="Service Unavailable",
+                          headers={"Retry-After": str(exc.retry_after)}) from None
         if claims.staff:
             return Principal("staff", claims.subject)
         tenant = load_tenant_ref(current_app.extensions["zixly_router"], claims.tenant)
@@ -146,6 +151,9 @@ def _check_body() -> None:
     if request.method in ("POST", "PUT", "PATCH") and (request.content_length or request.headers.get(
             "Transfer-Encoding")) and not request.is_json:
         raise Problem(415, "unsupported-media-type", "Send the body as application/json.")
+    if request.is_json and json_depth_exceeds(request.get_data(cache=True)):
+        raise Problem(400, "json-too-deep", f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels of arrays "
+                      "and objects; nothing was changed.")
 
 
 def before_request() -> None:

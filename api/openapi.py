@@ -15,6 +15,7 @@ import re
 from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
 from flask import Flask
 
+from api import gunicorn_conf
 from api.problems import MEDIA_TYPE
 
 API_KEY, BEARER = "ApiKeyAuth", "BearerAuth"
@@ -70,8 +71,9 @@ PARAMETERS = {
 
 # name: (status, description, extra headers)
 PROBLEMS = {
-    "BadRequest": (400, "Malformed request: body not valid JSON, a cursor this API did not issue, a bad "
-                        "`Idempotency-Key`, or both `X-API-Key` and `Authorization` sent.", ()),
+    "BadRequest": (400, "Malformed request: not valid HTTP, body not valid JSON or nested deeper than 64 "
+                        "levels, a cursor this API did not issue, a bad `Idempotency-Key`, or both `X-API-Key` and "
+                        "`Authorization` sent.", ()),
     "Unauthorized": (401, "No credentials, or credentials that are invalid, expired or revoked.",
                      ("WWW-Authenticate",)),
     "Forbidden": (403, "Authenticated, but not allowed: the role is too low, the tenant is suspended, or the "
@@ -81,11 +83,21 @@ PROBLEMS = {
                       "`Idempotency-Key` is still running (then `Retry-After` is set).", ("Retry-After",)),
     "Gone": (410, "The tenant has been archived.", ()),
     "PayloadTooLarge": (413, "The request body is larger than the API accepts.", ()),
+    "UriTooLong": (414, f"The request line (method, path and query) is longer than "
+                        f"{gunicorn_conf.limit_request_line} bytes; refused by the server before the API reads it.",
+                   ()),
     "UnsupportedMediaType": (415, "The body must be sent as `application/json`.", ()),
     "UnprocessableContent": (422, "The request is well-formed but invalid; `errors` names each field's problem.",
                              ()),
+    "RequestHeaderFieldsTooLarge": (431, f"A request header is longer than {gunicorn_conf.limit_request_field_size} "
+                                         f"bytes, or there are more than {gunicorn_conf.limit_request_fields} "
+                                         "headers; refused by the server before the API reads it.", ()),
     "TooManyRequests": (429, "The tenant's or the key's request limit for the window is used up.",
                         ("Retry-After", *RATE_LIMIT_HEADERS)),
+    "ServiceUnavailable": (503, "Temporarily unable to answer: the database is away, or a bearer token cannot be "
+                                "verified because the identity provider's keys (JWKS) cannot be fetched right "
+                                "now (an API key still works). Nothing was changed; retry after `Retry-After`.",
+                           ("Retry-After",)),
     "Error": (500, "Any other error, as a problem document.", ()),
 }
 _BY_STATUS = {str(status): name for name, (status, _d, _h) in PROBLEMS.items() if name != "Error"}
@@ -216,6 +228,9 @@ def _operation(spec, path, item, method, op, endpoint, operation_ids) -> None:
         wanted.append("422")
     if tenant_scoped:
         wanted.append("429")
+    wanted += ["414", "431"]  # the server layer's limits apply to every operation
+    if access != "public":
+        wanted.append("503")
     for status in wanted:
         responses.setdefault(status, _ref("responses", _BY_STATUS[status]))
     responses["default"] = _ref("responses", "Error")

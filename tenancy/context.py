@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+# Always `SLUG_RE.fullmatch(...)`: with `.match`, `$` also matches before a trailing newline ("acme\n"). The
+# pattern keeps `$` rather than `\Z` because the OpenAPI spec publishes it, and ECMA-262 regexes have no `\Z`.
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
 
 
@@ -36,7 +38,7 @@ _current: ContextVar[TenantRef | None] = ContextVar("zixly_tenant", default=None
 
 
 def validate_slug(slug: str) -> str:
-    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+    if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug):
         raise InvalidSlug("slug must match ^[a-z][a-z0-9-]{2,39}$")
     return slug
 

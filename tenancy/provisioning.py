@@ -54,7 +54,7 @@ class ProvisioningFailed(TenantError):
 
 def _by_slug(slug: str):
     """Select a tenant by slug; a string that cannot be a slug finds nothing (and never reaches SQL)."""
-    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+    if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug):
         raise TenantNotFound(f"no tenant {slug!r}"[:120])
     return select(Tenant).where(Tenant.slug == slug)
 
@@ -283,7 +283,7 @@ def list_tenants(router: Router, *, limit: int, after_id: int | None = None,
 
 def load_tenant_ref(router: Router, slug: str):
     """The routing record of a tenant, or None (found ones are remembered for a moment: tenancy.routecache)."""
-    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+    if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug):
         return None
     ref = routecache.lookup(("tenant", slug))
     if ref is not None:

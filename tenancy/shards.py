@@ -54,7 +54,7 @@ def _display(dsn: str | None) -> str:
 
 def add_shard(router: Router, name: str, dsn: str | None, *, accepting: bool = True) -> Shard:
     """Register a server; it is checked by connecting before it is recorded."""
-    if not SLUG_RE.match(name or ""):
+    if not SLUG_RE.fullmatch(name or ""):
         raise ShardError("a shard name must match ^[a-z][a-z0-9-]{2,39}$")
     url = resolve_dsn(dsn)
     if url:
@@ -86,7 +86,7 @@ def set_accepting(router: Router, name: str, accepting: bool) -> Shard:
 def _begin_move(router: Router, slug: str, to_shard: str, undo_of: int | None) -> tuple[Tenant, TenantMove]:
     with router.catalog_session() as session, session.begin():
         tenant = session.scalar(select(Tenant).where(Tenant.slug == slug).with_for_update()) \
-            if SLUG_RE.match(slug or "") else None
+            if SLUG_RE.fullmatch(slug or "") else None
         if tenant is None:
             raise ShardError(f"no tenant {slug!r}")
         if session.get(Shard, to_shard) is None:
@@ -213,7 +213,7 @@ def last_move(router: Router, slug: str) -> TenantMove | None:
 def undo_move(router: Router, slug: str, **kwargs) -> TenantMove:
     """Move the tenant back to where its last move took it from (rows written since are kept)."""
     with router.catalog_session() as session:
-        tenant = session.scalar(select(Tenant).where(Tenant.slug == slug)) if SLUG_RE.match(slug or "") else None
+        tenant = session.scalar(select(Tenant).where(Tenant.slug == slug)) if SLUG_RE.fullmatch(slug or "") else None
         done = session.scalar(select(TenantMove).where(TenantMove.tenant_id == tenant.id,
                                                        TenantMove.status.in_(("done", "cleaned")))
                               .order_by(TenantMove.id.desc()).limit(1)) if tenant else None
@@ -225,7 +225,7 @@ def undo_move(router: Router, slug: str, **kwargs) -> TenantMove:
 def drop_leftovers(router: Router, slug: str) -> list[str]:
     """Drop the old copies kept by the tenant's finished moves; return 'shard:schema' for each."""
     with router.catalog_session() as session:
-        tenant = session.scalar(select(Tenant).where(Tenant.slug == slug)) if SLUG_RE.match(slug or "") else None
+        tenant = session.scalar(select(Tenant).where(Tenant.slug == slug)) if SLUG_RE.fullmatch(slug or "") else None
         if tenant is None:
             raise ShardError(f"no tenant {slug!r}")
         moves = session.scalars(select(TenantMove).where(TenantMove.tenant_id == tenant.id,

@@ -145,9 +145,10 @@ def tokens(settings, jwt_keys):
     from api.tokens import mint
 
     def make(*, staff=False, tenant=None, role="ADMIN", ttl=600, key_file=None, audience=None, issuer=None):
+        audience = audience or (settings.jwt_staff_audience if staff else settings.jwt_audience)
         return mint(key_file or jwt_keys / "jwt-private.pem", issuer=issuer or settings.jwt_issuer,
-                    audience=audience or settings.jwt_audience, subject="staff-1" if staff else "user-1",
-                    staff=staff, tenant=tenant, role=role, ttl=ttl)
+                    audience=audience, subject="staff-1" if staff else "user-1", staff=staff, tenant=tenant,
+                    role=role, ttl=ttl)
 
     return make
 

@@ -8,6 +8,7 @@ import click
 
 from api.tokens import mint
 from zixly_cli import common
+from zixly_cli.common import jwt_audience
 
 
 @click.group()
@@ -29,6 +30,6 @@ def auth_token(staff, tenant, role, subject, ttl):
     if not key.exists():
         raise click.ClickException(f"no signing key at {key}: run `make run` once, or set ZIXLY_JWT_PRIVATE_KEY_FILE")
     click.echo(mint(key, issuer=os.environ.get("ZIXLY_JWT_ISSUER", "zixly-dev"),
-                    audience=os.environ.get("ZIXLY_JWT_AUDIENCE", "zixly-api"),
+                    audience=jwt_audience(staff),
                     subject=subject or ("dev-staff" if staff else "dev-user"), staff=staff, tenant=tenant,
                     role=None if staff else role, ttl=ttl))

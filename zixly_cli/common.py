@@ -27,6 +27,15 @@ def boot() -> Settings:
     return bootstrap.init(Settings.from_env())
 
 
+def jwt_audience(staff: bool) -> str:
+    """The `aud` the service expects of a staff or a tenant token, from the same settings it reads."""
+    audience = os.environ.get("ZIXLY_JWT_AUDIENCE", "zixly-api")
+    if not staff:
+        return audience
+    return Settings(database_url="", redis_url="", jwt_audience=audience,
+                    jwt_staff_audience=os.environ.get("ZIXLY_JWT_STAFF_AUDIENCE") or None).jwt_staff_audience
+
+
 def router() -> Router:
     """The shard router of a runtime booted from env."""
     boot()

@@ -66,7 +66,7 @@ def dev(port, simulate_providers):
         _bootstrap_aws()
         api_key = _demo_tenant_key(home)
         staff = mint(home / "jwt-private.pem", issuer=os.environ.get("ZIXLY_JWT_ISSUER", "zixly-dev"),
-                     audience=os.environ.get("ZIXLY_JWT_AUDIENCE", "zixly-api"), subject="dev-staff",
+                     audience=common.jwt_audience(True), subject="dev-staff",
                      staff=True, ttl=12 * 3600)
         services.start()
         base = f"http://127.0.0.1:{port}"

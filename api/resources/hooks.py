@@ -14,6 +14,11 @@ blp = Blueprint("hooks", __name__, url_prefix="/v1/hooks",
                 description="Webhooks from providers, verified by the provider's signature scheme.")
 
 
+RECEIVED = ("Received and kept. The body is a `HookReceipt`, except for Xero deliveries: Xero requires a 200 with no "
+            "body (its intent-to-receive validation fails otherwise), so those answers have an empty body and no "
+            "`Content-Type`.")
+
+
 class HookReceiptSchema(ma.Schema):
     received = ma.fields.Integer()
     duplicates = ma.fields.Integer()
@@ -32,8 +37,10 @@ def _inbound() -> InboundRequest:
 def _answer(result, *, show_ids: bool) -> Response:
     if result.handshake is not None:
         return Response(result.handshake.body, status=result.handshake.status, headers=result.handshake.headers)
-    if result.provider == "xero":  # Xero's intent-to-receive check wants an empty 200
-        return Response(b"", status=200)
+    if result.provider == "xero":  # Xero's rules: a 200 with no body (its intent-to-receive check fails otherwise)
+        resp = Response(b"", status=200)
+        del resp.headers["Content-Type"]  # no body, so no media type (it was an empty text/html)
+        return resp
     body = {"received": len(result.recorded), "duplicates": sum(r.duplicate for r in result.recorded),
             "dropped": result.dropped}
     if show_ids:
@@ -45,7 +52,7 @@ def _answer(result, *, show_ids: bool) -> Response:
 class AppHook(MethodView):
     @access(PUBLIC)
     @raw_body
-    @blp.response(200, HookReceiptSchema)
+    @blp.response(200, HookReceiptSchema, description=RECEIVED)
     @blp.alt_response(401, description="Signature missing or invalid; nothing is stored.")
     @blp.alt_response(503, description="A tenant of the delivery is being moved between servers, or the database "
                       "is away: nothing is kept; deliver again (Retry-After).")
@@ -58,7 +65,7 @@ class AppHook(MethodView):
 class ConnectionHook(MethodView):
     @access(PUBLIC)
     @raw_body
-    @blp.response(200, HookReceiptSchema)
+    @blp.response(200, HookReceiptSchema, description=RECEIVED)
     @blp.alt_response(401, description="Signature missing or invalid; nothing is stored.")
     @blp.alt_response(404, description="Unknown endpoint token.")
     @blp.alt_response(503, description="The tenant is being moved between servers, or the database is away: "

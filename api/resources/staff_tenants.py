@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import STAFF, access
-from api.common import PageArgsSchema, decode_cursor, idempotent, page, page_schema
+from api.common import FullMatch, PageArgsSchema, decode_cursor, idempotent, page, page_schema
 from core.tenants import service as tenants
 from tenancy.context import SLUG_RE
 
@@ -29,7 +29,7 @@ class TenantSchema(ma.Schema):
 
 
 class TenantCreateSchema(ma.Schema):
-    slug = ma.fields.String(required=True, validate=ma.validate.Regexp(
+    slug = ma.fields.String(required=True, validate=FullMatch(
         SLUG_RE, error="slug must be 3–40 characters: a lowercase letter, then lowercase letters, digits or '-'"),
         metadata={"example": "acme-plumbing"})
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200),

@@ -40,6 +40,7 @@ class Settings:
     aws_region: str = "us-east-1"
     jwt_issuer: str = "zixly-dev"
     jwt_audience: str = "zixly-api"
+    jwt_staff_audience: str | None = None  # staff tokens' `aud`; unset: `<jwt_audience>-staff` (never the same)
     jwt_public_key_file: str | None = None
     jwt_jwks_url: str | None = None
     max_content_length: int = 1024 * 1024
@@ -82,6 +83,10 @@ class Settings:
     novu_timeout: float = 10.0  # seconds per trigger request
     novu_max_attempts: int = 10  # then the notification is `failed`
 
+    def __post_init__(self):
+        if not self.jwt_staff_audience:
+            object.__setattr__(self, "jwt_staff_audience", f"{self.jwt_audience}-staff")
+
     @property
     def worker_processes(self) -> int:
         """Jobs mostly wait (on the database, on providers, on their deliveries), so by default two worker
@@ -102,6 +107,7 @@ class Settings:
             aws_region=env.get("AWS_DEFAULT_REGION", "us-east-1"),
             jwt_issuer=env.get("ZIXLY_JWT_ISSUER", "zixly-dev"),
             jwt_audience=env.get("ZIXLY_JWT_AUDIENCE", "zixly-api"),
+            jwt_staff_audience=env.get("ZIXLY_JWT_STAFF_AUDIENCE") or None,
             jwt_public_key_file=public_key,
             jwt_jwks_url=env.get("ZIXLY_JWKS_URL") or None,
             max_content_length=int(env.get("ZIXLY_MAX_BODY_BYTES", 1024 * 1024)),

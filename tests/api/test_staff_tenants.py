@@ -1,6 +1,8 @@
 """Staff onboarding: create, duplicate, lifecycle, bad input — each bad request writes nothing."""
+import pytest
 from sqlalchemy import func, select, text
 
+from tenancy.context import InvalidSlug, validate_slug
 from tenancy.db import catalog_session, get_router
 from tenancy.models import Tenant
 from tests.conftest import unique_slug
@@ -64,6 +66,19 @@ def test_bad_input_gets_problem_and_writes_nothing(client, staff_headers, app):
         body = r.get_json()
         assert body["status"] == status and body["title"] and body["type"].startswith("https://")
     assert tenant_count() == before
+
+
+def test_a_slug_with_a_trailing_newline_is_422_not_a_duplicate(client, staff_headers):
+    slug = unique_slug("nl")
+    assert client.post("/v1/staff/tenants", json={"slug": slug, "name": "A"}, headers=staff_headers).status_code == 201
+    before = tenant_count()
+    for bad in (slug + "\n", unique_slug("nl") + "\n"):
+        r = client.post("/v1/staff/tenants", json={"slug": bad, "name": "B"}, headers=staff_headers)
+        assert r.status_code == 422, r.get_json()
+        assert r.content_type == "application/problem+json" and "slug" in r.get_json()["errors"]["json"]
+    assert tenant_count() == before
+    with pytest.raises(InvalidSlug):
+        validate_slug(slug + "\n")
 
 
 def test_field_errors_are_listed(client, staff_headers):

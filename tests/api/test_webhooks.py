@@ -65,8 +65,29 @@ def test_xero_intent_to_receive(client):
     body = xero_body()
     r = post_xero(client, body)
     assert r.status_code == 200 and r.data == b""
+    assert "Content-Type" not in r.headers and "Set-Cookie" not in r.headers and r.headers["X-Request-ID"]
     r = post_xero(client, body, key="wrong")
     assert r.status_code == 401
+
+
+def test_the_spec_says_what_a_hook_200_is(client):
+    """A 200 is a HookReceipt (JSON), except Xero's, which is empty as Xero requires; the spec says exactly that."""
+    spec = client.get("/openapi.json").get_json()
+    for path in ("/v1/hooks/apps/{provider}", "/v1/hooks/{token}"):
+        ok = spec["paths"][path]["post"]["responses"]["200"]
+        assert list(ok["content"]) == ["application/json"]
+        assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/HookReceipt")
+        assert "Xero" in ok["description"] and "no body" in ok["description"] and "Content-Type" in ok["description"]
+    receipt = set(spec["components"]["schemas"]["HookReceipt"]["properties"])
+    r = post_xero(client, xero_body())
+    assert r.status_code == 200 and r.data == b"" and "Content-Type" not in r.headers
+    shop = "spec-check.myshopify.com"
+    body = json.dumps({"id": 1}).encode()
+    r = client.post("/v1/hooks/apps/shopify", data=body, headers={
+        "X-Shopify-Hmac-Sha256": b64hmac(SHOPIFY_SECRET, body), "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Shop-Domain": shop, "X-Shopify-Webhook-Id": str(uuid.uuid4()), "Content-Type": "application/json"})
+    assert r.status_code == 200 and r.content_type == "application/json"
+    assert set(r.get_json()) <= receipt and {"received", "duplicates", "dropped"} <= set(r.get_json())
 
 
 def test_xero_delivery_routes_each_event_to_its_tenant(client, make_tenant):

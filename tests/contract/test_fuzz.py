@@ -68,7 +68,7 @@ def fuzz_auth(app, settings, jwt_keys):
 
     tenant, key, secret = tenants.create_tenant(slug=unique_slug("fuzz"), name="Fuzz Ltd", plan="enterprise",
                                                 actor=Actor("staff", "pytest"))
-    staff = mint(jwt_keys / "jwt-private.pem", issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+    staff = mint(jwt_keys / "jwt-private.pem", issuer=settings.jwt_issuer, audience=settings.jwt_staff_audience,
                  subject="staff-fuzz", staff=True, ttl=3600)
     # Staff operations found in list answers must not archive the fuzzer or the other tests' tenants.
     existing = {t.slug for t in tenants.list_tenants(limit=100_000, after_id=None, status=None)}

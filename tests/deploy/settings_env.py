@@ -38,8 +38,13 @@ DESCRIPTIONS = {
     "ZIXLY_JWT_PUBLIC_KEY_FILE": "A PEM public key that verifies people's bearer tokens "
                                  "(default: `$ZIXLY_HOME/jwt-public.pem` when it exists).",
     "ZIXLY_JWT_ISSUER": "The `iss` bearer tokens must carry.",
-    "ZIXLY_JWT_AUDIENCE": "The `aud` bearer tokens must carry.",
-    "ZIXLY_JWKS_URL": "A JWKS URL to fetch token-verifying keys from, instead of a key file.",
+    "ZIXLY_JWT_AUDIENCE": "The `aud` tenant users' bearer tokens must carry.",
+    "ZIXLY_JWT_STAFF_AUDIENCE": "The `aud` of Zixly staff's bearer tokens (which must also say `staff: true`); "
+                                "unset: `<ZIXLY_JWT_AUDIENCE>-staff`. A token for the tenant audience is never "
+                                "staff.",
+    "ZIXLY_JWKS_URL": "A JWKS URL to fetch token-verifying keys from, instead of a key file (cached 5 min; an "
+                      "unknown `kid` refetches at most every 30 s; while it is down the last good keys serve for "
+                      "an hour, then bearer requests answer 503).",
     "ZIXLY_MAX_BODY_BYTES": "The largest request body the API accepts.",
     "ZIXLY_DB_POOL_SIZE": "SQLAlchemy pool size per process and shard.",
     "ZIXLY_DB_MAX_OVERFLOW": "Connections allowed above the pool size.",
