@@ -5,7 +5,7 @@ Every webhook, task and bearer-token request needs its tenant before anything el
 catalog query; providers send bursts for the same accounts and workers run bursts of one tenant's tasks.
 Only found routes are kept, for `TTL` seconds, so a new connection or tenant is reachable at once. A route
 can be at most `TTL` behind the catalog, which is safe because the catalog is not the last word: the
-tenant's insert checks its connection still exists (core.inbox), a moved tenant's old schema is renamed
+tenant's insert checks its connection still exists (core.inbound.inbox), a moved tenant's old schema is renamed
 away so a stale write fails instead of landing there (the API answers 503, tasks retry), and this process
 forgets every route whenever it changes a connection, a tenant's status, plan or shard. In other processes
 a suspension takes effect within `TTL`.

@@ -3,7 +3,7 @@
 One long-polling thread per provider queue receives messages; each message group of a batch goes to one
 worker thread, which handles its messages one after another (SQS FIFO returns no more of a group while one
 is in flight, so a record's writes stay in order across consumers). A message is deleted only after its
-outcome is recorded; a message kept for later is hidden for as long as core.delivery asks, and the rest of
+outcome is recorded; a message kept for later is hidden for as long as core.outbound.delivery asks, and the rest of
 its group with it. A heartbeat keeps every message in hand invisible, so a slow call is never handed to a
 second consumer; a consumer that dies simply stops the heartbeat and SQS hands its messages out again.
 Dead-letter queues are drained into `dead` deliveries. SIGTERM: stop receiving, finish the deliveries in

@@ -1,4 +1,4 @@
-"""Notification tasks: send one recorded notification through Novu (its own queue; see core.queue)."""
+"""Notification tasks: send one recorded notification through Novu (its own queue; see core.platform.queue)."""
 from __future__ import annotations
 
 from sqlalchemy.exc import InterfaceError, OperationalError

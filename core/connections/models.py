@@ -11,7 +11,7 @@ from tenancy.base import TenantBase
 
 
 class Connection(TenantBase):
-    """A tenant's link to one provider account. Secrets are sealed by core.crypto, bound to this row's id."""
+    """A tenant's link to one provider account. Secrets are sealed by core.platform.crypto, bound to this row's id."""
 
     __tablename__ = "connections"
 

@@ -30,7 +30,7 @@ class Notification(TenantBase):
 
 
 class NotificationSetting(TenantBase):
-    """Who hears about one event type; an event with no row uses the defaults in core.notify_settings."""
+    """Who hears about one event type; an event with no row uses the defaults in core.notify.settings."""
 
     __tablename__ = "notification_settings"
 

@@ -57,7 +57,7 @@ class Settings:
     trusted_proxies: int = 0
     # Zixly's own public apps: provider -> active webhook secrets (several during a rotation)
     app_webhook_secrets: dict = field(default_factory=dict)
-    # Data keys sealing OAuth tokens and webhook secrets (core.crypto): inline, or a Secrets Manager secret
+    # Data keys sealing OAuth tokens and webhook secrets (core.platform.crypto): inline, or a Secrets Manager secret
     data_keys: str | None = None
     data_keys_secret_id: str | None = None
     # Zixly's own OAuth apps: provider -> (client_id, client_secret); or one Secrets Manager JSON secret

@@ -56,7 +56,7 @@ sqs_dead_letter_depth = "zixly_sqs_dead_letter_depth"
 outbound_requests = Counter("zixly_outbound_requests_total", "Calls to provider APIs", ["provider", "status"])
 outbound_duration = Histogram("zixly_outbound_request_duration_seconds", "Latency of provider API calls",
                               ["provider"], buckets=CALL_BUCKETS)
-# outbound deliveries (core.delivery): delivered | failed | dead | retried | rate_limited | paced | duplicate
+# outbound deliveries (core.outbound.delivery): delivered | failed | dead | retried | rate_limited | paced | duplicate
 deliveries = Counter("zixly_deliveries_total", "Outbound deliveries handled, by outcome", ["provider", "status"])
 delivery_latency = Histogram("zixly_delivery_latency_seconds",
                              "From a delivery's request to its confirmed write (queueing, pacing, retries included)",

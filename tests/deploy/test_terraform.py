@@ -1,5 +1,5 @@
 """terraform/, checked without Terraform (it cannot be installed here): python-hcl2 for module wiring, checkov
-for security settings, and the queue/bucket settings compared with core/aws.py."""
+for security settings, and the queue/bucket settings compared with core/platform/aws.py."""
 from __future__ import annotations
 
 import copy

@@ -24,7 +24,7 @@ locals {
     outbound = { cpu = 512, memory = 1024, count = var.outbound_min, stop_timeout = 120 }
   }
 
-  # Plain settings, and settings taken from Secrets Manager (every name is one core/config.py reads).
+  # Plain settings, and settings taken from Secrets Manager (every name is one core/platform/config.py reads).
   environment = {
     AWS_DEFAULT_REGION    = var.region
     ZIXLY_HOME            = "/var/lib/zixly"

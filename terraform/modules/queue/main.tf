@@ -1,6 +1,6 @@
 # Zixly's SQS queues: one ordered outbound FIFO queue per provider (high-throughput mode: order and
 # de-duplication per message group, i.e. per tenant connection), each with a FIFO dead-letter queue, and the
-# standard notification delivery queue with its own. Names match core/aws.py (a test checks it).
+# standard notification delivery queue with its own. Names match core/platform/aws.py (a test checks it).
 
 locals {
   dlq_retention_seconds = 1209600 # 14 days, the SQS maximum: time to inspect and replay dead letters

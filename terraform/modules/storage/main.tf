@@ -1,5 +1,5 @@
 # The artifacts bucket: private, encrypted by default, versioned, TLS-only, archived to Glacier after 90 days
-# and deleted after 7 years. core/aws.py `bootstrap` sets the same on LocalStack.
+# and deleted after 7 years. core/platform/aws.py `bootstrap` sets the same on LocalStack.
 
 resource "aws_s3_bucket" "artifacts" {
   bucket        = var.bucket_name
