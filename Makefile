@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # pytest's temporary files per checkout: runs in two checkouts at once must not delete each other's servers
 PYTEST_TMP := /tmp/zixly-pytest-$(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint spec fuzz clean
+.PHONY: run test bench lint spec fuzz clean pgbouncer
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -17,9 +17,19 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/zixly dev
 
-test: $(STAMP)
+test: $(STAMP) pgbouncer
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -p no:cacheprovider --basetemp=$(PYTEST_TMP) $(PYTEST_ARGS)
+ifeq ($(strip $(PYTEST_ARGS)),)
+	@echo "-- the API, outbound and worker suites again, every connection through PgBouncer (transaction pooling)"
+	ZIXLY_TEST_THROUGH_PGBOUNCER=1 $(BIN)/python -m pytest -p no:cacheprovider --basetemp=$(PYTEST_TMP)-pgbouncer \
+		tests/api tests/outbound tests/workers
+endif
+
+# Debian's PgBouncer, for the pooler tests (tests/pooler and the second run above)
+pgbouncer:
+	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; }
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

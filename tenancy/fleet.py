@@ -109,17 +109,19 @@ def fleet_status(router: Router) -> dict:
 
 @contextmanager
 def fleet_lock(router: Router):
-    """Hold the fleet advisory lock (on the catalog database) for the block; FleetBusy if someone has it."""
+    """Hold the fleet advisory lock (on the catalog database) for the block; FleetBusy if someone has it.
+
+    The lock is transaction-level, in a transaction kept open on its own connection for the block: exclusive
+    behind a transaction-pooling PgBouncer too, and released by the server if this process dies."""
     with router.catalog_engine.connect() as conn:
-        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": FLEET_LOCK_KEY}).scalar()
-        conn.commit()
+        got = conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": FLEET_LOCK_KEY}).scalar()
         if not got:
+            conn.rollback()
             raise FleetBusy("another fleet migration is running (advisory lock held)")
         try:
             yield
         finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": FLEET_LOCK_KEY})
-            conn.commit()
+            conn.rollback()  # the lock's transaction changed nothing
 
 
 class _Migrator:

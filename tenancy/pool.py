@@ -76,15 +76,18 @@ def _shards(router: Router, shard: str | None) -> list[str]:
 
 
 def _locked(conn: Connection, shard: str, wait: bool) -> bool:
-    fn = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
+    """Take the shard's pool lock in `conn`'s transaction, which stays open until `_unlock`: a transaction-level
+    lock on a pinned connection is exclusive behind a transaction-pooling PgBouncer too (a session-level lock is
+    not: its unlock may run on another server connection, and the next client of the locking one would hold it)."""
+    fn = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
     got = conn.execute(text(f"SELECT {fn}(:c, hashtext(:s))"), {"c": _LOCK_CLASS, "s": shard}).scalar()
-    conn.commit()
+    if not wait and not got:
+        conn.rollback()
     return wait or bool(got)
 
 
 def _unlock(conn: Connection, shard: str) -> None:
-    conn.execute(text("SELECT pg_advisory_unlock(:c, hashtext(:s))"), {"c": _LOCK_CLASS, "s": shard})
-    conn.commit()
+    conn.rollback()  # ends the transaction that holds the lock (it changed nothing)
 
 
 def refill(router: Router, *, target: int, shard: str | None = None, location: Path | None = None,

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from core import bootstrap
 from core.platform.config import Settings
 from devstack import DevStack, EmbeddedPostgres
+from devstack.pgbouncer import PgBouncer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_HOME = Path(os.environ.get("ZIXLY_TEST_HOME") or ROOT / ".zixly" / "test")  # one per concurrent run
@@ -58,13 +59,18 @@ def database_url(servers):
     name = f"zixly_test_{os.getpid()}_{secrets.token_hex(3)}"
     with psycopg.connect(_libpq(base), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    bouncer = None
+    if os.environ.get("ZIXLY_TEST_THROUGH_PGBOUNCER"):  # `make test` runs the isolation tests a second time so
+        bouncer = PgBouncer(TEST_HOME / "pgbouncer", base, pool_size=2).start()  # (tests/pooler)
+    yield bouncer.url(name) if bouncer else make_url(base).set(database=name).render_as_string(hide_password=False)
     from tenancy.db import get_router
 
     try:
         get_router().dispose()
     except RuntimeError:
         pass
+    if bouncer is not None:
+        bouncer.stop()
     with psycopg.connect(_libpq(base), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 

@@ -53,9 +53,11 @@ def notify(*, event: str, subject: str, payload: dict, to: list[dict] | None = N
     tenant = current_tenant()
     txn = novu.transaction_id(f"{tenant.id}:{tenant.slug}", event, subject)
     message = None
+    admin_email = notify_settings.admin_email(tenant.slug) if to is None else None  # before the transaction
     with tenant_transaction() as session:
         if to is None:
-            to, reason = notify_settings.recipients(session, event=event, tenant=tenant.slug)
+            to, reason = notify_settings.recipients(session, event=event, tenant=tenant.slug,
+                                                    admin_email=admin_email)
         else:
             reason = None if to else "no recipients"
         request = novu.trigger_request(workflow=event, tenant=tenant.slug, to=to, payload=payload,

@@ -50,19 +50,21 @@ def update_settings(changes: dict[str, dict], *, actor: Actor) -> dict[str, dict
     return get_settings()
 
 
-def _admin_email(slug: str) -> str | None:
+def admin_email(slug: str) -> str | None:
+    """The admin named at sign-up (catalog). Read before the tenant transaction that records a notification, never
+    inside it: one request holding two server connections at once can starve a small pool (PgBouncer's)."""
     with catalog_session() as session:
         return session.scalar(select(Tenant.admin_email).where(Tenant.slug == slug))
 
 
-def recipients(session, *, event: str, tenant: str) -> tuple[list[dict], str | None]:
-    """Novu's `to` for an event under the tenant's settings, or an empty list and why nobody is told."""
+def recipients(session, *, event: str, tenant: str, admin_email: str | None) -> tuple[list[dict], str | None]:
+    """Novu's `to` for an event under the tenant's settings (`admin_email`: the tenant's, from `admin_email()`),
+    or an empty list and why nobody is told."""
     setting = _as_dict(session.get(NotificationSetting, event))
     if not setting["enabled"]:
         return [], "disabled in notification settings"
     to = [novu.topic(tenant, ADMINS_TOPIC)] if setting["admins"] else []
     if setting["admins"]:  # the admin named at sign-up is told directly too: nothing else manages topic members yet
-        admin_email = _admin_email(tenant)
         if admin_email:
             to.append(novu.subscriber(tenant, admin_email.lower(), email=admin_email))
     to += [novu.topic(tenant, key) for key in setting["topics"]]

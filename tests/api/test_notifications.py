@@ -165,7 +165,8 @@ def test_the_admin_named_at_sign_up_is_told_with_the_admins_topic(client, staff_
 
     ref = load_tenant_ref(get_router(), r.get_json()["slug"])
     with tenant_context(ref), tenant_session() as session:
-        to, reason = notify_settings.recipients(session, event="job-failed", tenant=ref.slug)
+        to, reason = notify_settings.recipients(session, event="job-failed", tenant=ref.slug,
+                                                admin_email=notify_settings.admin_email(ref.slug))
     assert reason is None
     assert {"type": "Topic", "topicKey": f"zixly_{ref.slug}_admins"} in to
     assert {"subscriberId": f"zixly:{ref.slug}:boss@adm.test", "email": "Boss@Adm.test"} in to

@@ -1,0 +1,1 @@
+"""Pooler safety against a real PgBouncer in transaction-pooling mode (devstack.pgbouncer)."""
