@@ -52,6 +52,7 @@ _ERRORS = {
     errors.Conflict: 409,
     errors.Invalid: 422,
     errors.BadRequest: 400,
+    errors.Forbidden: 403,
     errors.Unavailable: 503,
     errors.UpstreamFailed: 502,
     ConnectorError: 502,

@@ -76,9 +76,10 @@ def dev(port, simulate_providers):
         click.echo(f"staff token    Authorization: Bearer {staff}")
         click.echo(f"try            curl -H 'X-API-Key: {api_key}' {base}/v1/tenant")
         if simulator is not None:
-            click.echo(f"providers      simulated at {simulator.url} — connect one with\n               curl -X POST "
+            click.echo(f"providers      simulated at {simulator.url} — connect one with\n               curl -c jar "
                        f"-H 'X-API-Key: {api_key}' -H 'Content-Type: application/json' "
-                       f"-d '{{\"provider\": \"xero\"}}' {base}/v1/connections   (then open its authorize_url)")
+                       f"-d '{{\"provider\": \"xero\"}}' {base}/v1/connections\n               then "
+                       "curl -b jar -L '<its authorize_url>'   (the consent is bound to that cookie jar)")
         click.echo("=" * 72 + "\nCtrl-C stops everything.\n")
         while services.running():
             time.sleep(0.5)
