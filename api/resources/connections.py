@@ -1,8 +1,9 @@
 """Tenant connections to providers (`/v1/connections`) and the public OAuth callback (`/v1/oauth/callback`).
 
 ADMIN creates, changes, tests and deletes; VIEWER reads. No response ever carries a token; a webhook secret
-is shown once, to the admin who created it. A consent is bound to the browser that made the authenticated
-request starting it (its answer sets the flow's cookie) unless the caller opts into `"consent": "api"`.
+is shown once, to the admin who created it, and no later answer shows any part of it. A consent is bound to
+the browser that made the authenticated request starting it (its answer sets the flow's cookie) unless the
+caller opts into `"consent": "api"`.
 """
 from __future__ import annotations
 
@@ -66,9 +67,10 @@ class ConnectionCreateSchema(ma.Schema):
 
 
 class SecretInfoSchema(ma.Schema):
+    """Which secrets are valid, never any part of one: it is shown once, in the answer that created it."""
+
     id = ma.fields.String()
     created_at = ma.fields.String(allow_none=True)
-    hint = ma.fields.String(metadata={"description": "The last four characters."})
 
 
 class WebhookInfoSchema(ma.Schema):
@@ -190,8 +192,7 @@ def _view(conn, **extra) -> dict:
         "token_expires_at": conn.token_expires_at, "authorized_at": conn.authorized_at,
         "last_error": conn.last_error, "created_at": conn.created_at, "updated_at": conn.updated_at,
         "webhook": {"url": _hook_url(sealing.hook_token(conn)),
-                    "secrets": [{"id": s["id"], "created_at": s.get("created_at"), "hint": s["secret"][-4:]}
-                                for s in secrets_]},
+                    "secrets": [{"id": s["id"], "created_at": s.get("created_at")} for s in secrets_]},
         **extra,
     }
 
