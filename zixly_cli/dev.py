@@ -57,6 +57,7 @@ def dev(port, simulate_providers):
         os.environ.setdefault("ZIXLY_JWT_PUBLIC_KEY_FILE", str(home / "jwt-public.pem"))
         _dev_data_key(home)
         os.environ.setdefault("ZIXLY_LOG_FORMAT", "text")
+        os.environ.setdefault("ZIXLY_METRICS_PUBLIC", "true")  # a loopback-only stack; production sets a token
         os.environ.setdefault("ZIXLY_PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
         common.multiprocess_metrics_dir("dev")
         simulator = start_simulators(os.environ["ZIXLY_PUBLIC_BASE_URL"], progress=click.echo) \
