@@ -52,6 +52,7 @@ _ERRORS = {
     errors.Conflict: 409,
     errors.Invalid: 422,
     errors.BadRequest: 400,
+    errors.Forbidden: 403,
     errors.Unavailable: 503,
     errors.UpstreamFailed: 502,
     ConnectorError: 502,
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
         IDEMPOTENCY_TTL_HOURS=settings.idempotency_ttl_hours,
         JSON_SORT_KEYS=False,
         PUBLIC_BASE_URL=settings.public_base_url,
+        METRICS_TOKEN=settings.metrics_token,
     )
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -147,7 +149,7 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
     app.extensions["zixly_limiter"] = limits.init_app(app, redis_url=settings.redis_url,
                                                       fail_open=settings.rate_limit_fail_open,
                                                       webhook_limit=settings.webhook_rate_limit)
-    observability.init_app(app, metrics_token=settings.metrics_token)
+    observability.init_app(app, metrics_token=settings.metrics_token, metrics_public=settings.metrics_public)
     api = ZixlyApi(app, spec_kwargs={"marshmallow_plugin": openapi.SchemaPlugin()})
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)

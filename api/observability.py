@@ -1,7 +1,9 @@
-"""HTTP metrics (prometheus-flask-exporter), the /metrics endpoint, and one structured log line per request."""
+"""HTTP metrics (prometheus-flask-exporter), the /metrics endpoint, and one structured log line per request.
+
+/metrics needs the metrics token; without one configured it is refused unless `metrics_public` says it may be
+served to anyone (its labels name tenants, so public is an explicit choice, never a default)."""
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 
@@ -9,7 +11,7 @@ from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_flask_exporter import PrometheusMetrics
 
-from api import auth
+from api import auth, operators
 from api.problems import Problem
 from core.platform import logs, metrics
 
@@ -34,14 +36,18 @@ def _track_requests(app: Flask) -> PrometheusMetrics:
     return _http[0]
 
 
-def init_app(app: Flask, *, metrics_token: str | None = None) -> PrometheusMetrics:
+def init_app(app: Flask, *, metrics_token: str | None = None, metrics_public: bool = False) -> PrometheusMetrics:
     exporter = _track_requests(app)
 
     def scrape():
         if metrics_token:
-            sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(sent.encode(), metrics_token.encode()):
-                raise Problem(401, "unauthorized", "Send the metrics token as a Bearer token.")
+            if not operators.holds_metrics_token(metrics_token):
+                raise Problem(401, "unauthorized", "Send the metrics token as a Bearer token.",
+                              headers={"WWW-Authenticate": 'Bearer realm="zixly-metrics"'})
+        elif not metrics_public:
+            raise Problem(403, "metrics-not-public", "Metrics are served only with a token: set "
+                          "ZIXLY_METRICS_TOKEN (or ZIXLY_METRICS_PUBLIC=true for a local, private setup).",
+                          title="Forbidden")
         return Response(generate_latest(metrics.registry_for_scrape()), mimetype=CONTENT_TYPE_LATEST)
 
     app.add_url_rule("/metrics", "metrics", scrape, methods=["GET"])

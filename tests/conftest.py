@@ -92,7 +92,7 @@ def settings(servers, database_url, jwt_keys):
 
     return Settings(database_url=database_url, redis_url=redis_url, aws_endpoint_url=servers["AWS_ENDPOINT_URL"],
                     jwt_public_key_file=str(jwt_keys / "jwt-public.pem"), db_pool_size=5, db_max_overflow=10,
-                    data_keys=f"test1:{generate_key()}")
+                    data_keys=f"test1:{generate_key()}", metrics_token="test-metrics-token")
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """`make run` (= `zixly dev`) on embedded defaults: serves the API and a worker, prints what a person needs,
 stops everything on Ctrl-C, and a second run reuses the data."""
+import http.cookiejar
 import json
 import os
 import re
@@ -63,15 +64,16 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return fp
 
 
-def post(url, body, headers):
+def post(url, body, headers, opener=None):
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json", **headers})
-    with urllib.request.urlopen(request, timeout=10) as resp:
+    with (opener or urllib.request.build_opener()).open(request, timeout=10) as resp:
         return resp.read().decode()
 
 
-def get(url, headers=None):
-    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as resp:
+def get(url, headers=None, opener=None):
+    request = urllib.request.Request(url, headers=headers or {})
+    with (opener or urllib.request.build_opener()).open(request, timeout=10) as resp:
         return resp.status, resp.read().decode()
 
 
@@ -87,13 +89,15 @@ def test_make_run_serves_stops_cleanly_and_reuses_data(tmp_path):
         status, body = get(f"{base}/v1/staff/tenants", {"Authorization": f"Bearer {first['staff']}"})
         assert status == 200 and "demo" in body
         assert get(f"{base}/ready")[0] == 200
-        # the simulated providers: connect a "Xero" with nothing but the printed key
+        # the simulated providers: connect a "Xero" with nothing but the printed key, from one "browser" (a
+        # cookie jar): the consent is bound to the client that started it
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         created = json.loads(post(f"{base}/v1/connections", {"provider": "xero", "name": "demo books"},
-                                  {"X-API-Key": first["key"]}))
+                                  {"X-API-Key": first["key"]}, browser))
         consent = urllib.request.build_opener(NoRedirect).open(created["authorize_url"], timeout=10)
         callback = consent.headers["Location"]
         assert callback.startswith(f"{base}/v1/oauth/callback?")
-        status, body = get(callback)
+        status, body = get(callback, opener=browser)
         assert status == 200 and json.loads(body)["connection"]["status"] in ("active", "select_account")
     finally:
         out = stop_dev(proc)

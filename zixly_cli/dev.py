@@ -57,6 +57,7 @@ def dev(port, simulate_providers):
         os.environ.setdefault("ZIXLY_JWT_PUBLIC_KEY_FILE", str(home / "jwt-public.pem"))
         _dev_data_key(home)
         os.environ.setdefault("ZIXLY_LOG_FORMAT", "text")
+        os.environ.setdefault("ZIXLY_METRICS_PUBLIC", "true")  # a loopback-only stack; production sets a token
         os.environ.setdefault("ZIXLY_PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
         common.multiprocess_metrics_dir("dev")
         simulator = start_simulators(os.environ["ZIXLY_PUBLIC_BASE_URL"], progress=click.echo) \
@@ -76,9 +77,10 @@ def dev(port, simulate_providers):
         click.echo(f"staff token    Authorization: Bearer {staff}")
         click.echo(f"try            curl -H 'X-API-Key: {api_key}' {base}/v1/tenant")
         if simulator is not None:
-            click.echo(f"providers      simulated at {simulator.url} — connect one with\n               curl -X POST "
+            click.echo(f"providers      simulated at {simulator.url} — connect one with\n               curl -c jar "
                        f"-H 'X-API-Key: {api_key}' -H 'Content-Type: application/json' "
-                       f"-d '{{\"provider\": \"xero\"}}' {base}/v1/connections   (then open its authorize_url)")
+                       f"-d '{{\"provider\": \"xero\"}}' {base}/v1/connections\n               then "
+                       "curl -b jar -L '<its authorize_url>'   (the consent is bound to that cookie jar)")
         click.echo("=" * 72 + "\nCtrl-C stops everything.\n")
         while services.running():
             time.sleep(0.5)

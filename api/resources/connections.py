@@ -1,7 +1,9 @@
 """Tenant connections to providers (`/v1/connections`) and the public OAuth callback (`/v1/oauth/callback`).
 
 ADMIN creates, changes, tests and deletes; VIEWER reads. No response ever carries a token; a webhook secret
-is shown once, to the admin who created it.
+is shown once, to the admin who created it, and no later answer shows any part of it. A consent is bound to
+the browser that made the authenticated request starting it (its answer sets the flow's cookie) unless the
+caller opts into `"consent": "api"`.
 """
 from __future__ import annotations
 
@@ -12,16 +14,27 @@ from flask import g, redirect, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from api import consent_cookies
 from api.auth import access
 from api.common import PageArgsSchema, decode_uuid_cursor, idempotent, page, page_schema
 from connectors.registry import CONNECTORS
-from core.connections import api_calls, hook_secrets, oauth, providers, sealing, store
+from core.connections import api_calls, consent_binding, hook_secrets, oauth, providers, sealing, store
 from core.platform.runtime import settings
 
 blp = Blueprint("connections", __name__, url_prefix="/v1/connections",
                 description="Connections to providers (Xero, HubSpot, Shopify, Asana, Salesforce) and their "
                             "webhook endpoints.")
 oauth_blp = Blueprint("oauth", __name__, url_prefix="/v1/oauth", description="OAuth consent callback.")
+
+CONSENT_DESCRIPTION = (
+    "How the consent is bound to the person who started it. `browser` (the default): the answer sets a "
+    "short-lived cookie (`zixly_consent_…`, HttpOnly, SameSite=Lax, Path=/v1/oauth, 10 minutes) in the client "
+    "that made this authenticated request, and the callback binds the account only in that same browser: a "
+    "consent URL forwarded to someone else connects nothing (account-linking CSRF). Make the request from the "
+    "admin's browser (a `fetch` with a bearer token, same site as the API), then navigate to `authorize_url`. "
+    "`api`: for clients that drive consent themselves (a server holding an API key has no browser for the "
+    "cookie): the callback accepts the consent without a cookie, and it is then the client's responsibility to "
+    "open `authorize_url` only in its own user's browser, never to hand it to anyone else.")
 
 PROVIDERS = sorted([*CONNECTORS, *providers.WEBHOOK_ONLY])
 STATUSES = ["pending", "select_account", "active", "reauth_required"]
@@ -45,15 +58,19 @@ class ConnectionCreateSchema(ma.Schema):
     webhook_secret = ma.fields.String(load_default=None, validate=ma.validate.Length(min=8, max=512),
                                       metadata={"description": "The provider's webhook signing key for this "
                                                                "connection's endpoint (your own app)."})
+    consent = ma.fields.String(load_default=consent_binding.BROWSER,
+                               validate=ma.validate.OneOf(consent_binding.MODES),
+                               metadata={"description": CONSENT_DESCRIPTION})
 
     class Meta:
         example = {"provider": "xero", "name": "Main Xero organisation", "options": {}}
 
 
 class SecretInfoSchema(ma.Schema):
+    """Which secrets are valid, never any part of one: it is shown once, in the answer that created it."""
+
     id = ma.fields.String()
     created_at = ma.fields.String(allow_none=True)
-    hint = ma.fields.String(metadata={"description": "The last four characters."})
 
 
 class WebhookInfoSchema(ma.Schema):
@@ -85,9 +102,14 @@ class ConnectionSchema(ma.Schema):
     webhook = ma.fields.Nested(WebhookInfoSchema)
 
 
+AUTHORIZE_URL_DESCRIPTION = ("The provider's consent page: navigate the browser that made this request there "
+                             "(`consent: browser`), or your own user's browser (`consent: api`); the provider "
+                             "returns to /v1/oauth/callback.")
+
+
 class ConnectionStartedSchema(ConnectionSchema):
-    authorize_url = ma.fields.String(allow_none=True, metadata={
-        "description": "Send the user here to consent; the provider returns to /v1/oauth/callback."})
+    authorize_url = ma.fields.String(allow_none=True, metadata={"description": AUTHORIZE_URL_DESCRIPTION})
+    consent = ma.fields.String(allow_none=True, metadata={"description": "`browser` or `api` (see the request)."})
     webhook_secret = ma.fields.Dict(allow_none=True, metadata={
         "description": "The generated webhook secret (webhook-only providers); shown only once."})
 
@@ -123,7 +145,24 @@ class TestResultSchema(ma.Schema):
 
 class AuthorizeSchema(ma.Schema):
     id = ma.fields.String()
-    authorize_url = ma.fields.String()
+    authorize_url = ma.fields.String(metadata={"description": AUTHORIZE_URL_DESCRIPTION})
+    consent = ma.fields.String()
+
+
+class AuthorizeArgsSchema(ma.Schema):
+    consent = ma.fields.String(load_default=consent_binding.BROWSER,
+                               validate=ma.validate.OneOf(consent_binding.MODES),
+                               metadata={"description": CONSENT_DESCRIPTION})
+
+    class Meta:
+        example = {"consent": "browser"}
+
+
+CONSENT_COOKIE_HEADER = {"Set-Cookie": {
+    "description": "`zixly_consent_…=…; HttpOnly; SameSite=Lax; Path=/v1/oauth; Max-Age=600` (and `Secure` over "
+                   "https), for `consent: browser`: the browser holding it is the only one whose callback binds "
+                   "the account. Not set again on an `Idempotent-Replayed` answer.",
+    "schema": {"type": "string"}}}
 
 
 class SecretCreateSchema(ma.Schema):
@@ -153,8 +192,7 @@ def _view(conn, **extra) -> dict:
         "token_expires_at": conn.token_expires_at, "authorized_at": conn.authorized_at,
         "last_error": conn.last_error, "created_at": conn.created_at, "updated_at": conn.updated_at,
         "webhook": {"url": _hook_url(sealing.hook_token(conn)),
-                    "secrets": [{"id": s["id"], "created_at": s.get("created_at"), "hint": s["secret"][-4:]}
-                                for s in secrets_]},
+                    "secrets": [{"id": s["id"], "created_at": s.get("created_at")} for s in secrets_]},
         **extra,
     }
 
@@ -175,11 +213,15 @@ class Connections(MethodView):
     @access("ADMIN")
     @idempotent("tenant")
     @blp.arguments(ConnectionCreateSchema)
-    @blp.response(201, ConnectionStartedSchema)
+    @blp.response(201, ConnectionStartedSchema, headers=CONSENT_COOKIE_HEADER)
     def post(self, data):
-        """Start a connection: stored as `pending`, with the provider consent URL to send the user to."""
+        """Start a connection: stored as `pending`, with the provider consent URL to send the user to and, by
+        default, the cookie that binds the consent to this browser."""
         started = oauth.start_connection(actor=g.actor, **data)
-        return _view(started.connection, authorize_url=started.authorize_url,
+        authorization = started.authorization
+        consent_cookies.set_on_answer(authorization.cookie if authorization else None)
+        return _view(started.connection, authorize_url=authorization.url if authorization else None,
+                     consent=authorization.mode if authorization else None,
                      webhook_secret=started.new_secret), 201
 
 
@@ -217,11 +259,14 @@ class ConnectionTest(MethodView):
 @blp.route("/<string:connection_id>/authorize")
 class ConnectionAuthorize(MethodView):
     @access("ADMIN")
-    @blp.response(200, AuthorizeSchema)
-    def post(self, connection_id):
-        """A fresh consent URL (to finish a pending connection or re-authorise one)."""
-        conn, url = oauth.reauthorize(connection_id, actor=g.actor)
-        return {"id": str(conn.id), "authorize_url": url}
+    @blp.arguments(AuthorizeArgsSchema, required=False)
+    @blp.response(200, AuthorizeSchema, headers=CONSENT_COOKIE_HEADER)
+    def post(self, data, connection_id):
+        """A fresh consent (to finish a pending connection or re-authorise one), bound to this browser by the
+        cookie this answer sets unless `consent` is `api`."""
+        conn, authorization = oauth.reauthorize(connection_id, actor=g.actor, consent=data["consent"])
+        consent_cookies.set_on_answer(authorization.cookie)
+        return {"id": str(conn.id), "authorize_url": authorization.url, "consent": authorization.mode}
 
 
 @blp.route("/<string:connection_id>/webhook/secrets")
@@ -264,11 +309,17 @@ class OAuthCallback(MethodView):
     @oauth_blp.arguments(CallbackArgsSchema, location="query")
     @oauth_blp.response(200, CallbackResultSchema)
     @oauth_blp.alt_response(302, description="Redirect to the configured return URL.")
+    @oauth_blp.alt_response(403, description="A `browser` consent came back to a browser without the cookie set "
+                                             "for its initiator (another person's browser): nothing was bound, "
+                                             "and the state is spent; the admin asks for a fresh consent.")
     def get(self, args):
-        """Where the provider sends the user after consent: checks the single-use state, exchanges the code,
-        stores the tokens sealed, and redirects to the configured return URL (or answers JSON)."""
+        """Where the provider sends the user after consent: checks the single-use state and, for a `browser`
+        consent, that this browser holds the cookie its initiator was given; exchanges the code, stores the
+        tokens sealed, and redirects to the configured return URL (or answers JSON). The state is spent by the
+        first callback naming it, even one refused for coming back to the wrong browser: the code it carried
+        reached someone else, so it must never become usable."""
         params = {k: v for k, v in request.args.items() if isinstance(v, str)}
-        result = oauth.complete_oauth(params)
+        result = oauth.complete_oauth(params, browser_nonce=consent_cookies.take_from_callback(args["state"]))
         target = settings().oauth_return_url
         if target:
             sep = "&" if "?" in target else "?"

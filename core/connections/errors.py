@@ -1,7 +1,7 @@
 """The errors connection services raise (each with its problem code)."""
 from __future__ import annotations
 
-from core.platform.errors import BadRequest, Conflict, Invalid, NotFound
+from core.platform.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
 
 
 class AccountAlreadyConnected(Conflict):
@@ -14,6 +14,12 @@ class ConnectionNotFound(NotFound):
 
 class ConnectionNotUsable(Conflict):
     code = "connection-not-usable"
+
+
+class ConsentFromAnotherBrowser(Forbidden):
+    """A browser-mode consent came back to a browser without the cookie of the one that started it."""
+
+    code = "oauth-consent-elsewhere"
 
 
 class InvalidConnectionOptions(Invalid):

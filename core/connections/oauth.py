@@ -1,5 +1,12 @@
-"""The OAuth consent flow: start (a single-use state bound to tenant, connection and PKCE verifier, 10 min),
-the provider's callback (exchange the code, bind the account), and re-authorisation."""
+"""The OAuth consent flow: start (a single-use state bound to tenant, connection, PKCE verifier and, by default,
+the initiating admin's browser; 10 min), the provider's callback (exchange the code, bind the account), and
+re-authorisation.
+
+Invariant: the state is spent by the first callback that names it, whatever happens next. A callback that comes
+back to the wrong browser (see `consent_binding`) spends the state too: the authorization code it carries went
+to someone other than the admin, so it must never become usable later (an attacker who learns the victim's
+code cannot replay it from the right browser). The cost is that the rightful admin asks for a fresh consent.
+"""
 from __future__ import annotations
 
 import json
@@ -9,7 +16,9 @@ from datetime import UTC, datetime
 
 from connectors.errors import ConnectorError, InvalidOptions, Permanent, ReauthRequired
 from connectors.oauth import AccountInfo, ApiContext, TokenSet
-from core.connections.errors import InvalidConnectionOptions, OAuthStateInvalid
+from core.connections import consent_binding
+from core.connections.consent_binding import BROWSER, BrowserCookie
+from core.connections.errors import ConsentFromAnotherBrowser, InvalidConnectionOptions, OAuthStateInvalid
 from core.connections.models import Connection
 from core.connections.providers import (
     WEBHOOK_ONLY,
@@ -39,16 +48,25 @@ STATE_TTL = 600
 
 
 @dataclass
+class Authorization:
+    """A consent to send the user to: the provider's URL and, in browser mode, the cookie to set with it."""
+
+    url: str
+    mode: str
+    cookie: BrowserCookie | None
+
+
+@dataclass
 class Started:
     connection: Connection
     hook_token: str
-    authorize_url: str | None
+    authorization: Authorization | None
     new_secret: dict | None
 
 
 def start_connection(*, provider: str, name: str, options: dict, actor: Actor, app: dict | None = None,
-                     webhook_secret: str | None = None) -> Started:
-    """Validate, store a pending connection, and hand back the provider's consent URL (or, for webhook-only
+                     webhook_secret: str | None = None, consent: str = BROWSER) -> Started:
+    """Validate, store a pending connection, and hand back the provider's consent (or, for webhook-only
     senders, an active connection with its first generated secret)."""
     if provider in WEBHOOK_ONLY:
         if options:
@@ -67,34 +85,37 @@ def start_connection(*, provider: str, name: str, options: dict, actor: Actor, a
         app_credentials(provider)  # fail now, before storing anything, if Zixly has no app for it
     conn, token = create_connection(provider=provider, name=name, options=options, status="pending", app=app,
                                     webhook_secrets=[webhook_secret] if webhook_secret else None)
-    url = authorize(conn)
+    authorization = authorize(conn, consent=consent)
     audit.record_now(actor=actor, action="connection.created", target_type="connection", target_id=str(conn.id),
-                     details={"provider": provider, "own_app": bool(app)})
-    return Started(conn, token, url, None)
+                     details={"provider": provider, "own_app": bool(app), "consent": consent})
+    return Started(conn, token, authorization, None)
 
 
-def authorize(conn: Connection) -> str:
-    """A fresh consent URL; its state is single-use, bound to tenant, connection and PKCE verifier, 10 min."""
+def authorize(conn: Connection, *, consent: str = BROWSER) -> Authorization:
+    """A fresh consent; its state is single-use, bound to tenant, connection, PKCE verifier and (browser mode)
+    the hash of the cookie handed to the caller, 10 min."""
     plugin = connector(conn.provider)
     state = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64) if plugin.supports_pkce else None
+    cookie = consent_binding.new_cookie(state) if consent == BROWSER else None
     record = {"tenant_id": current_tenant().id, "connection_id": str(conn.id), "verifier": verifier,
-              "redirect_uri": redirect_uri()}
+              "redirect_uri": redirect_uri(), **consent_binding.record_fields(consent, cookie)}
     try:
         redis_client().set(f"zixly:oauth-state:{token_hash(state)}", json.dumps(record), ex=STATE_TTL)
     except Exception as exc:
         raise Unavailable(f"cannot start the consent flow right now ({type(exc).__name__})") from None
-    return plugin.authorization_url(app_credentials(conn.provider, conn), redirect_uri=record["redirect_uri"],
-                                    state=state, code_verifier=verifier, options=conn.options)
+    url = plugin.authorization_url(app_credentials(conn.provider, conn), redirect_uri=record["redirect_uri"],
+                                   state=state, code_verifier=verifier, options=conn.options)
+    return Authorization(url, consent, cookie)
 
 
-def reauthorize(connection_id, *, actor: Actor) -> tuple[Connection, str]:
+def reauthorize(connection_id, *, actor: Actor, consent: str = BROWSER) -> tuple[Connection, Authorization]:
     conn = get_connection(connection_id)
     if conn.provider in WEBHOOK_ONLY:
         raise Conflict("this connection has no OAuth consent")
     audit.record_now(actor=actor, action="connection.reauthorize_started", target_type="connection",
-                     target_id=str(conn.id))
-    return conn, authorize(conn)
+                     target_id=str(conn.id), details={"consent": consent})
+    return conn, authorize(conn, consent=consent)
 
 
 def _pop_state(state: str) -> dict:
@@ -115,8 +136,9 @@ class CallbackResult:
     connection: Connection
 
 
-def complete_oauth(params: dict) -> CallbackResult:
-    """The provider sent the user back: check the state (single use), exchange the code, bind the account."""
+def complete_oauth(params: dict, *, browser_nonce: str | None = None) -> CallbackResult:
+    """The provider sent the user back: check the state (single use) and the browser it came back to, exchange
+    the code, bind the account. `browser_nonce`: the value of the flow's cookie, if the browser sent it."""
     record = _pop_state(params.get("state") or "")
     with catalog_session() as session:
         tenant_row = session.get(Tenant, int(record["tenant_id"]))
@@ -125,6 +147,7 @@ def complete_oauth(params: dict) -> CallbackResult:
     tenant = tenant_ref(tenant_row)
     with tenant_context(tenant):
         conn = get_connection(record["connection_id"])
+        _check_browser(conn, record, browser_nonce)
         if params.get("error"):
             note_error(conn.id, f"consent refused: {params.get('error')}")
             raise BadRequest(f"the provider reported {params.get('error')!r}: "
@@ -146,6 +169,16 @@ def complete_oauth(params: dict) -> CallbackResult:
             raise UpstreamFailed(f"{conn.provider} did not complete the exchange ({type(exc).__name__})") from None
         conn = _bind(conn, tokens, accounts)
     return CallbackResult(tenant, conn)
+
+
+def _check_browser(conn: Connection, record: dict, browser_nonce: str | None) -> None:
+    try:
+        consent_binding.check(record, browser_nonce)
+    except ConsentFromAnotherBrowser:
+        note_error(conn.id, "a consent came back to a browser other than the one that started it; nothing bound")
+        audit.record_now(actor=SYSTEM, action="connection.consent_refused", target_type="connection",
+                         target_id=str(conn.id), details={"reason": "another browser"})
+        raise
 
 
 def _bind(conn: Connection, tokens: TokenSet, accounts: list[AccountInfo]) -> Connection:

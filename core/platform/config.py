@@ -70,6 +70,8 @@ class Settings:
     artifacts_bucket: str = "zixly-artifacts"
     webhook_rate_limit: str = "1200/minute"
     metrics_token: str | None = None
+    # /metrics without a token is refused unless this says it may be public (its labels name tenants)
+    metrics_public: bool = False
     log_format: str = "json"
     worker_metrics_port: int | None = None
     # Outbound delivery: queue names are `<prefix>-outbound-<provider>.fifo` (Terraform creates the `zixly` ones);
@@ -135,6 +137,7 @@ class Settings:
             artifacts_bucket=env.get("ZIXLY_ARTIFACTS_BUCKET", "zixly-artifacts"),
             webhook_rate_limit=env.get("ZIXLY_WEBHOOK_RATE_LIMIT", "1200/minute"),
             metrics_token=env.get("ZIXLY_METRICS_TOKEN") or None,
+            metrics_public=_bool(env.get("ZIXLY_METRICS_PUBLIC"), False),
             log_format=env.get("ZIXLY_LOG_FORMAT", "json"),
             worker_metrics_port=int(env["ZIXLY_WORKER_METRICS_PORT"]) if env.get("ZIXLY_WORKER_METRICS_PORT") else None,
             log_level=env.get("ZIXLY_LOG_LEVEL", "INFO"),

@@ -32,6 +32,12 @@ class BadRequest(ValueError):
     code = "bad-request"
 
 
+class Forbidden(PermissionError):
+    """Understood, but this caller may not do it (403): a consent completed in another browser."""
+
+    code = "forbidden"
+
+
 class Unavailable(Exception):
     """A dependency we need right now is down or not configured (503); nothing was changed."""
 

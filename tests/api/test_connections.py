@@ -250,7 +250,7 @@ def test_webhook_secret_rotation_without_downtime(client, make_tenant, sim):
     assert url.startswith(f"{BASE}/v1/hooks/wh_") and first["secret"].startswith("whsec_")
     path = urlsplit(url).path
     assert client.get(f"/v1/connections/{body['id']}", headers=t.headers).get_json()["webhook"]["secrets"] == [
-        {"id": first["id"], "created_at": first["created_at"], "hint": first["secret"][-4:]}]
+        {"id": first["id"], "created_at": first["created_at"]}]
 
     def deliver(secret):
         payload, headers = __import__("sandbox.signing", fromlist=["sign"]).sign(
@@ -294,6 +294,21 @@ def test_viewer_reads_but_cannot_change(client, make_tenant):
                          ("delete", f"/v1/connections/{conn['id']}"),
                          ("post", f"/v1/connections/{conn['id']}/test")):
         assert getattr(client, method)(path, json={"provider": "custom"}, headers=vh).status_code == 403
+
+
+def test_no_answer_after_creation_shows_any_part_of_a_webhook_secret(client, make_tenant):
+    t = make_tenant("nohint")
+    viewer = client.post("/v1/api-keys", json={"name": "ro", "role": "VIEWER"}, headers=t.headers).get_json()
+    created = client.post("/v1/connections", json={"provider": "custom"}, headers=t.headers).get_json()
+    added = client.post(f"/v1/connections/{created['id']}/webhook/secrets", json={"secret": "own-key-wxyz"},
+                        headers=t.headers)
+    assert added.status_code == 201 and added.get_json()["secret"] == "own-key-wxyz"  # shown once, here
+    for headers in (t.headers, {"X-API-Key": viewer["secret"]}):
+        for path in (f"/v1/connections/{created['id']}", "/v1/connections"):
+            body = client.get(path, headers=headers).get_json()
+            text_ = json.dumps(body)
+            assert "wxyz" not in text_ and created["webhook_secret"]["secret"][-8:] not in text_, path
+            assert "hint" not in text_
 
 
 def count_connections(t) -> int:

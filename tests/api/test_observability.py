@@ -24,6 +24,7 @@ from core import bootstrap
 from core.connections import store
 from core.execution.service import execute_job
 from core.platform import logs
+from core.platform.config import Settings
 from devstack import free_port
 from tenancy.context import tenant_context
 
@@ -44,8 +45,11 @@ def value(snapshot, name, **labels):
                if n == name and all(dict(lbls).get(k) == want for k, want in labels.items()))
 
 
+METRICS_AUTH = {"Authorization": "Bearer test-metrics-token"}  # the tests' settings carry this token
+
+
 def scrape(client) -> dict:
-    r = client.get("/metrics")
+    r = client.get("/metrics", headers=METRICS_AUTH)
     assert r.status_code == 200 and r.mimetype == "text/plain"
     return samples(r.get_data(as_text=True))
 
@@ -131,10 +135,40 @@ def test_tenant_label_appears_only_on_counters():
 
 
 def test_metrics_token_protects_the_endpoint(settings):
-    guarded = create_app(dataclasses.replace(settings, metrics_token="scrape-secret")).test_client()
-    assert guarded.get("/metrics").status_code == 401
-    assert guarded.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert guarded.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}).status_code == 200
+    try:
+        guarded = create_app(dataclasses.replace(settings, metrics_token="scrape-secret")).test_client()
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "scrape-secret"}):
+            r = guarded.get("/metrics", headers=headers)
+            assert r.status_code == 401 and r.content_type == "application/problem+json"
+            assert "tenant" not in r.get_data(as_text=True)
+        assert guarded.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}).status_code == 200
+    finally:
+        bootstrap.init(settings)
+
+
+@pytest.mark.parametrize("public", [False, True])
+def test_without_a_token_metrics_are_refused_unless_explicitly_public(settings, make_tenant, public):
+    make_tenant("metricslabel")  # so that there is a tenant label to leak
+    try:
+        client = create_app(dataclasses.replace(settings, metrics_token=None, metrics_public=public)).test_client()
+        client.get("/health")
+        r = client.get("/metrics", headers={"Authorization": "Bearer anything"})
+        if public:
+            assert r.status_code == 200 and "flask_http_request" in r.get_data(as_text=True)
+        else:
+            assert r.status_code == 403 and r.get_json()["type"].endswith("/metrics-not-public")
+            assert "ZIXLY_METRICS_TOKEN" in r.get_json()["detail"]
+    finally:
+        bootstrap.init(settings)
+
+
+def test_metrics_are_private_by_default_in_settings_from_the_environment(monkeypatch, settings):
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    monkeypatch.delenv("ZIXLY_METRICS_PUBLIC", raising=False)
+    assert Settings.from_env().metrics_public is False
+    monkeypatch.setenv("ZIXLY_METRICS_PUBLIC", "true")
+    assert Settings.from_env().metrics_public is True
 
 
 def test_gunicorn_workers_are_aggregated_in_one_scrape(settings, tmp_path):
@@ -143,7 +177,7 @@ def test_gunicorn_workers_are_aggregated_in_one_scrape(settings, tmp_path):
     env = dict(os.environ, DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url,
                ZIXLY_JWT_PUBLIC_KEY_FILE=settings.jwt_public_key_file, ZIXLY_DATA_KEYS=settings.data_keys,
                PROMETHEUS_MULTIPROC_DIR=str(mp), ZIXLY_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2",
-               ZIXLY_THREADS="2", ZIXLY_LOG_LEVEL="WARNING")
+               ZIXLY_THREADS="2", ZIXLY_LOG_LEVEL="WARNING", ZIXLY_METRICS_TOKEN="test-metrics-token")
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:api.gunicorn_conf", "api.wsgi:app"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -173,7 +207,7 @@ def test_gunicorn_workers_are_aggregated_in_one_scrape(settings, tmp_path):
             if len(pids) >= 2:
                 break
         assert len(pids) >= 2, "both gunicorn workers should have served requests"
-        snap = samples(requests.get(f"{base}/metrics", timeout=5).text)
+        snap = samples(requests.get(f"{base}/metrics", timeout=5, headers=METRICS_AUTH).text)
         served = value(snap, "flask_http_request_duration_seconds_count", url_rule="/health")
         assert served >= n  # the ready-probe requests count too
         assert served <= n + 400

@@ -2,9 +2,15 @@ def test_health(client):
     assert client.get("/health").status_code == 200
 
 
-def test_ready_names_every_part(client):
-    body = client.get("/ready").get_json()
-    assert body["checks"] == {"catalog": "ok", "redis": "ok", "shard:default": "ok"}
+def test_ready_names_every_part_only_to_operators(client, make_tenant, tokens, staff_headers):
+    everyone = {"catalog": "ok", "redis": "ok", "shard:default": "ok"}
+    for headers in (staff_headers, {"Authorization": "Bearer test-metrics-token"}):
+        assert client.get("/ready", headers=headers).get_json() == {"status": "ok", "checks": everyone}
+    t = make_tenant("readyx")
+    for headers in ({}, t.headers, {"Authorization": f"Bearer {tokens(tenant=t.slug)}"},
+                    {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
+        r = client.get("/ready", headers=headers)
+        assert r.status_code == 200 and r.get_json() == {"status": "ok", "checks": {}}, headers
 
 
 def test_admin_key_reads_own_tenant(client, make_tenant):

@@ -73,7 +73,11 @@ DESCRIPTIONS = {
     "ZIXLY_TOKEN_REFRESH_MARGIN": "Seconds before expiry at which an access token is refreshed.",
     "ZIXLY_WEBHOOK_RATE_LIMIT": "Webhook ingress limit per endpoint token (flask-limiter syntax), apart from the "
                                 "tenant's API budget. App-level hooks have none (one URL for every tenant).",
-    "ZIXLY_METRICS_TOKEN": "When set, `/metrics` on the API needs `Authorization: Bearer <token>`.",
+    "ZIXLY_METRICS_TOKEN": "`/metrics` on the API needs `Authorization: Bearer <token>`, and the same token shows "
+                           "`/ready`'s dependency checks. Unset: `/metrics` is refused (403) unless "
+                           "`ZIXLY_METRICS_PUBLIC` is true.",
+    "ZIXLY_METRICS_PUBLIC": "`true` serves `/metrics` to anyone when no token is set (its labels name tenants): "
+                            "only for a private, local stack; `zixly dev` sets it.",
     "ZIXLY_LOG_FORMAT": "`json` (one object per line) or `text`.",
     "ZIXLY_LOG_LEVEL": "Root log level.",
     "ZIXLY_WORKER_METRICS_PORT": "Port on which a worker, or the outbound consumer, serves Prometheus metrics "

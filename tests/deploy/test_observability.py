@@ -32,8 +32,24 @@ def known():
     return pq.series_labels(pq.load_contract())
 
 
-def test_promtool_accepts_the_config(promtool):
-    result = run([promtool, "check", "config", str(PROM / "prometheus.yml")])
+def checkable_config(config: dict, tmp_path) -> dict:
+    """The config as promtool can check it here: the rule files by absolute path, and the compose secrets
+    (mounted under /run/secrets/ in the container) stood in by files, since promtool reads them."""
+    config = copy.deepcopy(config)
+    config["rule_files"] = [str(PROM / name) for name in config["rule_files"]]
+    for job in config["scrape_configs"]:
+        auth = job.get("authorization") or {}
+        if "credentials_file" in auth:
+            stand_in = tmp_path / auth["credentials_file"].removeprefix("/run/secrets/")
+            stand_in.write_text("token")
+            auth["credentials_file"] = str(stand_in)
+    return config
+
+
+def test_promtool_accepts_the_config(promtool, tmp_path):
+    config = checkable_config(yaml.safe_load((PROM / "prometheus.yml").read_text()), tmp_path)
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    result = run([promtool, "check", "config", str(tmp_path / "prometheus.yml")])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -55,10 +71,11 @@ def test_promtool_rejects_a_broken_rule_and_a_config_naming_a_missing_rule_file(
     bad_rules.write_text(yaml.safe_dump({"groups": [{"name": "g", "rules": [
         {"alert": "Broken", "expr": "sum(rate(zixly_jobs_failed_total[5m]) > "}]}]}))
     assert run([promtool, "check", "rules", str(bad_rules)]).returncode != 0
-    config = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    config = checkable_config(yaml.safe_load((PROM / "prometheus.yml").read_text()), tmp_path)
     config["rule_files"] = ["alerts-missing.yml"]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    assert run([promtool, "check", "config", str(tmp_path / "prometheus.yml")]).returncode != 0
+    result = run([promtool, "check", "config", str(tmp_path / "prometheus.yml")])
+    assert result.returncode != 0 and "alerts-missing.yml" in result.stdout + result.stderr
 
 
 def test_the_alerts_cover_what_operators_need(rules):
@@ -76,6 +93,19 @@ def test_prometheus_scrapes_the_api_the_workers_and_the_outbound_consumer(compos
     for name in ("api", "worker", "outbound"):
         for sd in jobs[name]["dns_sd_configs"]:
             assert set(sd["names"]) <= set(compose["services"])  # Docker DNS resolves service names
+
+
+def test_prometheus_scrapes_the_api_with_the_token_the_api_is_given(compose):
+    """The API refuses /metrics without ZIXLY_METRICS_TOKEN: Prometheus must send the same value, from a compose
+    secret (never a literal in prometheus.yml), and the API must be given it."""
+    config = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    api = next(job for job in config["scrape_configs"] if job["job_name"] == "api")
+    assert api["authorization"]["type"] == "Bearer" and "credentials" not in api["authorization"]
+    path = api["authorization"]["credentials_file"]
+    secret = path.removeprefix("/run/secrets/")
+    assert path == f"/run/secrets/{secret}" and secret in compose["services"]["prometheus"]["secrets"]
+    source = compose["secrets"][secret]["environment"]
+    assert compose["services"]["api"]["environment"][source].startswith("${" + source + ":?")
 
 
 def test_the_metric_contract_is_well_formed():

@@ -132,7 +132,20 @@ def test_every_variable_ecs_sets_is_one_the_settings_module_reads(configs):
     ecs = _ecs(configs)
     read = {v.name for v in settings_env_vars()} | set(LIBRARY_ENV)
     assert set(ecs["environment"]) | set(ecs["secrets"]) <= read
-    assert {"DATABASE_URL", "REDIS_URL"} <= set(ecs["secrets"])  # never plain environment
+    assert {"DATABASE_URL", "REDIS_URL", "ZIXLY_METRICS_TOKEN"} <= set(ecs["secrets"])  # never plain environment
+
+
+def test_ecs_takes_the_metrics_token_from_its_own_secret(configs):
+    """/metrics is refused without a token: ECS injects it from the secrets module's metrics-token secret (empty
+    in Terraform, put by the operator), and the execution role may read it."""
+    assert _ecs(configs)["secrets"]["ZIXLY_METRICS_TOKEN"] == "${var.metrics_token_secret_arn}:token::"
+    call = config(configs, "environments/aws").modules["compute"]
+    assert call["metrics_token_secret_arn"] == "${module.secrets.metrics_token_secret_arn}"
+    secrets = config(configs, "modules/secrets")
+    resources = {name for block in secrets.blocks for r in block.get("resource", []) for named in r.values()
+                 for name in named}
+    assert "metrics_token" in resources
+    assert not any("secret_string" in str(block) for block in secrets.blocks)  # no value in Terraform state
 
 
 CHECKOV_PROBE = """

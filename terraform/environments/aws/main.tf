@@ -115,6 +115,7 @@ module "compute" {
   database_secret_arn      = module.secrets.database_secret_arn
   redis_secret_arn         = module.secrets.redis_secret_arn
   data_keys_secret_arn     = module.secrets.data_encryption_key_arn
+  metrics_token_secret_arn = module.secrets.metrics_token_secret_arn
   provider_app_secret_arns = module.secrets.provider_app_secret_arns
   public_base_url          = var.public_base_url
 }

@@ -41,8 +41,10 @@ locals {
     ZIXLY_XERO_APP_WEBHOOK_SECRETS    = "${var.provider_app_secret_arns["xero"]}:webhook_secrets::"
     ZIXLY_HUBSPOT_APP_WEBHOOK_SECRETS = "${var.provider_app_secret_arns["hubspot"]}:webhook_secrets::"
     ZIXLY_SHOPIFY_APP_WEBHOOK_SECRETS = "${var.provider_app_secret_arns["shopify"]}:webhook_secrets::"
+    ZIXLY_METRICS_TOKEN               = "${var.metrics_token_secret_arn}:token::"
   }
-  secret_arns = distinct(concat([var.database_secret_arn, var.redis_secret_arn, var.data_keys_secret_arn],
+  secret_arns = distinct(concat([var.database_secret_arn, var.redis_secret_arn, var.data_keys_secret_arn,
+  var.metrics_token_secret_arn],
   values(var.provider_app_secret_arns)))
 }
 

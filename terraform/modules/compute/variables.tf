@@ -74,6 +74,11 @@ variable "data_keys_secret_arn" {
   type        = string
 }
 
+variable "metrics_token_secret_arn" {
+  description = "Secrets Manager secret whose `token` key is ZIXLY_METRICS_TOKEN (the bearer token /metrics needs)."
+  type        = string
+}
+
 variable "redis_secret_arn" {
   description = "Secret whose `url` key is REDIS_URL."
   type        = string

@@ -28,6 +28,14 @@ resource "aws_secretsmanager_secret" "database" {
   tags                    = var.tags
 }
 
+resource "aws_secretsmanager_secret" "metrics_token" {
+  name                    = "${var.name_prefix}/metrics-token"
+  description             = "{\"token\": \"<random, e.g. openssl rand -hex 32>\"}: ZIXLY_METRICS_TOKEN, the bearer token /metrics needs (Prometheus scrapes with it)."
+  kms_key_id              = var.kms_key_arn
+  recovery_window_in_days = var.recovery_window_in_days
+  tags                    = var.tags
+}
+
 resource "aws_secretsmanager_secret" "redis" {
   name                    = "${var.name_prefix}/redis"
   description             = "{\"url\": \"rediss://:<auth token>@<primary endpoint>:6379/0?ssl_cert_reqs=required\"}: REDIS_URL."

@@ -18,11 +18,16 @@ output "redis_secret_arn" {
   value       = aws_secretsmanager_secret.redis.arn
 }
 
+output "metrics_token_secret_arn" {
+  description = "The bearer token /metrics needs (its `token` key is ZIXLY_METRICS_TOKEN)."
+  value       = aws_secretsmanager_secret.metrics_token.arn
+}
+
 output "secret_arns" {
   description = "Every secret ARN (for IAM policies)."
   value = concat(
     [aws_secretsmanager_secret.data_encryption_key.arn, aws_secretsmanager_secret.database.arn,
-    aws_secretsmanager_secret.redis.arn],
+    aws_secretsmanager_secret.redis.arn, aws_secretsmanager_secret.metrics_token.arn],
     [for s in aws_secretsmanager_secret.provider_app : s.arn],
   )
 }
