@@ -60,6 +60,7 @@ _ERRORS = {
     MalformedPayload: 400,
     webhooks.TenantNotReceiving: 403,
     webhooks.TenantMoving: 503,
+    webhooks.UnroutableDelivery: 422,
 }
 
 

@@ -57,6 +57,10 @@ DESCRIPTIONS = {
                                        "the slowest job.",
     "ZIXLY_PUBLIC_BASE_URL": "The API's public address; OAuth callbacks and webhook URLs are built from it.",
     "ZIXLY_TRUSTED_PROXIES": "How many proxies (ALB, ingress) sit in front of the API and set X-Forwarded-*.",
+    "ZIXLY_HUBSPOT_LEGACY_SIGNATURES": "HubSpot's legacy webhook signatures (`v1`, `v2`: no timestamp, so a "
+                                       "captured delivery replays forever) still accepted, comma-separated, for "
+                                       "an app that cannot send v3; empty: only v3, and a delivery with v1/v2 "
+                                       "headers (or its v3 headers stripped) is a 401.",
     "ZIXLY_RATE_LIMIT_FAIL_OPEN": "When Redis is down: `true` lets requests through (counted), `false` refuses.",
     "ZIXLY_DATA_KEYS": "Data keys sealing OAuth tokens and webhook secrets: `kid:base64key,kid:base64key`, the first "
                        "is the primary (`zixly keys generate`, then `zixly keys rotate`). `make run` keeps one in "
