@@ -25,7 +25,7 @@ from tenancy.provisioning import load_tenant_ref
 RANK = {"VIEWER": 1, "EDITOR": 2, "ADMIN": 3}
 PUBLIC, STAFF = "public", "staff"
 PUBLIC_ENDPOINTS: set[str] = set()  # endpoints registered by libraries (spec, docs)
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 
 @dataclass(frozen=True)
