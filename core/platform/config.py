@@ -72,6 +72,7 @@ class Settings:
     token_refresh_margin: int = 300
     artifacts_bucket: str = "zixly-artifacts"
     webhook_rate_limit: str = "1200/minute"
+    auth_failure_limit: str = "30/minute"  # refused credentials per client address, before any catalog query
     metrics_token: str | None = None
     log_format: str = "json"
     worker_metrics_port: int | None = None
@@ -143,6 +144,7 @@ class Settings:
             token_refresh_margin=int(env.get("ZIXLY_TOKEN_REFRESH_MARGIN", 300)),
             artifacts_bucket=env.get("ZIXLY_ARTIFACTS_BUCKET", "zixly-artifacts"),
             webhook_rate_limit=env.get("ZIXLY_WEBHOOK_RATE_LIMIT", "1200/minute"),
+            auth_failure_limit=env.get("ZIXLY_AUTH_FAILURE_LIMIT", "30/minute"),
             metrics_token=env.get("ZIXLY_METRICS_TOKEN") or None,
             log_format=env.get("ZIXLY_LOG_FORMAT", "json"),
             worker_metrics_port=int(env["ZIXLY_WORKER_METRICS_PORT"]) if env.get("ZIXLY_WORKER_METRICS_PORT") else None,

@@ -77,6 +77,10 @@ DESCRIPTIONS = {
     "ZIXLY_TOKEN_REFRESH_MARGIN": "Seconds before expiry at which an access token is refreshed.",
     "ZIXLY_WEBHOOK_RATE_LIMIT": "Webhook ingress limit per endpoint token (flask-limiter syntax), apart from the "
                                 "tenant's API budget. App-level hooks have none (one URL for every tenant).",
+    "ZIXLY_AUTH_FAILURE_LIMIT": "Refused credentials (unknown or revoked API keys, bad bearer tokens) allowed per "
+                                "client address (flask-limiter syntax); beyond it, requests with credentials from "
+                                "that address answer 429 with Retry-After before any catalog query. The address "
+                                "honours ZIXLY_TRUSTED_PROXIES.",
     "ZIXLY_METRICS_TOKEN": "When set, `/metrics` on the API needs `Authorization: Bearer <token>`.",
     "ZIXLY_LOG_FORMAT": "`json` (one object per line) or `text`.",
     "ZIXLY_LOG_LEVEL": "Root log level.",
