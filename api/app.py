@@ -8,7 +8,7 @@ from flask import Flask
 from flask_smorest import Api
 from sqlalchemy.exc import DataError
 
-from api import auth, docs, limits, observability, openapi, problems
+from api import auth, auth_failures, docs, limits, observability, openapi, problems
 from api.resources import (
     api_keys,
     connections,
@@ -61,6 +61,7 @@ _ERRORS = {
     MalformedPayload: 400,
     webhooks.TenantNotReceiving: 403,
     webhooks.TenantMoving: 503,
+    webhooks.UnroutableDelivery: 422,
 }
 
 
@@ -108,7 +109,9 @@ field problems and `request_id`.
 **Every response** carries `X-Request-ID`; send your own to correlate logs.
 
 **Rate limits** are per tenant and per key, from the tenant's plan: `RateLimit-Limit`, `RateLimit-Remaining` and
-`RateLimit-Reset` (also as `X-RateLimit-*`) on each response; a 429 carries `Retry-After`.
+`RateLimit-Reset` (also as `X-RateLimit-*`) on each response; a 429 carries `Retry-After`. Refused credentials
+are budgeted per client address (30 a minute by default): beyond that, a request with credentials from that
+address answers 429 `too-many-failed-authentications` with `Retry-After`, whatever key it carries.
 
 **Input.** JSON bodies are `application/json`, nested at most 64 levels deep (deeper is a 400
 `json-too-deep`); a field the schema does not name is a 422. Unknown query
@@ -149,6 +152,8 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
     app.extensions["zixly_limiter"] = limits.init_app(app, redis_url=settings.redis_url,
                                                       fail_open=settings.rate_limit_fail_open,
                                                       webhook_limit=settings.webhook_rate_limit)
+    app.extensions["zixly_auth_failures"] = auth_failures.FailureBudget(
+        app.extensions["zixly_limiter"], settings.auth_failure_limit, fail_open=settings.rate_limit_fail_open)
     observability.init_app(app, metrics_token=settings.metrics_token, metrics_public=settings.metrics_public)
     api = ZixlyApi(app, spec_kwargs={"marshmallow_plugin": openapi.SchemaPlugin()})
     for blp in BLUEPRINTS:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
+from api import auth_failures
 from api.body import MAX_JSON_DEPTH, json_depth_exceeds
 from api.problems import Problem
 from api.tokens import InvalidToken, KeysUnavailable, TokenVerifier
@@ -25,7 +26,7 @@ from tenancy.provisioning import load_tenant_ref
 RANK = {"VIEWER": 1, "EDITOR": 2, "ADMIN": 3}
 PUBLIC, STAFF = "public", "staff"
 PUBLIC_ENDPOINTS: set[str] = set()  # endpoints registered by libraries (spec, docs)
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,25 @@ _public_marker._zixly_access = PUBLIC
 
 
 def _authenticate() -> Principal | None:
+    """The caller, or None without credentials; an address that spent its failure budget is refused first."""
     api_key = request.headers.get("X-API-Key")
     auth = request.headers.get("Authorization")
     if api_key and auth:
         raise Problem(400, "ambiguous-credentials", "Send either X-API-Key or Authorization, not both.")
+    if not (api_key or auth):
+        return None
+    failures = auth_failures.budget()
+    if failures is not None:
+        failures.refuse_if_spent()
+    try:
+        return _verify_credentials(api_key, auth)
+    except Problem as exc:
+        if exc.status == 401 and failures is not None:
+            failures.spend()
+        raise
+
+
+def _verify_credentials(api_key: str | None, auth: str | None) -> Principal:
     if api_key:
         try:
             with catalog_session() as session:
@@ -91,26 +107,24 @@ def _authenticate() -> Principal | None:
         except apikeys.InvalidApiKey as exc:
             raise _unauthorized(str(exc)) from None
         return Principal("api_key", key.key_id, key.role, key.tenant)
-    if auth:
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise _unauthorized("Authorization must be `Bearer <token>`.")
-        verifier: TokenVerifier = current_app.extensions["zixly_tokens"]
-        try:
-            claims = verifier.verify(token.strip())
-        except InvalidToken as exc:
-            raise _unauthorized(str(exc)) from None
-        except KeysUnavailable as exc:  # we cannot tell whether the token is good: not the caller's fault
-            raise Problem(503, "token-keys-unavailable", f"Bearer tokens cannot be verified right now: {exc}. "
-                          "Try again shortly, or use an API key.", title="Service Unavailable",
-                          headers={"Retry-After": str(exc.retry_after)}) from None
-        if claims.staff:
-            return Principal("staff", claims.subject)
-        tenant = load_tenant_ref(current_app.extensions["zixly_router"], claims.tenant)
-        if tenant is None:
-            raise _unauthorized("the token names an unknown tenant")
-        return Principal("user", claims.subject, claims.role, tenant)
-    return None
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("Authorization must be `Bearer <token>`.")
+    verifier: TokenVerifier = current_app.extensions["zixly_tokens"]
+    try:
+        claims = verifier.verify(token.strip())
+    except InvalidToken as exc:
+        raise _unauthorized(str(exc)) from None
+    except KeysUnavailable as exc:  # we cannot tell whether the token is good: not the caller's fault
+        raise Problem(503, "token-keys-unavailable", f"Bearer tokens cannot be verified right now: {exc}. "
+                      "Try again shortly, or use an API key.", title="Service Unavailable",
+                      headers={"Retry-After": str(exc.retry_after)}) from None
+    if claims.staff:
+        return Principal("staff", claims.subject)
+    tenant = load_tenant_ref(current_app.extensions["zixly_router"], claims.tenant)
+    if tenant is None:
+        raise _unauthorized("the token names an unknown tenant")
+    return Principal("user", claims.subject, claims.role, tenant)
 
 
 def _unauthorized(detail: str) -> Problem:

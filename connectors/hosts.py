@@ -11,12 +11,12 @@ from connectors.errors import Unresolvable, UnsafeAddress
 
 Resolver = Callable[[str], Iterable[str]]
 
-SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
+SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com\Z")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 # Salesforce serves an org's API from its My Domain (*.my.salesforce.com, including the sandbox., develop.
 # and scratch. partitions), legacy instance hosts (naNN.salesforce.com), and *.force.com / *.cloudforce.com.
 SALESFORCE_HOST = re.compile(
-    rf"^(?:{_LABEL}\.)+(?:my\.salesforce\.com|salesforce\.com|force\.com|cloudforce\.com)$"
+    rf"^(?:{_LABEL}\.)+(?:my\.salesforce\.com|salesforce\.com|force\.com|cloudforce\.com)\Z"
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 

@@ -1,4 +1,9 @@
-"""HubSpot: webhooks (v3 timestamped HMAC, legacy v1/v2 as fallback), OAuth, and the CRM calls workflows need."""
+"""HubSpot: webhooks (v3 timestamped HMAC; legacy v1/v2 only where configured), OAuth, and the CRM calls workflows need.
+
+v1/v2 signatures carry no timestamp, so a captured request replays forever, and accepting them beside v3 lets
+anyone who strips the v3 headers downgrade a delivery to them. A scheme accepts only the legacy versions it is
+built with (none by default); with v3 headers present, only v3 counts.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -33,6 +38,7 @@ TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
 LEGACY_HEADER = "X-HubSpot-Signature"
 VERSION_HEADER = "X-HubSpot-Signature-Version"
 TOLERANCE = timedelta(minutes=5)
+LEGACY_VERSIONS = ("v1", "v2")
 
 # HubSpot signs the URI with exactly these escapes decoded (and no others), per its v3 validation docs.
 _V3_DECODED = {"%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$",
@@ -44,14 +50,18 @@ class HubSpotScheme(WebhookScheme):
     provider = "hubspot"
     app_level = True
     dedup_horizon = timedelta(hours=24)
-    # v1/v2 carry no timestamp, so a captured request replays forever; set False to require v3.
-    accept_legacy_signatures = True
+
+    def __init__(self, legacy_versions: Sequence[str] = ()) -> None:
+        unknown = set(legacy_versions) - set(LEGACY_VERSIONS)
+        if unknown:
+            raise ValueError(f"unknown HubSpot signature versions {sorted(unknown)}; legacy ones are {LEGACY_VERSIONS}")
+        self.legacy_versions = frozenset(legacy_versions)
 
     def _verify(self, request: InboundRequest, secrets: Sequence[bytes], now: float) -> None:
-        if request.header(V3_HEADER) is not None or not self.accept_legacy_signatures:
+        if request.header(V3_HEADER) is not None or not self.legacy_versions:
             _verify_v3(request, secrets, now)
         else:
-            _verify_legacy(request, secrets)
+            _verify_legacy(request, secrets, self.legacy_versions)
 
     def events(self, request: InboundRequest) -> list[WebhookEvent]:
         body = parse_json(request.body)
@@ -73,9 +83,11 @@ def _verify_v3(request: InboundRequest, secrets: Sequence[bytes], now: float) ->
         raise VerificationFailed("signature mismatch")
 
 
-def _verify_legacy(request: InboundRequest, secrets: Sequence[bytes]) -> None:
+def _verify_legacy(request: InboundRequest, secrets: Sequence[bytes], allowed: frozenset[str]) -> None:
     provided = require_header(request, LEGACY_HEADER)
     version = require_header(request, VERSION_HEADER).lower()
+    if version in LEGACY_VERSIONS and version not in allowed:
+        raise VerificationFailed(f"{version} signatures are not accepted here; HubSpot's v3 is required")
     if version == "v1":
         suffix = request.body
     elif version == "v2":

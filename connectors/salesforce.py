@@ -19,8 +19,8 @@ from connectors.standard_webhooks import StandardWebhooksScheme
 
 API_VERSION = "v62.0"
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
-_RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}\Z")
+_RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?\Z")
 # The daily API allocation is a rolling 24 hours; checking again in an hour is the useful granularity.
 DAILY_LIMIT_WAIT = 3600.0
 

@@ -92,7 +92,10 @@ def settings(servers, database_url, jwt_keys):
 
     return Settings(database_url=database_url, redis_url=redis_url, aws_endpoint_url=servers["AWS_ENDPOINT_URL"],
                     jwt_public_key_file=str(jwt_keys / "jwt-public.pem"), db_pool_size=5, db_max_overflow=10,
-                    data_keys=f"test1:{generate_key()}", metrics_token="test-metrics-token")
+                    data_keys=f"test1:{generate_key()}", metrics_token="test-metrics-token",
+                    # every test client calls from 127.0.0.1, and many tests send bad credentials on purpose:
+                    # the failed-authentication budget is tested on its own (tests/api/test_auth_failures.py)
+                    auth_failure_limit="100000/minute")
 
 
 @pytest.fixture(scope="session")

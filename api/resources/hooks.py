@@ -53,11 +53,18 @@ class AppHook(MethodView):
     @access(PUBLIC)
     @raw_body
     @blp.response(200, HookReceiptSchema, description=RECEIVED)
-    @blp.alt_response(401, description="Signature missing or invalid; nothing is stored.")
+    @blp.alt_response(401, description="Signature missing or invalid, or the signed body is too old (Shopify: its "
+                      "`updated_at`/`created_at` more than 24 hours ago; HubSpot: v3 timestamp more than 5 minutes "
+                      "off, or a legacy v1/v2 signature this deployment does not accept); nothing is stored.")
+    @blp.alt_response(422, description="`app-hook-unroutable`: signed, but the body names no account (a Shopify "
+                      "topic other than `shop/update`, `app/uninstalled` and the compliance topics), and this URL "
+                      "routes only by what the signature covers. Subscribe the connection's own endpoint "
+                      "(`POST /v1/hooks/{token}`) for such topics; nothing is stored.")
     @blp.alt_response(503, description="A tenant of the delivery is being moved between servers, or the database "
                       "is away: nothing is kept; deliver again (Retry-After).")
     def post(self, provider):
-        """Zixly's own app on Xero, HubSpot or Shopify; each event is routed to the tenant owning its account."""
+        """Zixly's own app on Xero, HubSpot or Shopify; each event is routed to the tenant owning the account its
+        signed body names (never by a header: Shopify's shop and webhook-id headers are not signed)."""
         return _answer(webhooks.ingest_app_hook(provider, _inbound()), show_ids=False)
 
 

@@ -13,6 +13,7 @@ from api.auth import access
 from api.common import JsonBoolean, PageArgsSchema, newest_first_page, page_schema
 from core.notify import service as notify
 from core.notify import settings as notify_settings
+from core.platform.validation import FullMatch
 from notifications.novu import WORKFLOWS
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1",
@@ -55,7 +56,7 @@ NotificationPageSchema = page_schema(NotificationSchema, "NotificationPageSchema
 
 
 class NotifiedUserSchema(ma.Schema):
-    id = ma.fields.String(required=True, validate=ma.validate.Regexp(USER_ID, error="1–200 of A-Z a-z 0-9 . _ @ + -"))
+    id = ma.fields.String(required=True, validate=FullMatch(USER_ID, error="1–200 of A-Z a-z 0-9 . _ @ + -"))
     email = ma.fields.Email(load_default=None, validate=ma.validate.Length(max=320))
     name = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=200))
 
@@ -65,7 +66,7 @@ class EventSettingSchema(ma.Schema):
     admins = JsonBoolean(load_default=True, metadata={"description": "Tell the tenant's admins topic."})
     users = ma.fields.List(ma.fields.Nested(NotifiedUserSchema), load_default=list,
                            validate=ma.validate.Length(max=50))
-    topics = ma.fields.List(ma.fields.String(validate=ma.validate.Regexp(
+    topics = ma.fields.List(ma.fields.String(validate=FullMatch(
         TOPIC_KEY, error="a topic key is 1–40 of a-z 0-9 _ -, starting with a letter or digit")),
         load_default=list, validate=ma.validate.Length(max=10),
         metadata={"description": "Extra Novu topics of this tenant (sent as zixly_<tenant>_<key>)."})

@@ -1,7 +1,10 @@
 """Inbound webhooks: find the tenant, verify with the provider's own scheme, keep the events durably.
 
-Per-connection hooks (`/v1/hooks/{token}`) use the connection's secrets; app-level hooks
-(`/v1/hooks/apps/{provider}`) use Zixly's app secret and route each event by the provider account id.
+Per-connection hooks (`/v1/hooks/{token}`) are routed by their secret token and verified with the connection's
+secrets (and, for a provider Zixly has a public app on, that app's secret: the provider signs a shop's or
+portal's subscriptions with it too); an event there that names another account than the connection's is dropped.
+App-level hooks (`/v1/hooks/apps/{provider}`) use Zixly's app secret and route each event by the account its
+signed body names; an event whose body names none cannot be routed there and the delivery is refused.
 """
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from connectors.base import Handshake, InboundRequest, VerificationFailed
+from connectors.base import Handshake, InboundRequest, VerificationFailed, WebhookScheme
+from connectors.hubspot import HubSpotScheme
 from connectors.registry import APP_HOOK_PROVIDERS, get_scheme
 from core.connections import hook_secrets, routing, sealing, store
 from core.inbound import inbox
@@ -38,6 +42,20 @@ class TenantMoving(Exception):
     (the inbox de-duplicates what it had already kept), instead of events acknowledged and dropped."""
 
     code = "tenant-moving"
+
+
+class UnroutableDelivery(Exception):
+    """Verified, but its body names no account, so the app-level URL cannot tell whose it is: 422, kept nowhere."""
+
+    code = "app-hook-unroutable"
+
+
+def scheme_for(provider: str) -> WebhookScheme:
+    """The provider's scheme as this deployment configures it: HubSpot's legacy (untimed) signatures are refused
+    unless `ZIXLY_HUBSPOT_LEGACY_SIGNATURES` lists them."""
+    if provider == "hubspot":
+        return HubSpotScheme(legacy_versions=settings().hubspot_legacy_signatures)
+    return get_scheme(provider)
 
 
 def _refuse_if_moving(tenant, provider: str) -> None:
@@ -75,7 +93,7 @@ def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
     if tenant.status != "active":
         _refuse_if_moving(tenant, provider)
         raise TenantNotReceiving(f"tenant is {tenant.status}")
-    scheme = get_scheme(provider)
+    scheme = scheme_for(provider)
     with tenant_context(tenant):
         conn = store.get_connection(connection_id)
         handshake = scheme.handshake(request)
@@ -87,17 +105,28 @@ def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
             hook_secrets.set_webhook_secrets(connection_id, [handshake.headers["X-Hook-Secret"]])
             return IngestResult(provider, handshake=handshake)
         try:
-            scheme.verify(request, sealing.webhook_secret_values(conn), now=time.time())
+            scheme.verify(request, _connection_secrets(scheme, conn), now=time.time())
         except VerificationFailed as exc:
             metrics.webhooks_rejected.labels(provider, "signature").inc()
             _audit_failure(connection_id, str(exc))
             raise
         metrics.webhooks_verified.labels(provider).inc()
         events = _events(scheme, request, provider)
-        recorded = inbox.record_events(provider=provider, connection_id=connection_id, events=events,
-                                       headers=dict(request.headers), raw_body=request.body)
+        own = [e for e in events if e.account_id is None or not conn.account_id or e.account_id == conn.account_id]
+        if len(own) < len(events):
+            metrics.webhooks_unrouted.labels(provider).inc(len(events) - len(own))
+            log.info("dropped %d %s event(s) naming another account than the connection's",
+                     len(events) - len(own), provider)
+        recorded = inbox.record_events(provider=provider, connection_id=connection_id, events=own,
+                                       headers=dict(request.headers),
+                                       raw_body=request.body if len(own) == len(events) else None)
     _count_duplicates(provider, recorded)
     return IngestResult(provider, recorded=recorded, dropped=len(events) - len(recorded))
+
+
+def _connection_secrets(scheme: WebhookScheme, conn) -> list[str]:
+    own = sealing.webhook_secret_values(conn)
+    return own + list(settings().app_webhook_secrets.get(scheme.provider, ())) if scheme.app_level else own
 
 
 def _events(scheme, request: InboundRequest, provider: str):
@@ -119,7 +148,7 @@ def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
         metrics.webhooks_rejected.labels("unknown", "unknown-provider").inc()
         raise UnknownEndpoint(f"no app-level webhooks for {provider!r}")
     metrics.webhooks_received.labels(provider).inc()
-    scheme = get_scheme(provider)
+    scheme = scheme_for(provider)
     try:
         scheme.verify(request, settings().app_webhook_secrets.get(provider, ()), now=time.time())
     except VerificationFailed:
@@ -127,6 +156,13 @@ def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
         raise
     metrics.webhooks_verified.labels(provider).inc()
     events = _events(scheme, request, provider)
+    unroutable = next((event for event in events if event.account_id is None), None)
+    if unroutable is not None:
+        metrics.webhooks_rejected.labels(provider, "unroutable").inc()
+        raise UnroutableDelivery(
+            f"this {provider} delivery's signed body names no {provider} account (a {unroutable.event_type!r} body "
+            "does not), so the app-level URL cannot tell whose it is; subscribe the connection's own endpoint, "
+            "POST /v1/hooks/{endpoint_token}, for it")
     by_account = defaultdict(list)
     for event in events:
         by_account[event.account_id].append(event)

@@ -14,7 +14,7 @@ from core.platform.errors import Unavailable
 from core.platform.runtime import aws_client, settings
 from tenancy.context import current_tenant
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\Z")
 URL_TTL = 300
 
 

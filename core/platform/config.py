@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from connectors.hubspot import LEGACY_VERSIONS as HUBSPOT_LEGACY_VERSIONS
 from connectors.registry import APP_HOOK_PROVIDERS, PROVIDERS
 
 
@@ -57,6 +58,8 @@ class Settings:
     trusted_proxies: int = 0
     # Zixly's own public apps: provider -> active webhook secrets (several during a rotation)
     app_webhook_secrets: dict = field(default_factory=dict)
+    # HubSpot's untimed v1/v2 signatures, accepted only when listed (an app that cannot send v3); default none
+    hubspot_legacy_signatures: tuple[str, ...] = ()
     # Data keys sealing OAuth tokens and webhook secrets (core.platform.crypto): inline, or a Secrets Manager secret
     data_keys: str | None = None
     data_keys_secret_id: str | None = None
@@ -69,6 +72,7 @@ class Settings:
     token_refresh_margin: int = 300
     artifacts_bucket: str = "zixly-artifacts"
     webhook_rate_limit: str = "1200/minute"
+    auth_failure_limit: str = "30/minute"  # refused credentials per client address, before any catalog query
     metrics_token: str | None = None
     # /metrics without a token is refused unless this says it may be public (its labels name tenants)
     metrics_public: bool = False
@@ -86,6 +90,11 @@ class Settings:
     novu_max_attempts: int = 10  # then the notification is `failed`
 
     def __post_init__(self):
+        object.__setattr__(self, "hubspot_legacy_signatures", tuple(v.lower() for v in self.hubspot_legacy_signatures))
+        unknown = set(self.hubspot_legacy_signatures) - set(HUBSPOT_LEGACY_VERSIONS)
+        if unknown:
+            raise ValueError(f"ZIXLY_HUBSPOT_LEGACY_SIGNATURES: unknown versions {sorted(unknown)} "
+                             f"(legacy HubSpot signatures are {', '.join(HUBSPOT_LEGACY_VERSIONS)})")
         if not self.jwt_staff_audience:
             object.__setattr__(self, "jwt_staff_audience", f"{self.jwt_audience}-staff")
 
@@ -123,6 +132,7 @@ class Settings:
             trusted_proxies=int(env.get("ZIXLY_TRUSTED_PROXIES", 0)),
             app_webhook_secrets={p: _list(env.get(f"ZIXLY_{p.upper()}_APP_WEBHOOK_SECRETS"))
                                  for p in APP_HOOK_PROVIDERS},
+            hubspot_legacy_signatures=_list(env.get("ZIXLY_HUBSPOT_LEGACY_SIGNATURES")),
             rate_limit_fail_open=_bool(env.get("ZIXLY_RATE_LIMIT_FAIL_OPEN"), True),
             data_keys=env.get("ZIXLY_DATA_KEYS") or _read(home / "data-keys"),
             data_keys_secret_id=env.get("ZIXLY_DATA_KEYS_SECRET_ID") or None,
@@ -136,6 +146,7 @@ class Settings:
             token_refresh_margin=int(env.get("ZIXLY_TOKEN_REFRESH_MARGIN", 300)),
             artifacts_bucket=env.get("ZIXLY_ARTIFACTS_BUCKET", "zixly-artifacts"),
             webhook_rate_limit=env.get("ZIXLY_WEBHOOK_RATE_LIMIT", "1200/minute"),
+            auth_failure_limit=env.get("ZIXLY_AUTH_FAILURE_LIMIT", "30/minute"),
             metrics_token=env.get("ZIXLY_METRICS_TOKEN") or None,
             metrics_public=_bool(env.get("ZIXLY_METRICS_PUBLIC"), False),
             log_format=env.get("ZIXLY_LOG_FORMAT", "json"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from core.platform.errors import PermanentError
+from core.platform.validation import FullMatch
 
 NAME = "hubspot-deal-won-to-asana"
 DESCRIPTION = "A won HubSpot deal creates an onboarding task in an Asana project."
@@ -13,7 +14,7 @@ TRIGGER = {"provider": "hubspot", "event_types": {"deal.propertyChange"}}
 
 
 class Mappings(ma.Schema):
-    project_gid = ma.fields.String(required=True, validate=ma.validate.Regexp(r"^\d{1,32}$"))
+    project_gid = ma.fields.String(required=True, validate=FullMatch(r"^\d{1,32}$"))
     won_stage = ma.fields.String(load_default="closedwon", validate=ma.validate.Length(min=1, max=100))
     task_name = ma.fields.String(load_default="Onboard {dealname}", validate=ma.validate.Length(min=1, max=500))
 

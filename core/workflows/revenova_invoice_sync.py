@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import marshmallow as ma
 
 from core.platform.errors import PermanentError
+from core.platform.validation import FullMatch
 
 NAME = "revenova-invoice-sync"
 DESCRIPTION = "Polls Revenova (Salesforce) invoices changed since the last run and records them as events."
@@ -21,11 +22,11 @@ TRIGGER = None  # scheduled
 DEFAULT_SCHEDULE = 900
 SOBJECT = "rtms__CustomerInvoice__c"
 FIELDS = ("Id", "Name", "rtms__Total__c", "rtms__Status__c", "LastModifiedDate")
-STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)$")
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)\Z")
 
 
 class Mappings(ma.Schema):
-    sobject = ma.fields.String(load_default=SOBJECT, validate=ma.validate.Regexp(r"^\w{1,80}$"))
+    sobject = ma.fields.String(load_default=SOBJECT, validate=FullMatch(r"^\w{1,80}$"))
     initial_days = ma.fields.Integer(load_default=30, validate=ma.validate.Range(min=0, max=3650))
 
 

@@ -5,6 +5,7 @@ import hmac
 import json
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -18,14 +19,14 @@ from tenancy.db import tenant_session
 
 XERO_KEY = "xero-app-key-" + "k" * 40
 SHOPIFY_SECRET = "shpss_app_secret"
+APP_SECRETS = {"xero": ("old-" + XERO_KEY, XERO_KEY), "shopify": (SHOPIFY_SECRET,), "hubspot": ("hs-secret",)}
 
 
 @pytest.fixture(scope="module", autouse=True)
 def app_secrets(app, settings):
     import dataclasses
 
-    bootstrap.init(dataclasses.replace(settings, app_webhook_secrets={
-        "xero": ("old-" + XERO_KEY, XERO_KEY), "shopify": (SHOPIFY_SECRET,), "hubspot": ("hs-secret",)}))
+    bootstrap.init(dataclasses.replace(settings, app_webhook_secrets=APP_SECRETS))
     yield
     bootstrap.init(settings)
 
@@ -81,11 +82,8 @@ def test_the_spec_says_what_a_hook_200_is(client):
     receipt = set(spec["components"]["schemas"]["HookReceipt"]["properties"])
     r = post_xero(client, xero_body())
     assert r.status_code == 200 and r.data == b"" and "Content-Type" not in r.headers
-    shop = "spec-check.myshopify.com"
-    body = json.dumps({"id": 1}).encode()
-    r = client.post("/v1/hooks/apps/shopify", data=body, headers={
-        "X-Shopify-Hmac-Sha256": b64hmac(SHOPIFY_SECRET, body), "X-Shopify-Topic": "orders/create",
-        "X-Shopify-Shop-Domain": shop, "X-Shopify-Webhook-Id": str(uuid.uuid4()), "Content-Type": "application/json"})
+    body = json.dumps({"id": 1, "myshopify_domain": "spec-check.myshopify.com", "updated_at": shopify_now()}).encode()
+    r = client.post("/v1/hooks/apps/shopify", data=body, headers=shopify_headers(body, "shop/update"))
     assert r.status_code == 200 and r.content_type == "application/json"
     assert set(r.get_json()) <= receipt and {"received", "duplicates", "dropped"} <= set(r.get_json())
 
@@ -130,19 +128,82 @@ def test_bad_signature_stores_nothing(client, make_tenant):
     assert count(t, InboundEvent) == 0
 
 
-def test_shopify_dedup_on_webhook_id(client, make_tenant):
+def shopify_now(offset_seconds: float = 0) -> str:
+    """A Shopify-style timestamp (ISO 8601 with an offset) relative to now, never a fixed date."""
+    return datetime.fromtimestamp(time.time() + offset_seconds, timezone(timedelta(hours=-5))).isoformat()
+
+
+def shopify_headers(body, topic, *, shop="unsigned.myshopify.com", secret=SHOPIFY_SECRET):
+    return {"X-Shopify-Hmac-Sha256": b64hmac(secret, body), "X-Shopify-Topic": topic,
+            "X-Shopify-Shop-Domain": shop, "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+            "Content-Type": "application/json"}
+
+
+def test_shopify_replay_with_a_fresh_webhook_id_is_a_duplicate(client, make_tenant):
+    """De-duplication is on the signed body: the same order delivered again with a new X-Shopify-Webhook-Id (a
+    replay of a captured delivery) is a duplicate and starts nothing again."""
     t = make_tenant()
-    shop = f"{t.slug}.myshopify.com"
-    connect(t, "shopify", shop)
-    body = json.dumps({"id": 820982911946154508, "email": "jon@example.com"}).encode()
-    headers = {"X-Shopify-Hmac-Sha256": b64hmac(SHOPIFY_SECRET, body), "X-Shopify-Topic": "orders/create",
-               "X-Shopify-Shop-Domain": shop, "X-Shopify-Webhook-Id": str(uuid.uuid4()),
-               "Content-Type": "application/json"}
-    first = client.post("/v1/hooks/apps/shopify", data=body, headers=headers)
-    second = client.post("/v1/hooks/apps/shopify", data=body, headers=headers)
-    assert first.status_code == second.status_code == 200
-    assert second.get_json()["duplicates"] == 1
+    _, token = connect(t, "shopify", f"{t.slug}.myshopify.com")  # Zixly's app secret signs it (no own secret)
+    body = json.dumps({"id": 820982911946154508, "email": "jon@example.com", "updated_at": shopify_now()}).encode()
+    first = client.post(f"/v1/hooks/{token}", data=body, headers=shopify_headers(body, "orders/create"))
+    replay = client.post(f"/v1/hooks/{token}", data=body, headers=shopify_headers(body, "orders/create"))
+    assert first.status_code == replay.status_code == 200, replay.get_json()
+    assert replay.get_json()["duplicates"] == 1 and replay.get_json()["events"] == first.get_json()["events"]
     assert count(t, InboundEvent) == 1 and count(t, Job) == 1
+
+
+def test_shopify_order_at_the_app_level_url_is_refused_whatever_shop_the_header_names(client, make_tenant):
+    """An order body names no shop and the X-Shopify-Shop-Domain header is not signed: the app-level URL cannot
+    route it (a captured order of shop A re-sent naming shop B would land in B's tenant), so it is a 422 problem
+    that points at the connection's own endpoint, and nothing is stored anywhere."""
+    a, b = make_tenant("shopa"), make_tenant("shopb")
+    connect(a, "shopify", f"{a.slug}.myshopify.com")
+    connect(b, "shopify", f"{b.slug}.myshopify.com")
+    body = json.dumps({"id": 1001, "email": "ann@example.com", "updated_at": shopify_now()}).encode()
+    for shop in (a.slug, b.slug):
+        r = client.post("/v1/hooks/apps/shopify", data=body,
+                        headers=shopify_headers(body, "orders/create", shop=f"{shop}.myshopify.com"))
+        assert r.status_code == 422 and r.content_type == "application/problem+json"
+        assert r.get_json()["type"].endswith("/app-hook-unroutable") and "/v1/hooks/{endpoint_token}" in r.get_json()[
+            "detail"]
+    assert count(a, InboundEvent) == 0 and count(b, InboundEvent) == 0
+
+
+def test_shopify_app_level_routes_by_the_shop_in_the_signed_body(client, make_tenant):
+    """shop/update names its shop in the body: it reaches that shop's tenant even when the header names another."""
+    a, b = make_tenant("shopra"), make_tenant("shoprb")
+    connect(a, "shopify", f"{a.slug}.myshopify.com")
+    connect(b, "shopify", f"{b.slug}.myshopify.com")
+    body = json.dumps({"id": 7, "myshopify_domain": f"{a.slug}.myshopify.com", "updated_at": shopify_now()}).encode()
+    r = client.post("/v1/hooks/apps/shopify", data=body,
+                    headers=shopify_headers(body, "shop/update", shop=f"{b.slug}.myshopify.com"))
+    assert r.status_code == 200 and r.get_json()["received"] == 1
+    assert count(a, InboundEvent) == 1 and count(b, InboundEvent) == 0
+
+
+def test_shopify_replay_of_an_old_delivery_is_refused(client, make_tenant):
+    """A captured delivery replayed more than a day after its signed updated_at: 401, nothing stored."""
+    t = make_tenant()
+    _, token = connect(t, "shopify", f"{t.slug}.myshopify.com")
+    old = json.dumps({"id": 1002, "updated_at": shopify_now(-25 * 3600)}).encode()
+    r = client.post(f"/v1/hooks/{token}", data=old, headers=shopify_headers(old, "orders/create"))
+    assert r.status_code == 401 and r.content_type == "application/problem+json"
+    recent = json.dumps({"id": 1002, "updated_at": shopify_now(-23 * 3600)}).encode()
+    assert client.post(f"/v1/hooks/{token}", data=recent,
+                       headers=shopify_headers(recent, "orders/create")).status_code == 200
+    assert count(t, InboundEvent) == 1
+
+
+def test_a_connection_endpoint_drops_an_event_naming_another_shop(client, make_tenant):
+    """Shopify signs every shop's deliveries with Zixly's one app secret: a shop/update of shop B sent to A's
+    endpoint (a leaked token) is verified, but it names B, so A keeps nothing."""
+    a, b = make_tenant("shopxa"), make_tenant("shopxb")
+    _, token = connect(a, "shopify", f"{a.slug}.myshopify.com")
+    connect(b, "shopify", f"{b.slug}.myshopify.com")
+    body = json.dumps({"id": 8, "myshopify_domain": f"{b.slug}.myshopify.com", "updated_at": shopify_now()}).encode()
+    r = client.post(f"/v1/hooks/{token}", data=body, headers=shopify_headers(body, "shop/update"))
+    assert r.status_code == 200 and r.get_json()["received"] == 0 and r.get_json()["dropped"] == 1
+    assert count(a, InboundEvent) == 0 and count(b, InboundEvent) == 0
 
 
 def test_connection_hook_standard_webhooks(client, make_tenant):
@@ -386,17 +447,15 @@ def test_an_event_starts_each_enabled_workflow_it_triggers_in_the_same_statement
     monkeypatch.setattr(outbox._published, "flush", lambda: 0)
     t = make_tenant()
     shop = f"{t.slug}.myshopify.com"
-    conn, _ = connect(t, "shopify", shop)
+    conn, token = connect(t, "shopify", shop)
     with tenant_context(t.ref), tenant_transaction() as s:
         s.add(WorkflowSetting(name="shopify-order-to-xero-invoice", enabled=True, max_attempts=7,
                               connections={"source": str(conn.id)}))
         s.add(WorkflowSetting(name="xero-invoice-paid-to-hubspot", enabled=False))
     body = json.dumps({"id": 1001, "email": "ann@example.com"}).encode()
-    headers = {"X-Shopify-Hmac-Sha256": b64hmac(SHOPIFY_SECRET, body), "X-Shopify-Topic": "orders/create",
-               "X-Shopify-Shop-Domain": shop, "X-Shopify-Webhook-Id": str(uuid.uuid4()),
-               "Content-Type": "application/json"}
+    headers = shopify_headers(body, "orders/create")
     for _ in range(2):
-        assert client.post("/v1/hooks/apps/shopify", data=body, headers=headers).status_code == 200
+        assert client.post(f"/v1/hooks/{token}", data=body, headers=headers).status_code == 200
     with tenant_context(t.ref), tenant_session() as s:
         event = s.scalars(select(InboundEvent)).one()
         jobs = {j.workflow: j for j in s.scalars(select(Job))}
@@ -412,6 +471,43 @@ def test_an_event_starts_each_enabled_workflow_it_triggers_in_the_same_statement
     with tenant_context(t.ref), tenant_transaction() as s:  # bound to another source: only echo starts
         s.get(WorkflowSetting, "shopify-order-to-xero-invoice").connections = {"source": str(uuid.uuid4())}
     body = json.dumps({"id": 1002}).encode()
-    headers.update({"X-Shopify-Hmac-Sha256": b64hmac(SHOPIFY_SECRET, body), "X-Shopify-Webhook-Id": "w-2"})
-    assert client.post("/v1/hooks/apps/shopify", data=body, headers=headers).status_code == 200
+    r = client.post(f"/v1/hooks/{token}", data=body, headers=shopify_headers(body, "orders/create"))
+    assert r.status_code == 200
     assert count(t, InboundEvent) == 2 and count(t, Job) == 3
+
+
+def hubspot_delivery(portal):
+    return json.dumps([{"eventId": int(time.time() * 1000), "subscriptionId": 1, "portalId": int(portal), "appId": 7,
+                        "occurredAt": int(time.time() * 1000), "subscriptionType": "contact.creation",
+                        "attemptNumber": 0, "objectId": 5}]).encode()
+
+
+def hubspot_v2_headers(body, uri):
+    return {"X-HubSpot-Signature": hashlib.sha256(b"hs-secret" + b"POST" + uri.encode() + body).hexdigest(),
+            "X-HubSpot-Signature-Version": "v2", "Content-Type": "application/json"}
+
+
+def test_hubspot_legacy_signature_is_refused_by_default_and_cannot_downgrade_v3(client, make_tenant, app, settings):
+    """A v3 delivery with its v3 headers stripped and a valid v2 signature added (v2 has no timestamp: replayable
+    forever) is a 401 problem by default; only a deployment that lists v2 in ZIXLY_HUBSPOT_LEGACY_SIGNATURES
+    accepts it."""
+    import dataclasses
+
+    t = make_tenant()
+    portal = str(int(time.time() * 1000) % 10**9 + 1)
+    connect(t, "hubspot", portal)
+    body = hubspot_delivery(portal)
+    uri = "https://hooks.zixly.example/v1/hooks/apps/hubspot"
+    app.config["PUBLIC_BASE_URL"] = "https://hooks.zixly.example"
+    try:
+        r = client.post("/v1/hooks/apps/hubspot", data=body, headers=hubspot_v2_headers(body, uri))
+        assert r.status_code == 401 and r.content_type == "application/problem+json"
+        assert count(t, InboundEvent) == 0
+        bootstrap.init(dataclasses.replace(settings, app_webhook_secrets=APP_SECRETS,
+                                           hubspot_legacy_signatures=("v2",)))
+        r = client.post("/v1/hooks/apps/hubspot", data=body, headers=hubspot_v2_headers(body, uri))
+        assert r.status_code == 200 and r.get_json()["received"] == 1
+    finally:
+        bootstrap.init(dataclasses.replace(settings, app_webhook_secrets=APP_SECRETS))
+        app.config["PUBLIC_BASE_URL"] = None
+    assert count(t, InboundEvent) == 1

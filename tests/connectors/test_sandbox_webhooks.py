@@ -73,12 +73,21 @@ def test_sandbox_signature_verifies_with_the_connector_scheme(sim, receiver, pro
         scheme.verify(tampered, [SECRETS[provider]], now=time.time())
 
 
-def test_shopify_delivery_names_the_shop_and_the_webhook_id(sim, receiver):
+def test_shopify_delivery_is_known_by_its_signed_body_not_its_headers(sim, receiver):
+    """The simulator's headers name a shop and a webhook id; neither is signed, so neither is used: an order names
+    no account, a shop/update names the shop in its body, and the same body sent twice is one event id."""
     url, received = receiver
-    sim.send_webhook("shopify", url, PAYLOADS["shopify"], SECRETS["shopify"], shop="acme.myshopify.com",
-                     topic="orders/paid", webhook_id="wh-1")
-    [event] = get_scheme("shopify").events(received[-1])
-    assert (event.event_id, event.event_type, event.account_id) == ("wh-1", "orders/paid", "acme.myshopify.com")
+    scheme = get_scheme("shopify")
+    for webhook_id in ("wh-1", "wh-2"):
+        sim.send_webhook("shopify", url, PAYLOADS["shopify"], SECRETS["shopify"], shop="acme.myshopify.com",
+                         topic="orders/paid", webhook_id=webhook_id)
+    first, second = (scheme.events(r)[0] for r in received[-2:])
+    assert (first.event_type, first.account_id) == ("orders/paid", None)
+    assert first.event_id == second.event_id
+    shop = {"id": 548380009, "myshopify_domain": "acme.myshopify.com", "updated_at": "2024-05-01T10:00:00Z"}
+    sim.send_webhook("shopify", url, shop, SECRETS["shopify"], shop="other.myshopify.com", topic="shop/update")
+    [event] = scheme.events(received[-1])
+    assert (event.event_type, event.account_id) == ("shop/update", "acme.myshopify.com")
 
 
 def test_xero_intent_to_receive_pair():

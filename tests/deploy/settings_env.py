@@ -57,6 +57,10 @@ DESCRIPTIONS = {
                                        "the slowest job.",
     "ZIXLY_PUBLIC_BASE_URL": "The API's public address; OAuth callbacks and webhook URLs are built from it.",
     "ZIXLY_TRUSTED_PROXIES": "How many proxies (ALB, ingress) sit in front of the API and set X-Forwarded-*.",
+    "ZIXLY_HUBSPOT_LEGACY_SIGNATURES": "HubSpot's legacy webhook signatures (`v1`, `v2`: no timestamp, so a "
+                                       "captured delivery replays forever) still accepted, comma-separated, for "
+                                       "an app that cannot send v3; empty: only v3, and a delivery with v1/v2 "
+                                       "headers (or its v3 headers stripped) is a 401.",
     "ZIXLY_RATE_LIMIT_FAIL_OPEN": "When Redis is down: `true` lets requests through (counted), `false` refuses.",
     "ZIXLY_DATA_KEYS": "Data keys sealing OAuth tokens and webhook secrets: `kid:base64key,kid:base64key`, the first "
                        "is the primary (`zixly keys generate`, then `zixly keys rotate`). `make run` keeps one in "
@@ -73,6 +77,10 @@ DESCRIPTIONS = {
     "ZIXLY_TOKEN_REFRESH_MARGIN": "Seconds before expiry at which an access token is refreshed.",
     "ZIXLY_WEBHOOK_RATE_LIMIT": "Webhook ingress limit per endpoint token (flask-limiter syntax), apart from the "
                                 "tenant's API budget. App-level hooks have none (one URL for every tenant).",
+    "ZIXLY_AUTH_FAILURE_LIMIT": "Refused credentials (unknown or revoked API keys, bad bearer tokens) allowed per "
+                                "client address (flask-limiter syntax); beyond it, requests with credentials from "
+                                "that address answer 429 with Retry-After before any catalog query. The address "
+                                "honours ZIXLY_TRUSTED_PROXIES.",
     "ZIXLY_METRICS_TOKEN": "`/metrics` on the API needs `Authorization: Bearer <token>`, and the same token shows "
                            "`/ready`'s dependency checks. Unset: `/metrics` is refused (403) unless "
                            "`ZIXLY_METRICS_PUBLIC` is true.",

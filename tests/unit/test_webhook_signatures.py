@@ -115,8 +115,8 @@ CASES = [
     Case("shopify", ShopifyScheme(), sign_shopify, "X-Shopify-Hmac-Sha256"),
     Case("asana", AsanaScheme(), sign_asana, "X-Hook-Signature"),
     Case("hubspot-v3", HubSpotScheme(), sign_hubspot_v3, "X-HubSpot-Signature-v3"),
-    Case("hubspot-v1", HubSpotScheme(), sign_hubspot_v1, "X-HubSpot-Signature"),
-    Case("hubspot-v2", HubSpotScheme(), sign_hubspot_v2, "X-HubSpot-Signature"),
+    Case("hubspot-v1", HubSpotScheme(legacy_versions=("v1",)), sign_hubspot_v1, "X-HubSpot-Signature"),
+    Case("hubspot-v2", HubSpotScheme(legacy_versions=("v2",)), sign_hubspot_v2, "X-HubSpot-Signature"),
     Case("custom", StandardWebhooksScheme(), sign_standard, "webhook-signature", whsec_secret),
     Case("salesforce", SalesforceScheme(), sign_standard, "webhook-signature", whsec_secret),
 ]
@@ -362,13 +362,16 @@ def test_hubspot_v3_signs_the_uri_with_the_documented_escapes_decoded() -> None:
     HubSpotScheme().verify(request(headers, body=HUBSPOT_BODY, url=sent), [secret], now=NOW)
 
 
+LEGACY = HubSpotScheme(legacy_versions=("v1", "v2"))
+
+
 def test_hubspot_v3_is_preferred_over_legacy_headers() -> None:
     secret = plain_secret()
     headers = {**sign_hubspot_v1(secret, BODY, NOW), **sign_hubspot_v3(secret, BODY, NOW)}
-    HubSpotScheme().verify(request(headers), [secret], now=NOW)
+    LEGACY.verify(request(headers), [secret], now=NOW)
     stale_v3 = {**sign_hubspot_v1(secret, BODY, NOW), **sign_hubspot_v3(secret, BODY, NOW - 3600)}
     with pytest.raises(VerificationFailed, match="stale"):
-        HubSpotScheme().verify(request(stale_v3), [secret], now=NOW)
+        LEGACY.verify(request(stale_v3), [secret], now=NOW)
 
 
 def test_hubspot_v3_signature_covers_method_and_url() -> None:
@@ -380,12 +383,32 @@ def test_hubspot_v3_signature_covers_method_and_url() -> None:
         HubSpotScheme().verify(request(headers, method="PUT"), [secret], now=NOW)
 
 
-def test_hubspot_legacy_can_be_switched_off() -> None:
+@pytest.mark.parametrize("sign", [sign_hubspot_v1, sign_hubspot_v2], ids=["v1", "v2"])
+def test_hubspot_legacy_signatures_are_refused_by_default(sign) -> None:
+    """A correctly signed v1/v2 delivery (no timestamp: replayable forever) is refused unless configured."""
     secret = plain_secret()
-    strict = HubSpotScheme()
-    strict.accept_legacy_signatures = False
     with pytest.raises(VerificationFailed, match="missing X-HubSpot-Signature-v3"):
-        strict.verify(request(sign_hubspot_v1(secret, BODY, NOW)), [secret], now=NOW)
+        HubSpotScheme().verify(request(sign(secret, BODY, NOW)), [secret], now=NOW)
+
+
+def test_hubspot_v3_delivery_downgraded_to_v2_is_refused() -> None:
+    """Strip a real v3 delivery's v3 headers and add a valid v2 signature: refused by default; a scheme configured
+    for v1 only refuses the v2 one too."""
+    secret = plain_secret()
+    v3 = sign_hubspot_v3(secret, BODY, NOW)
+    HubSpotScheme().verify(request(v3), [secret], now=NOW)
+    downgraded = sign_hubspot_v2(secret, BODY, NOW)
+    with pytest.raises(VerificationFailed):
+        HubSpotScheme().verify(request(downgraded), [secret], now=NOW)
+    with pytest.raises(VerificationFailed, match="v2 signatures are not accepted"):
+        HubSpotScheme(legacy_versions=("v1",)).verify(request(downgraded), [secret], now=NOW)
+    HubSpotScheme(legacy_versions=("v2",)).verify(request(downgraded), [secret], now=NOW)  # only where configured
+
+
+@pytest.mark.parametrize("versions", [("v3",), ("v0",), ("V1",)])
+def test_hubspot_legacy_versions_are_only_v1_and_v2(versions) -> None:
+    with pytest.raises(ValueError):
+        HubSpotScheme(legacy_versions=versions)
 
 
 @pytest.mark.parametrize("version", [None, "v9", ""])
@@ -396,13 +419,13 @@ def test_hubspot_legacy_needs_a_known_version(version: str | None) -> None:
     if version is not None:
         headers["X-HubSpot-Signature-Version"] = version
     with pytest.raises(VerificationFailed):
-        HubSpotScheme().verify(request(headers), [secret], now=NOW)
+        LEGACY.verify(request(headers), [secret], now=NOW)
 
 
 def test_hubspot_v2_covers_the_url() -> None:
     secret = plain_secret()
     with pytest.raises(VerificationFailed):
-        HubSpotScheme().verify(request(sign_hubspot_v2(secret, BODY, NOW), url=URL + "x"), [secret], now=NOW)
+        LEGACY.verify(request(sign_hubspot_v2(secret, BODY, NOW), url=URL + "x"), [secret], now=NOW)
 
 
 HUBSPOT_DOC_SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
@@ -414,7 +437,7 @@ def test_hubspot_v1_documented_example() -> None:
             b'"changeFlag":"NEW","appId":54321}]')
     headers = {"X-HubSpot-Signature": "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de",
                "X-HubSpot-Signature-Version": "v1"}
-    HubSpotScheme().verify(request(headers, body=body), [HUBSPOT_DOC_SECRET], now=NOW)
+    LEGACY.verify(request(headers, body=body), [HUBSPOT_DOC_SECRET], now=NOW)
 
 
 def test_hubspot_v2_documented_example() -> None:
@@ -422,35 +445,107 @@ def test_hubspot_v2_documented_example() -> None:
                "X-HubSpot-Signature-Version": "v2"}
     body = b'{"example_field":"example_value"}'
     hooked = request(headers, body=body, url="https://www.example.com/webhook_uri")
-    HubSpotScheme().verify(hooked, [HUBSPOT_DOC_SECRET], now=NOW)
+    LEGACY.verify(hooked, [HUBSPOT_DOC_SECRET], now=NOW)
 
 
-# --- Shopify ---
+# --- Shopify: only the signed body is trusted (routing, de-duplication, time) ---
 
-def test_shopify_one_event_from_headers_and_body() -> None:
+SHOPIFY_ORDER = json.dumps({"id": 820982911946154508, "email": "jon@example.com",
+                            "created_at": "2023-11-14T17:00:00-05:00",
+                            "updated_at": "2023-11-14T17:13:20-05:00"}).encode()  # 22:13:20Z, NOW
+SHOPIFY_SHOP = json.dumps({"id": 548380009, "name": "Acme", "domain": "shop.acme.example",
+                           "myshopify_domain": "acme.myshopify.com",
+                           "updated_at": "2023-11-14T22:00:00Z"}).encode()
+SHOPIFY_REDACT = json.dumps({"shop_id": 954889, "shop_domain": "acme.myshopify.com"}).encode()
+
+
+def shopify_delivery(body: bytes, topic: str = "orders/create", secret: str = "s", **headers: str) -> InboundRequest:
+    return request({**sign_shopify(secret, body, NOW), "X-Shopify-Topic": topic, **headers}, body=body)
+
+
+def test_shopify_order_event_names_no_account_whatever_the_shop_header_says() -> None:
+    """An order body names no shop, so its event has no account: the unsigned X-Shopify-Shop-Domain is ignored."""
+    (event,) = ShopifyScheme().events(shopify_delivery(SHOPIFY_ORDER))
+    assert (event.event_type, event.account_id) == ("orders/create", None)
+    assert event.resource_id == "820982911946154508" and event.payload["email"] == "jon@example.com"
+    assert event.occurred_at == "2023-11-14T17:13:20-05:00"  # the body's own updated_at, not a header
+
+
+@pytest.mark.parametrize(("topic", "body"), [("shop/update", SHOPIFY_SHOP), ("app/uninstalled", SHOPIFY_SHOP),
+                                             ("shop/redact", SHOPIFY_REDACT), ("customers/redact", SHOPIFY_REDACT)])
+def test_shopify_account_is_the_shop_the_body_names(topic: str, body: bytes) -> None:
+    forged = shopify_delivery(body, topic, **{"X-Shopify-Shop-Domain": "victim.myshopify.com"})
+    (event,) = ShopifyScheme().events(forged)
+    assert event.account_id == "acme.myshopify.com"
+
+
+@pytest.mark.parametrize("shop", [None, "acme.myshopify.com/admin", "evil.example.com", 42])
+def test_shopify_shop_topic_without_a_valid_shop_in_the_body_is_malformed(shop) -> None:
+    body = json.dumps({"id": 1, "myshopify_domain": shop}).encode()
+    with pytest.raises(MalformedPayload):
+        ShopifyScheme().events(shopify_delivery(body, "shop/update"))
+
+
+def test_shopify_event_id_is_the_signed_body_not_the_webhook_id_header() -> None:
+    """A replay with a fresh X-Shopify-Webhook-Id has the same event id (a duplicate); another body another id;
+    the same body under another topic (orders/create and orders/paid of an order created paid) another id."""
+    scheme = ShopifyScheme()
+    (first,) = scheme.events(shopify_delivery(SHOPIFY_ORDER, **{"X-Shopify-Webhook-Id": "id-1"}))
+    (replay,) = scheme.events(shopify_delivery(SHOPIFY_ORDER, **{"X-Shopify-Webhook-Id": "id-2"}))
+    (bare,) = scheme.events(request({"X-Shopify-Topic": "orders/create"}, body=SHOPIFY_ORDER))
+    (other,) = scheme.events(shopify_delivery(SHOPIFY_ORDER.replace(b"jon@", b"ann@")))
+    (paid,) = scheme.events(shopify_delivery(SHOPIFY_ORDER, "orders/paid"))
+    assert first.event_id == replay.event_id == bare.event_id
+    assert first.event_id == hashlib.sha256(f"shopify|orders/create|{hashlib.sha256(SHOPIFY_ORDER).hexdigest()}"
+                                            .encode()).hexdigest()
+    assert len({first.event_id, other.event_id, paid.event_id}) == 3
+
+
+@pytest.mark.parametrize("age_hours", [0, 23.9, -23.9])
+def test_shopify_signed_body_within_a_day_is_accepted(age_hours: float) -> None:
     secret = plain_secret()
-    body = b'{"id": 820982911946154508, "email": "jon@example.com"}'
-    (event,) = ShopifyScheme().events(request(sign_shopify(secret, body, NOW), body=body))
-    assert event.event_id == "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
-    assert (event.event_type, event.account_id) == ("orders/create", "acme.myshopify.com")
-    assert event.resource_id == "820982911946154508"
-    assert event.payload["email"] == "jon@example.com"
+    ShopifyScheme().verify(shopify_delivery(SHOPIFY_ORDER, secret=secret), [secret], now=NOW + age_hours * 3600)
+
+
+def test_shopify_replay_of_a_body_older_than_a_day_is_refused() -> None:
+    """A captured delivery replayed later (with any fresh headers) is refused: its signed updated_at is too old."""
+    secret = plain_secret()
+    replay = shopify_delivery(SHOPIFY_ORDER, secret=secret, **{"X-Shopify-Webhook-Id": str(NOW),
+                                                               "X-Shopify-Triggered-At": "2023-11-16T00:00:00Z"})
+    with pytest.raises(VerificationFailed, match="stale"):
+        ShopifyScheme().verify(replay, [secret], now=NOW + 24 * 3600 + 1)
+
+
+def test_shopify_uses_created_at_when_the_body_has_no_updated_at() -> None:
+    secret = plain_secret()
+    body = json.dumps({"id": 1, "created_at": "2023-11-13T22:13:19Z"}).encode()  # a day and a second before NOW
+    with pytest.raises(VerificationFailed, match="stale"):
+        ShopifyScheme().verify(shopify_delivery(body, secret=secret), [secret], now=NOW)
+
+
+@pytest.mark.parametrize("stamp", ["yesterday", "2023-11-14T22:13:20", 1700000000])
+def test_shopify_unreadable_or_naive_timestamp_is_refused(stamp) -> None:
+    secret = plain_secret()
+    body = json.dumps({"id": 1, "updated_at": stamp}).encode()
+    with pytest.raises(VerificationFailed, match="timestamp"):
+        ShopifyScheme().verify(shopify_delivery(body, secret=secret), [secret], now=NOW)
+
+
+def test_shopify_body_without_timestamp_cannot_be_bounded_in_time() -> None:
+    """The compliance topics carry no timestamp: accepted whenever signed (their replay is still a duplicate)."""
+    secret = plain_secret()
+    ShopifyScheme().verify(shopify_delivery(SHOPIFY_REDACT, "shop/redact", secret), [secret], now=NOW + 10**7)
 
 
 def test_shopify_body_without_id_has_no_resource() -> None:
     (event,) = ShopifyScheme().events(request(sign_shopify("s", b"{}", NOW), body=b"{}"))
-    assert event.resource_id is None
-
-
-def test_shopify_without_webhook_id_is_malformed() -> None:
-    headers = sign_shopify("s", b"{}", NOW)
-    del headers["X-Shopify-Webhook-Id"]
-    with pytest.raises(MalformedPayload):
-        ShopifyScheme().events(request(headers, body=b"{}"))
+    assert event.resource_id is None and event.occurred_at is None
 
 
 @pytest.mark.parametrize("body", [b"{oops", b"[1, 2]", b'"text"'])
 def test_shopify_malformed_payload(body: bytes) -> None:
+    secret = plain_secret()
+    ShopifyScheme().verify(request(sign_shopify(secret, body, NOW), body=body), [secret], now=NOW)  # signed: 400
     with pytest.raises(MalformedPayload):
         ShopifyScheme().events(request(sign_shopify("s", body, NOW), body=body))
 
@@ -586,4 +681,4 @@ def test_unknown_provider(name: object) -> None:
 
 def test_dedup_horizons() -> None:
     hours = {name: scheme.dedup_horizon.total_seconds() / 3600 for name, scheme in SCHEMES.items()}
-    assert hours == {"xero": 24, "hubspot": 24, "shopify": 4, "asana": 24, "salesforce": 24, "custom": 24}
+    assert hours == {"xero": 24, "hubspot": 24, "shopify": 24, "asana": 24, "salesforce": 24, "custom": 24}
