@@ -3,16 +3,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy.exc import InterfaceError, OperationalError
-
 from core.execution import service as execution
 from core.platform import maintenance, outbox
 from core.platform.queue import celery_app
+from core.platform.transient import TRANSIENT_ERRORS
 
 
-# Losing the database or broker mid-job is not the job's fault: retry the task (the job is still RUNNING,
-# and a RUNNING job may be claimed again), instead of failing it.
-@celery_app.task(name="zixly.tenant.run_job", ignore_result=True, autoretry_for=(OperationalError, InterfaceError),
+# Losing the database or broker outside the workflow (the claim, the outcome) is not the job's fault: retry the
+# task (a RUNNING job is claimed again once its lease lapsed), instead of failing it; the sweeper re-publishes a
+# job whose task gave up. Inside the workflow such an error is a retry of the job (core.execution).
+@celery_app.task(name="zixly.tenant.run_job", ignore_result=True, autoretry_for=TRANSIENT_ERRORS,
                  retry_backoff=2, retry_backoff_max=60, max_retries=20)
 def run_job(job_id: str) -> str:
     return execution.execute_job(job_id)

@@ -40,6 +40,7 @@ from core.platform import metrics, outbox, signals
 from core.platform.errors import PermanentError, RetryableError
 from core.platform.queue import celery_app
 from core.platform.runtime import settings
+from core.platform.transient import TRANSIENT_ERRORS
 from core.workflows.models import WorkflowSetting
 from core.workflows.registry import WORKFLOWS
 from tenancy.context import current_tenant
@@ -316,6 +317,9 @@ def _run(context: JobContext, lease: Lease) -> str:
         return _job_status(job_id)
     except RetryableError as exc:
         status = _finish(job_id, lease, error=f"RetryableError: {exc}", retry=True, retry_after=exc.retry_after)
+    except TRANSIENT_ERRORS as exc:  # the database or the broker was briefly away: not the job's fault
+        log.warning("job %s: transient %s: %s", job_id, type(exc).__name__, exc)
+        status = _finish(job_id, lease, error=f"{type(exc).__name__}: {exc}"[:2000], retry=True)
     except PermanentError as exc:
         status = _finish(job_id, lease, error=f"PermanentError: {exc}")
     except Exception as exc:  # an unexpected error is treated as permanent and kept for inspection
