@@ -15,7 +15,7 @@ from tests.deploy.conftest import ROOT
 PROM = ROOT / "prometheus"
 GRAFANA = ROOT / "grafana"
 REQUIRED_ALERTS = {"ZixlyHighErrorRate", "ZixlyQueueBacklog", "ZixlyWorkerDown", "ZixlySlowJobs",
-                   "ZixlyDeadLettersPresent", "ZixlyTokenRefreshFailures", "ZixlyRateLimitStorageDown"}
+                   "ZixlyDeadLettersPresent", "ZixlyTokenRefreshFailures", "ZixlyRateLimitStorageDown", "ZixlyJobsStranded"}
 
 
 def run(argv, **kwargs):
@@ -80,7 +80,7 @@ def test_prometheus_scrapes_the_api_the_workers_and_the_outbound_consumer(compos
 
 def test_the_metric_contract_is_well_formed():
     contract = pq.load_contract()
-    assert len(contract) == 25
+    assert len(contract) == 26
     for metric in contract.values():
         assert metric.type in {"counter", "gauge", "histogram"}
         assert metric.name.endswith("_total") == (metric.type == "counter"), metric.name
