@@ -15,7 +15,8 @@ from tests.deploy.conftest import ROOT
 PROM = ROOT / "prometheus"
 GRAFANA = ROOT / "grafana"
 REQUIRED_ALERTS = {"ZixlyHighErrorRate", "ZixlyQueueBacklog", "ZixlyWorkerDown", "ZixlySlowJobs",
-                   "ZixlyDeadLettersPresent", "ZixlyTokenRefreshFailures", "ZixlyRateLimitStorageDown", "ZixlyJobsStranded"}
+                   "ZixlyDeadLettersPresent", "ZixlyTokenRefreshFailures", "ZixlyRateLimitStorageDown",
+                   "ZixlyJobsStranded"}
 
 
 def run(argv, **kwargs):

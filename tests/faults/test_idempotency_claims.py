@@ -23,7 +23,8 @@ def post(client, t, key, body=BODY):
 def principal_of(client, t) -> str:
     assert post(client, t, "who-am-i", json.dumps({"workflow": "echo", "input": {}})).status_code == 202
     with tenant_context(t.ref), tenant_session() as session:
-        return session.scalar(select(TenantIdempotencyRecord.principal).where(TenantIdempotencyRecord.key == "who-am-i"))
+        query = select(TenantIdempotencyRecord.principal).where(TenantIdempotencyRecord.key == "who-am-i")
+        return session.scalar(query)
 
 
 def left_in_progress(t, key, principal, age: timedelta):
