@@ -134,6 +134,7 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
         MAX_CONTENT_LENGTH=settings.max_content_length,
         KEY_LAST_USED_RESOLUTION=settings.key_last_used_resolution,
         IDEMPOTENCY_TTL_HOURS=settings.idempotency_ttl_hours,
+        IDEMPOTENCY_LEASE_SECONDS=settings.idempotency_lease_seconds,
         JSON_SORT_KEYS=False,
         PUBLIC_BASE_URL=settings.public_base_url,
         METRICS_TOKEN=settings.metrics_token,

@@ -1,4 +1,20 @@
-"""Shared request pieces: cursor pagination and Idempotency-Key handling for create endpoints."""
+"""Shared request pieces: cursor pagination and Idempotency-Key handling for create endpoints.
+
+Idempotency-Key. A request with a key first claims it (a record with no answer yet), then runs, then stores its
+answer on the record; a repeat replays the stored answer, and a repeat while the claim is in progress answers 409
+with Retry-After. A claim holds for IDEMPOTENCY_LEASE_SECONDS (longer than the slowest request may run): a claim
+older than that was left by a crash (the process died between claim and store, or the database failed under
+both the store and the release) and is taken over by the next repeat of the same request, which runs it again.
+
+A response that committed but whose answer could not be stored (the database failed just then) is not lost: the
+store is retried with backoff on transient errors, and the caller is answered the 2xx it earned either way —
+never a 5xx for something that was done, which would invite a retry. The choice for the rare case where the store
+fails for longer: the record stays in progress, so a repeat within the lease sees 409 and retries; a repeat after
+it runs the request again (a second effect is possible only then, after a committed answer was already given and
+the database was away for the whole store window). What a repeat sees, in order of preference: the original
+answer (replayed, `Idempotent-Replayed: true`); 409 while the original may still be running; a fresh run once
+the original is known to have stopped (its lease lapsed).
+"""
 from __future__ import annotations
 
 import base64
@@ -6,17 +22,20 @@ import hashlib
 import json
 import re
 import uuid
+import logging
+import time
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 
 import marshmallow as ma
 from flask import Response, current_app, g, make_response, request
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from api.problems import Problem
 from core.platform import crypto
 from core.platform.models import TenantIdempotencyRecord
+from core.platform.transient import TRANSIENT_ERRORS
 from tenancy.db import catalog_transaction, tenant_transaction
 from tenancy.models import StaffIdempotencyRecord
 
@@ -95,6 +114,7 @@ def page_schema(item: type[ma.Schema], name: str) -> type[ma.Schema]:
                                      "next_cursor": ma.fields.String(allow_none=True)})
 
 
+log = logging.getLogger("zixly.idempotency")
 _IDEMPOTENCY_KEY = re.compile(r"[ -~]{1,255}")  # as the spec says (api/openapi.py)
 
 _STORES = {
@@ -128,7 +148,7 @@ def idempotent(scope: str):
                 _release(model, transaction, key, principal)
                 raise
             if 200 <= response.status_code < 300:
-                _store(model, transaction, key, principal, response)
+                _store_committed(model, transaction, key, principal, response)
             else:
                 _release(model, transaction, key, principal)
             return response
@@ -149,6 +169,7 @@ def _claim(model, transaction, key, principal, digest) -> Response | None:
                                             model.created_at < datetime.now(UTC) - ttl))
         claimed = session.execute(insert(model).values(key=key, principal=principal, request_hash=digest)
                                   .on_conflict_do_nothing().returning(model.key)).first()
+        claimed = claimed or session.execute(_takeover(model, key, principal, digest)).first()
         existing = None if claimed else session.scalar(
             select(model).where(model.key == key, model.principal == principal))
     if claimed:
@@ -164,6 +185,32 @@ def _claim(model, transaction, key, principal, digest) -> Response | None:
                                           status=existing.status_code, mimetype="application/json")
     response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def _takeover(model, key, principal, digest):
+    """Claim again a record of the same request left in progress longer than its lease (by the database's clock,
+    the one `created_at` was written in); one repeat wins it, the others see it in progress."""
+    lease = func.make_interval(0, 0, 0, 0, 0, 0, float(current_app.config["IDEMPOTENCY_LEASE_SECONDS"]))
+    return (update(model).where(model.key == key, model.principal == principal, model.request_hash == digest,
+                                model.status_code.is_(None), model.created_at < func.now() - lease)
+            .values(created_at=func.now()).returning(model.key))
+
+
+STORE_ATTEMPTS, STORE_BACKOFF = 5, 0.1  # about three seconds in all: a failover's blip, not an outage
+
+
+def _store_committed(model, transaction, key, principal, response: Response) -> None:
+    """Store a committed answer, retrying transient database errors; when it still cannot be stored the caller
+    gets the answer anyway (see the module's docstring for what a repeat then sees)."""
+    for attempt in range(STORE_ATTEMPTS):
+        try:
+            return _store(model, transaction, key, principal, response)
+        except TRANSIENT_ERRORS as exc:
+            if attempt == STORE_ATTEMPTS - 1:
+                log.error("the answer for Idempotency-Key %r of %s committed but could not be stored: %s",
+                          key, principal, exc)
+                return None
+            time.sleep(STORE_BACKOFF * 2 ** attempt)
 
 
 def _store(model, transaction, key, principal, response: Response) -> None:

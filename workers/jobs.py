@@ -1,18 +1,20 @@
-"""Job tasks: run one job; relay outbox messages the API could not publish (broker down)."""
+"""Job tasks: run one job; relay outbox messages the API could not publish (broker down); re-publish stranded
+jobs (the broker lost their task)."""
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy.exc import InterfaceError, OperationalError
-
 from core.execution import service as execution
+from core.jobs import sweeper
 from core.platform import maintenance, outbox
 from core.platform.queue import celery_app
+from core.platform.transient import TRANSIENT_ERRORS
 
 
-# Losing the database or broker mid-job is not the job's fault: retry the task (the job is still RUNNING,
-# and a RUNNING job may be claimed again), instead of failing it.
-@celery_app.task(name="zixly.tenant.run_job", ignore_result=True, autoretry_for=(OperationalError, InterfaceError),
+# Losing the database or broker outside the workflow (the claim, the outcome) is not the job's fault: retry the
+# task (a RUNNING job is claimed again once its lease lapsed), instead of failing it; the sweeper re-publishes a
+# job whose task gave up. Inside the workflow such an error is a retry of the job (core.execution).
+@celery_app.task(name="zixly.tenant.run_job", ignore_result=True, autoretry_for=TRANSIENT_ERRORS,
                  retry_backoff=2, retry_backoff_max=60, max_retries=20)
 def run_job(job_id: str) -> str:
     return execution.execute_job(job_id)
@@ -22,3 +24,11 @@ def run_job(job_id: str) -> str:
 def relay_all_outboxes(min_age: float = outbox.RELAY_MIN_AGE.total_seconds()) -> dict:
     """Publish every tenant's waiting outbox messages, directly from this task (not one task per tenant)."""
     return maintenance.for_each_active_tenant(lambda: outbox.relay(min_age=timedelta(seconds=min_age)))
+
+
+@celery_app.task(name="zixly.fleet.sweep_stranded_jobs", ignore_result=True)
+def sweep_stranded_jobs() -> dict:
+    """Re-publish every tenant's stranded jobs (core.jobs.sweeper), directly from this task; {slug: counts} of
+    the tenants that had any."""
+    swept = maintenance.for_each_active_tenant(sweeper.sweep_stranded_jobs)
+    return {slug: counts for slug, counts in swept.items() if any(counts.values())}

@@ -1,20 +1,26 @@
 """Running a job in a worker: claim it, run its workflow step by step, record the outcome once.
 
-Running a job twice never applies its effects twice: a finished job is not run again, and a step that
-completed in an earlier attempt is not repeated (its recorded output is reused).
+Running a job twice never applies its effects twice: a finished job is not run again, a job is run by one claim
+at a time (its lease, core.execution.lease: a second delivery while the lease is live is put off until after
+it), and a step that completed in an earlier attempt is not repeated (its recorded output is reused). Only the
+lease holder records steps and the outcome. A task's countdown stays below the broker's visibility timeout (a
+longer wait is `not_before` on the job, and the task is re-scheduled until then), so the broker never hands out
+a waiting task twice.
 """
 from __future__ import annotations
 
 import logging
 import random
 import time
+from datetime import timedelta
 
-from sqlalchemy import bindparam, case, func, insert, literal, select, update
+from sqlalchemy import bindparam, case, func, insert, literal, or_, select, update
 
 from connectors.errors import ConnectorError, InvalidOptions, RateLimited, ReauthRequired, Transient
 from core.connections import api_calls, store
 from core.inbound import polling
 from core.inbound.models import InboundEvent
+from core.execution.lease import Lease, LeaseLost, held_by_owner, lease_end, new_owner
 from core.jobs import artifacts
 from core.jobs.models import Job, JobStep, RelatedRecord
 from core.jobs.service import (
@@ -32,6 +38,9 @@ from core.jobs.service import (
 from core.outbound import writes
 from core.platform import metrics, outbox, signals
 from core.platform.errors import PermanentError, RetryableError
+from core.platform.queue import celery_app
+from core.platform.runtime import settings
+from core.platform.transient import TRANSIENT_ERRORS
 from core.workflows.models import WorkflowSetting
 from core.workflows.registry import WORKFLOWS
 from tenancy.context import current_tenant
@@ -44,10 +53,11 @@ class JobContext:
     """What a workflow sees: its settings, its connections by role, once-only steps, and the execution record
     (steps, related records, artifacts)."""
 
-    def __init__(self, job: Job, *, done: dict, setting: WorkflowSetting | None):
-        """`done` (step name -> output, from earlier attempts) and `setting` as the claim read them."""
+    def __init__(self, job: Job, *, done: dict, setting: WorkflowSetting | None, lease: Lease):
+        """`done` (step name -> output, from earlier attempts) and `setting` as the claim read them; `lease` is
+        the claim's."""
         self.job, self.job_id, self.attempt, self.workflow = job, job.id, job.attempts, job.workflow
-        self._done, self.setting = done, setting
+        self._done, self.setting, self.lease = done, setting, lease
         self.mappings = dict(self.setting.mappings or {}) if self.setting else {}
 
     def connection(self, role: str):
@@ -104,6 +114,7 @@ class JobContext:
         """Run fn once per job: a step recorded as done is skipped and its output returned."""
         if name in self._done:
             return self._done[name]
+        self.lease.check()
         try:
             output = fn()
         except Exception as exc:
@@ -114,19 +125,37 @@ class JobContext:
         return output
 
     def _record(self, name, status, detail) -> None:
+        """Record a step and renew the lease, in one statement; nothing is recorded by a run that lost it."""
         with tenant_autocommit() as connection:
-            connection.execute(_STEP_STATEMENT, {"job_id": self.job_id, "attempt": self.attempt, "name": name,
-                                                 "status": status, "detail": detail})
+            # parameters named after no column of jobs: Core would add one so named to the renewal's SET
+            recorded = connection.execute(_STEP_STATEMENT, {**self.lease.params(), "step_attempt": self.attempt,
+                                                            "step_name": name, "step_status": status,
+                                                            "step_detail": detail})
+            if recorded.first() is None:
+                self.lease.lost = True
+                self.lease.check()
 
 
 # The hot path of every job is three single statements, each its own transaction in one round trip (autocommit):
-# the claim, each step's record, and the completion. Retries and failures (rare) take the ORM path in `_finish`.
+# the claim, each step's record (which renews the lease), and the completion. Retries and failures (rare) take
+# the ORM path in `_finish`.
 _STEPS = JobStep.__table__
-_STEP_STATEMENT = insert(_STEPS).values(
-    job_id=bindparam("job_id", type_=_STEPS.c.job_id.type), attempt=bindparam("attempt"), name=bindparam("name"),
-    status=bindparam("status"), detail=bindparam("detail", type_=_STEPS.c.detail.type))
-# A job may be claimed from these statuses (the transition table), and again while RUNNING: a worker died mid-job
-# and the task was delivered again.
+
+
+def _step_statement():
+    renewed = (update(Job.__table__).where(*held_by_owner()).values(lease_expires_at=lease_end())
+               .returning(Job.__table__.c.id).cte("renewed"))
+    return (insert(_STEPS).from_select(
+        ["job_id", "attempt", "name", "status", "detail"],
+        select(renewed.c.id, bindparam("step_attempt", type_=_STEPS.c.attempt.type),
+               bindparam("step_name", type_=_STEPS.c.name.type), bindparam("step_status", type_=_STEPS.c.status.type),
+               bindparam("step_detail", type_=_STEPS.c.detail.type)))
+        .returning(_STEPS.c.id))
+
+
+_STEP_STATEMENT = _step_statement()
+# A job may be claimed from these statuses (the transition table), and again while RUNNING once its lease lapsed:
+# a worker died mid-job and the task was delivered again (or the sweeper re-published it).
 CLAIMABLE = tuple(sorted({s for s, targets in TRANSITIONS.items() if RUNNING in targets} | {RUNNING}))
 assert COMPLETED in TRANSITIONS[RUNNING]
 
@@ -136,9 +165,13 @@ def _claim_statement():
     finished (name -> output) and the workflow's tenant settings, in one statement."""
     jobs, steps, settings = Job.__table__, JobStep.__table__, WorkflowSetting.__table__
     job_id = bindparam("job_id", type_=jobs.c.id.type)
-    claimed = (update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(CLAIMABLE))
-               .values(status=RUNNING, attempts=jobs.c.attempts + 1, updated_at=func.now(),
-                       started_at=case((jobs.c.status == RUNNING, jobs.c.started_at), else_=func.now()))
+    now = func.now()
+    free = or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at <= now)  # no live claim on it
+    due = or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now)  # not waiting out a retry's delay
+    claimed = (update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(CLAIMABLE), free, due)
+               .values(status=RUNNING, attempts=jobs.c.attempts + 1, updated_at=now, not_before=None,
+                       lease_owner=bindparam("owner", type_=jobs.c.lease_owner.type), lease_expires_at=lease_end(),
+                       started_at=case((jobs.c.status == RUNNING, jobs.c.started_at), else_=now))
                .returning(*jobs.c).cte("claimed"))
     done = (select(func.jsonb_object_agg(steps.c.name, steps.c.detail["output"]))
             .where(steps.c.job_id == claimed.c.id, steps.c.status == "done").scalar_subquery())
@@ -147,13 +180,13 @@ def _claim_statement():
 
 
 def _complete_statement():
-    """RUNNING -> COMPLETED with its result, and its event processed; answers the job's status afterwards (a job
-    cancelled while it ran stays CANCELLED)."""
+    """RUNNING -> COMPLETED with its result, and its event processed, by the lease holder only; answers the job's
+    status afterwards (a job cancelled while it ran stays CANCELLED)."""
     jobs, events = Job.__table__, InboundEvent.__table__
     job_id = bindparam("job_id", type_=jobs.c.id.type)
-    done = (update(jobs).where(jobs.c.id == job_id, jobs.c.status == RUNNING)
+    done = (update(jobs).where(*held_by_owner())
             .values(status=COMPLETED, result=bindparam("result", type_=jobs.c.result.type), error=None,
-                    finished_at=func.now(), updated_at=func.now())
+                    finished_at=func.now(), updated_at=func.now(), lease_owner=None, lease_expires_at=None)
             .returning(jobs.c.event_id).cte("done"))
     marked = (update(events).where(events.c.id.in_(select(done.c.event_id))).values(status="processed")
               .returning(events.c.id).cte("marked"))
@@ -166,23 +199,49 @@ _CLAIM_STATEMENT, _COMPLETE_STATEMENT = _claim_statement(), _complete_statement(
 _SETTING_COLUMNS = [c.key for c in WorkflowSetting.__table__.c]
 
 
-def _claim(job_id) -> JobContext | None:
-    """Claim the job for this run; None when it is finished, cancelled or unknown (running it again would repeat
-    effects)."""
+def _claim(job_id, lease: Lease) -> JobContext | None:
+    """Claim the job for this run under `lease`; None when it is finished, cancelled, unknown (running it again
+    would repeat effects), held by a live lease or waiting for its retry."""
     with tenant_autocommit() as connection:
-        row = connection.execute(_CLAIM_STATEMENT, {"job_id": job_id}).mappings().first()
+        row = connection.execute(_CLAIM_STATEMENT, lease.params()).mappings().first()
     if row is None:
         return None
     job = job_from_row(row)
     setting = None
     if row["setting_name"] is not None:
         setting = WorkflowSetting(**{key: row[f"setting_{key}"] for key in _SETTING_COLUMNS})
-    return JobContext(job, done=dict(row["done_steps"] or {}), setting=setting)
+    return JobContext(job, done=dict(row["done_steps"] or {}), setting=setting, lease=lease)
 
 
 def backoff(attempt: int) -> float:
     delay = BACKOFF_BASE * 2 ** (attempt - 1)
     return delay * random.uniform(0.75, 1.25)
+
+
+def max_countdown() -> float:
+    """The longest countdown a task may be published with: half the broker's visibility timeout (a task held
+    longer by a worker waiting for its ETA would be handed to another worker too)."""
+    return settings().broker_visibility_timeout / 2
+
+
+def _not_claimed(job_id) -> str:
+    """What a refused claim does: a finished, cancelled or unknown job is left alone; a job held by a live lease
+    or waiting for its retry is re-scheduled for when the lease lapses or the wait ends (so a live run is not
+    repeated, and a dead one is taken over without waiting for the sweeper)."""
+    jobs = Job.__table__
+    wait = func.extract("epoch", func.greatest(jobs.c.lease_expires_at, jobs.c.not_before) - func.now())
+    with tenant_autocommit() as connection:
+        row = connection.execute(select(jobs.c.status, wait).where(jobs.c.id == job_id)).first()
+    if row is None:
+        return "MISSING"
+    status, seconds = row
+    if status in CLAIMABLE:
+        countdown = min(max(float(seconds or 0.0), 0.0) + 0.5, max_countdown())
+        try:
+            celery_app.send_task(RUN_JOB, args=[str(job_id)], countdown=countdown, retry=False, ignore_result=True)
+        except Exception as exc:  # the broker is away: the sweeper re-publishes the job
+            log.warning("could not re-schedule job %s: %s", job_id, exc)
+    return status
 
 
 class provider_errors:
@@ -205,21 +264,23 @@ class provider_errors:
         raise PermanentError(str(exc)) from exc
 
 
-def _finish(job_id, *, result=None, error: str | None = None, retry: bool = False,
+def _finish(job_id, lease: Lease, *, result=None, error: str | None = None, retry: bool = False,
             retry_after: float | None = None) -> str:
+    """Record the outcome, if this run still holds the job; answers the job's status afterwards."""
     if error is None:
         with tenant_autocommit() as connection:
-            return connection.execute(_COMPLETE_STATEMENT, {"job_id": job_id, "result": result}).scalar_one()
+            return connection.execute(_COMPLETE_STATEMENT, {**lease.params(), "result": result}).scalar_one()
     message = failed = None
     with tenant_transaction() as session:
         job = session.get(Job, job_id, with_for_update=True)
-        if job.status != RUNNING:  # cancelled while it ran: keep the cancellation
+        if job.status != RUNNING or job.lease_owner != lease.owner:  # cancelled while it ran, or taken over
             return job.status
+        job.lease_owner = job.lease_expires_at = None
         if retry and job.attempts < job.max_attempts:
+            wait = max(backoff(job.attempts), retry_after or 0.0)
             transition(job, QUEUED)
-            job.error = error
-            message = outbox.enqueue(session, RUN_JOB, str(job.id),
-                                     countdown=max(backoff(job.attempts), retry_after or 0.0))
+            job.error, job.not_before = error, func.now() + timedelta(seconds=wait)
+            message = outbox.enqueue(session, RUN_JOB, str(job.id), countdown=min(wait, max_countdown()))
         else:
             transition(job, FAILED)
             job.error, failed = error, job
@@ -236,32 +297,47 @@ def _finish(job_id, *, result=None, error: str | None = None, retry: bool = Fals
 
 def execute_job(job_id) -> str:
     job_id = parse_job_id(job_id)
-    context = _claim(job_id)
-    if context is None:
-        with tenant_session() as session:
-            found = session.get(Job, job_id)
-        return found.status if found else "MISSING"
-    job = context.job
+    with Lease(job_id, new_owner()) as lease:
+        context = _claim(job_id, lease)
+        if context is None:
+            return _not_claimed(job_id)
+        return _run(context, lease)
+
+
+def _run(context: JobContext, lease: Lease) -> str:
+    job, job_id = context.job, context.job_id
     workflow = WORKFLOWS[job.workflow]
     metrics.jobs_started.labels(job.workflow).inc()
     started = time.perf_counter()
     try:
         with provider_errors():
             result = workflow.run(context, job.input)
+    except LeaseLost as exc:  # another run holds the job now (or it was cancelled): it records the outcome
+        log.warning("job %s: %s", job_id, exc)
+        return _job_status(job_id)
     except RetryableError as exc:
-        status = _finish(job_id, error=f"RetryableError: {exc}", retry=True, retry_after=exc.retry_after)
+        status = _finish(job_id, lease, error=f"RetryableError: {exc}", retry=True, retry_after=exc.retry_after)
+    except TRANSIENT_ERRORS as exc:  # the database or the broker was briefly away: not the job's fault
+        log.warning("job %s: transient %s: %s", job_id, type(exc).__name__, exc)
+        status = _finish(job_id, lease, error=f"{type(exc).__name__}: {exc}"[:2000], retry=True)
     except PermanentError as exc:
-        status = _finish(job_id, error=f"PermanentError: {exc}")
+        status = _finish(job_id, lease, error=f"PermanentError: {exc}")
     except Exception as exc:  # an unexpected error is treated as permanent and kept for inspection
         log.exception("job %s failed", job_id)
-        status = _finish(job_id, error=f"{type(exc).__name__}: {exc}"[:2000])
+        status = _finish(job_id, lease, error=f"{type(exc).__name__}: {exc}"[:2000])
     else:
-        status = _finish(job_id, result=result)
+        status = _finish(job_id, lease, result=result)
     seconds = time.perf_counter() - started
     _observe(job.workflow, status, seconds)
     log.info("job %s %s after %.3fs", job_id, status, seconds,
              extra={"event": "job.finished", "workflow": job.workflow, "status": status, "attempt": job.attempts})
     return status
+
+
+def _job_status(job_id) -> str:
+    with tenant_session() as session:
+        found = session.get(Job, job_id)
+    return found.status if found else "MISSING"
 
 
 def _observe(workflow: str, status: str, seconds: float) -> None:

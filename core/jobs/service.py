@@ -75,8 +75,8 @@ def _change(job_id, to: str, *, publish: bool) -> Job:
             raise JobNotFound(f"no job {job_id}")
         transition(job, to)
         message = outbox.enqueue(session, RUN_JOB, str(job.id)) if publish else None
-        if to == QUEUED:
-            job.attempts, job.finished_at = 0, None
+        if to == QUEUED:  # a live lease is kept: a run still going holds the job until it lapses
+            job.attempts, job.finished_at, job.not_before = 0, None, None
     if message is not None:
         outbox.publish([message])
     return job

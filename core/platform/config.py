@@ -51,6 +51,9 @@ class Settings:
     schema_pool_size: int = 10  # ready tenant schemas kept per shard (0: no pool, provisioning runs the DDL)
     key_last_used_resolution: int = 60
     idempotency_ttl_hours: int = 24
+    idempotency_lease_seconds: int = 60  # an in-progress Idempotency-Key claim older than this may be taken over
+    job_lease_seconds: int = 60  # a claimed job's lease, renewed while it runs; then another worker may claim it
+    jobs_stranded_after: int = 600  # a QUEUED (or lease-expired RUNNING) job idle this long is re-published
     rate_limit_fail_open: bool = True
     broker_visibility_timeout: int = 3600
     worker_concurrency: int = 0  # Celery worker processes; 0: two per CPU core (see `worker_processes`)
@@ -126,6 +129,9 @@ class Settings:
             db_max_overflow=int(env.get("ZIXLY_DB_MAX_OVERFLOW", 5)),
             db_pool_recycle=int(env.get("ZIXLY_DB_POOL_RECYCLE", 1800)),
             schema_pool_size=int(env.get("ZIXLY_SCHEMA_POOL_SIZE", 10)),
+            idempotency_lease_seconds=int(env.get("ZIXLY_IDEMPOTENCY_LEASE_SECONDS", 60)),
+            job_lease_seconds=int(env.get("ZIXLY_JOB_LEASE_SECONDS", 60)),
+            jobs_stranded_after=int(env.get("ZIXLY_JOBS_STRANDED_AFTER", 600)),
             broker_visibility_timeout=int(env.get("ZIXLY_BROKER_VISIBILITY_TIMEOUT", 3600)),
             worker_concurrency=int(env.get("ZIXLY_WORKER_CONCURRENCY", 0)),
             public_base_url=env.get("ZIXLY_PUBLIC_BASE_URL") or None,

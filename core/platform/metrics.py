@@ -42,6 +42,8 @@ jobs_queued = Counter("zixly_jobs_queued_total", "Jobs created", ["workflow"])
 jobs_started = Counter("zixly_jobs_started_total", "Job attempts started", ["workflow"])
 jobs_completed = Counter("zixly_jobs_completed_total", "Jobs completed", ["workflow"])
 jobs_failed = Counter("zixly_jobs_failed_total", "Jobs failed for good", ["workflow"])
+jobs_swept = Counter("zixly_jobs_swept_total", "Stranded jobs re-published by the sweeper (queued: the broker lost "
+                     "their task; lease_expired: a RUNNING job's worker and task are gone)", ["reason"])
 job_duration = Histogram("zixly_job_duration_seconds", "Time of one job attempt", ["workflow"],
                          buckets=JOB_BUCKETS)
 # the one tenant-labelled family: a counter, so one series per (tenant, status) — bounded by the fleet

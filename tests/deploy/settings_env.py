@@ -55,6 +55,12 @@ DESCRIPTIONS = {
                                 "CPU core, since jobs mostly wait on the database and the providers.",
     "ZIXLY_BROKER_VISIBILITY_TIMEOUT": "Seconds before Redis redelivers a task whose worker died; longer than "
                                        "the slowest job.",
+    "ZIXLY_JOB_LEASE_SECONDS": "Seconds a worker's claim on a job lasts; renewed at each step and by a heartbeat "
+                               "while the job runs. A job whose worker died is claimed again once it lapses.",
+    "ZIXLY_JOBS_STRANDED_AFTER": "Seconds a QUEUED job (or a RUNNING one past its lease) may sit with no outbox "
+                                 "message before the sweeper re-publishes it (a broker that lost its messages).",
+    "ZIXLY_IDEMPOTENCY_LEASE_SECONDS": "Seconds an in-progress `Idempotency-Key` claim holds; a retry after that "
+                                       "takes it over. Longer than the slowest request (gunicorn's timeout).",
     "ZIXLY_PUBLIC_BASE_URL": "The API's public address; OAuth callbacks and webhook URLs are built from it.",
     "ZIXLY_TRUSTED_PROXIES": "How many proxies (ALB, ingress) sit in front of the API and set X-Forwarded-*.",
     "ZIXLY_HUBSPOT_LEGACY_SIGNATURES": "HubSpot's legacy webhook signatures (`v1`, `v2`: no timestamp, so a "

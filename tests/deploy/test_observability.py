@@ -15,7 +15,8 @@ from tests.deploy.conftest import ROOT
 PROM = ROOT / "prometheus"
 GRAFANA = ROOT / "grafana"
 REQUIRED_ALERTS = {"ZixlyHighErrorRate", "ZixlyQueueBacklog", "ZixlyWorkerDown", "ZixlySlowJobs",
-                   "ZixlyDeadLettersPresent", "ZixlyTokenRefreshFailures", "ZixlyRateLimitStorageDown"}
+                   "ZixlyDeadLettersPresent", "ZixlyTokenRefreshFailures", "ZixlyRateLimitStorageDown",
+                   "ZixlyJobsStranded"}
 
 
 def run(argv, **kwargs):
@@ -110,7 +111,7 @@ def test_prometheus_scrapes_the_api_with_the_token_the_api_is_given(compose):
 
 def test_the_metric_contract_is_well_formed():
     contract = pq.load_contract()
-    assert len(contract) == 25
+    assert len(contract) == 26
     for metric in contract.values():
         assert metric.type in {"counter", "gauge", "histogram"}
         assert metric.name.endswith("_total") == (metric.type == "counter"), metric.name

@@ -43,9 +43,10 @@ def own_redis(tmp_path, settings):
     bootstrap.init(settings)
 
 
-def start_worker(local, tmp_path, visibility=3600, concurrency=2) -> subprocess.Popen:
+def start_worker(local, tmp_path, visibility=3600, concurrency=2, lease=60) -> subprocess.Popen:
     env = dict(os.environ, DATABASE_URL=local.database_url, REDIS_URL=local.redis_url,
-               ZIXLY_BROKER_VISIBILITY_TIMEOUT=str(visibility), ZIXLY_HOME=str(tmp_path))
+               ZIXLY_BROKER_VISIBILITY_TIMEOUT=str(visibility), ZIXLY_JOB_LEASE_SECONDS=str(lease),
+               ZIXLY_HOME=str(tmp_path))
     log = open(tmp_path / f"worker-{time.monotonic_ns()}.log", "wb")
     return subprocess.Popen([str(Path(sys.executable).parent / "zixly"), "worker", "-c", str(concurrency)],
                             env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -113,14 +114,14 @@ def test_worker_killed_mid_job_is_redelivered_and_completes_once(own_redis, make
     from core.jobs import service as jobs
     from core.platform.actors import Actor
 
-    first = start_worker(local, tmp_path, visibility=3, concurrency=1)
+    first = start_worker(local, tmp_path, visibility=3, concurrency=1, lease=2)  # the dead worker's lease lapses
     with tenant_context(t.ref):
         job = jobs.create_job(workflow="echo", data={"sleep": 4}, actor=Actor("system", "test"))
     try:
         assert wait_until(lambda: "RUNNING" in job_counts(t), timeout=60), job_counts(t)
     finally:
         stop(first, signal.SIGKILL)
-    second = start_worker(local, tmp_path, visibility=3, concurrency=1)
+    second = start_worker(local, tmp_path, visibility=3, concurrency=1, lease=2)
     try:
         assert wait_until(lambda: "COMPLETED" in job_counts(t), timeout=90), job_counts(t)
     finally:
