@@ -240,7 +240,7 @@ def test_webhook_ingress_has_its_own_budget(settings, make_tenant):
     assert {app_level.post("/v1/hooks/apps/xero", data=body, headers={"x-xero-signature": signature}).status_code
             for _ in range(8)} == {200}
     rejections = {dict(lbls)["scope"] for (n, lbls) in scrape(limited) if n == "zixly_rate_limit_rejections_total"}
-    assert {"tenant", "webhook"} <= rejections <= {"tenant", "principal", "webhook", "other"}
+    assert {"tenant", "webhook"} <= rejections <= {"tenant", "principal", "webhook", "other", "auth-failure"}
 
 
 def test_rate_limit_headers_both_styles(client, make_tenant):

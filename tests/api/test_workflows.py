@@ -110,15 +110,16 @@ def xero_delivery(tenant_id, invoice_id):
 def test_an_event_starts_a_workflow_only_from_its_bound_source_connection(client, make_tenant):
     t = make_tenant("wftrig")
     secret = "xero-webhook-key-0123456789"
-    bound, bound_token = custom_connection(t, "xero", (secret,), account_id=str(uuid.uuid4()))
-    other, other_token = custom_connection(t, "xero", (secret,), account_id=str(uuid.uuid4()))
+    orgs = {"bound": str(uuid.uuid4()), "other": str(uuid.uuid4())}
+    bound, bound_token = custom_connection(t, "xero", (secret,), account_id=orgs["bound"])
+    other, other_token = custom_connection(t, "xero", (secret,), account_id=orgs["other"])
     hub, _ = custom_connection(t, "hubspot")
     assert put(client, t, "echo", {"enabled": False}).status_code == 200
     assert put(client, t, "xero-invoice-paid-to-hubspot",
                {"enabled": True, "connections": {"source": bound, "target": hub}}).status_code == 200
 
-    def deliver(token):
-        body = xero_delivery(str(uuid.uuid4()), str(uuid.uuid4()))
+    def deliver(token):  # each connection's own organisation (an event naming another is dropped)
+        body = xero_delivery(orgs["bound" if token == bound_token else "other"], str(uuid.uuid4()))
         sig = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
         assert client.post(f"/v1/hooks/{token}", data=body, headers={"x-xero-signature": sig}).status_code == 200
 
