@@ -35,14 +35,18 @@ class Principal:
     id: str
     role: str | None = None
     tenant: TenantRef | None = None
+    environment: str = "live"  # a `zx_test_` key's principal is "test": see `access(live=True)`
 
 
-def access(level: str):
+def access(level: str, *, live: bool = False):
+    """`live`: the operation changes or calls a live connection (a provider's real data): a test key
+    (`zx_test_…`) is refused it with 403 `test-key-not-allowed`."""
     if level not in (PUBLIC, STAFF, *RANK):
         raise ValueError(level)
 
     def mark(fn):
         fn._zixly_access = level
+        fn._zixly_live = live
         # api/openapi.py turns this mark into the operation's security, problem responses and limit headers
         fn.__dict__.setdefault("_apidoc", {}).setdefault("manual_doc", {})["x-zixly-access"] = level
         return fn
@@ -106,7 +110,7 @@ def _verify_credentials(api_key: str | None, auth: str | None) -> Principal:
                                            last_used_resolution=current_app.config["KEY_LAST_USED_RESOLUTION"])
         except apikeys.InvalidApiKey as exc:
             raise _unauthorized(str(exc)) from None
-        return Principal("api_key", key.key_id, key.role, key.tenant)
+        return Principal("api_key", key.key_id, key.role, key.tenant, key.environment)
     scheme, _, token = auth.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("Authorization must be `Bearer <token>`.")
@@ -158,6 +162,14 @@ def _authorize(level: str, principal: Principal | None) -> None:
         raise Problem(403, "insufficient-role", f"This action needs the {level} role; you have {principal.role}.")
 
 
+def refuse_test_key(reason: str, principal: Principal | None = None) -> None:
+    """A test key (`zx_test_…`) reads everything and may run the `echo` workflow, but never touches a live
+    connection: 403 `test-key-not-allowed` before anything changes."""
+    principal = principal or g.get("principal")
+    if principal is not None and principal.environment == "test":
+        raise Problem(403, "test-key-not-allowed", f"A test key cannot do this: {reason}. Use a live key.")
+
+
 def _check_body() -> None:
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
@@ -183,6 +195,8 @@ def before_request() -> None:
             _check_body()
     principal = _authenticate() if level != PUBLIC else None
     _authorize(level, principal)
+    if getattr(handler, "_zixly_live", False):
+        refuse_test_key("this operation changes or calls live connections", principal)
     g.principal = principal
     if principal is not None:
         g.actor = Actor(type=principal.kind, id=principal.id, request_id=g.request_id)

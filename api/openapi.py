@@ -132,7 +132,11 @@ def complete(spec: dict, app: Flask) -> dict:
     components["securitySchemes"] = {
         API_KEY: {"type": "apiKey", "in": "header", "name": "X-API-Key",
                   "description": "A tenant API key, `zx_<env>_…`; its role (ADMIN, EDITOR, VIEWER) limits what it "
-                                 "may do. Create keys with `POST /v1/api-keys`."},
+                                 "may do. Create keys with `POST /v1/api-keys`. A test key (`zx_test_…`) reads "
+                                 "everything and may run (and retry) the `echo` workflow, but every operation that "
+                                 "changes or calls a live connection — connections, workflow settings, other "
+                                 "workflows' jobs, event and delivery replays — answers 403 `test-key-not-allowed` "
+                                 "and changes nothing."},
         BEARER: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                  "description": "A JWT for a person: a tenant user (tenant and role claims) or Zixly staff."},
     }

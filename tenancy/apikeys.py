@@ -33,6 +33,7 @@ class KeyPrincipal:
     name: str
     role: str
     tenant: TenantRef
+    environment: str = "live"  # live | test
 
 
 def _hash(raw: str) -> str:
@@ -93,4 +94,5 @@ def authenticate(session: Session, raw: str, *, last_used_resolution: int = 60) 
     if key.last_used_at is None or now - key.last_used_at > timedelta(seconds=last_used_resolution):
         session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
         session.commit()
-    return KeyPrincipal(key_id=str(key.id), name=key.name, role=key.role, tenant=tenant_ref(tenant))
+    return KeyPrincipal(key_id=str(key.id), name=key.name, role=key.role, tenant=tenant_ref(tenant),
+                        environment=key.environment)

@@ -210,7 +210,7 @@ class Connections(MethodView):
         result["items"] = [_view(c) for c in result["items"]]
         return result
 
-    @access("ADMIN")
+    @access("ADMIN", live=True)
     @idempotent("tenant")
     @blp.arguments(ConnectionCreateSchema)
     @blp.response(201, ConnectionStartedSchema, headers=CONSENT_COOKIE_HEADER)
@@ -233,14 +233,14 @@ class ConnectionById(MethodView):
         """Read a connection (never tokens or secrets)."""
         return _view(store.get_connection(connection_id))
 
-    @access("ADMIN")
+    @access("ADMIN", live=True)
     @blp.arguments(ConnectionPatchSchema)
     @blp.response(200, ConnectionSchema)
     def patch(self, data, connection_id):
         """Rename, change options, or choose the provider account after consent."""
         return _view(store.update_connection(connection_id, actor=g.actor, **data))
 
-    @access("ADMIN")
+    @access("ADMIN", live=True)
     @blp.response(204)
     def delete(self, connection_id):
         """Revoke at the provider (where it can), wipe the tokens and secrets, stop routing its webhooks."""
@@ -249,7 +249,7 @@ class ConnectionById(MethodView):
 
 @blp.route("/<string:connection_id>/test")
 class ConnectionTest(MethodView):
-    @access("ADMIN")
+    @access("ADMIN", live=True)
     @blp.response(200, TestResultSchema)
     def post(self, connection_id):
         """Make one cheap authenticated call to the provider and report how it went."""
@@ -258,7 +258,7 @@ class ConnectionTest(MethodView):
 
 @blp.route("/<string:connection_id>/authorize")
 class ConnectionAuthorize(MethodView):
-    @access("ADMIN")
+    @access("ADMIN", live=True)
     @blp.arguments(AuthorizeArgsSchema, required=False)
     @blp.response(200, AuthorizeSchema, headers=CONSENT_COOKIE_HEADER)
     def post(self, data, connection_id):
@@ -271,7 +271,7 @@ class ConnectionAuthorize(MethodView):
 
 @blp.route("/<string:connection_id>/webhook/secrets")
 class WebhookSecrets(MethodView):
-    @access("ADMIN")
+    @access("ADMIN", live=True)
     @blp.arguments(SecretCreateSchema)
     @blp.response(201, SecretCreatedSchema)
     def post(self, data, connection_id):
@@ -281,7 +281,7 @@ class WebhookSecrets(MethodView):
 
 @blp.route("/<string:connection_id>/webhook/secrets/<string:secret_id>")
 class WebhookSecretById(MethodView):
-    @access("ADMIN")
+    @access("ADMIN", live=True)
     @blp.response(204)
     def delete(self, connection_id, secret_id):
         """Retire a webhook secret; deliveries signed with it are refused from now on."""

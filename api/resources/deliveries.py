@@ -100,7 +100,7 @@ class DeliveryById(MethodView):
 
 @blp.route("/<string:delivery_id>/replay")
 class DeliveryReplay(MethodView):
-    @access("ADMIN")
+    @access("ADMIN", live=True)
     @blp.response(202, DeliverySchema)
     def post(self, delivery_id):
         """Send a failed or dead delivery again (after whatever was delivered to the record since)."""
@@ -109,7 +109,7 @@ class DeliveryReplay(MethodView):
 
 @blp.route("/replay")
 class DeliveriesReplay(MethodView):
-    @access("ADMIN")
+    @access("ADMIN", live=True)
     @blp.arguments(DeliveryReplayFilterSchema, required=False)
     @blp.response(202, DeliveryReplayResultSchema)
     def post(self, data):

@@ -68,7 +68,7 @@ class EventById(MethodView):
 
 @blp.route("/<string:event_id>/replay")
 class EventReplay(MethodView):
-    @access("EDITOR")
+    @access("EDITOR", live=True)
     @blp.response(202, ReplaySchema)
     def post(self, event_id):
         """Run the event's workflows again, as new jobs."""

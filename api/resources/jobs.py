@@ -6,12 +6,13 @@ from flask import g, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api.auth import access
+from api.auth import access, refuse_test_key
 from api.common import PageArgsSchema, idempotent, newest_first_page, page_schema
 from core.jobs import artifacts
 from core.jobs import service as jobs
 from core.workflows.registry import WORKFLOWS
 
+TEST_KEY_WORKFLOW = "echo"  # the one workflow that touches no connection: what a test key may run
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Workflow jobs.")
 
 
@@ -100,7 +101,9 @@ class Jobs(MethodView):
     @blp.arguments(JobCreateSchema)
     @blp.response(202, JobSchema)
     def post(self, data):
-        """Start a job; it runs in a worker. Accepts `Idempotency-Key`."""
+        """Start a job; it runs in a worker. Accepts `Idempotency-Key`. A test key may start `echo` only."""
+        if data["workflow"] != TEST_KEY_WORKFLOW:
+            refuse_test_key(f"the {data['workflow']} workflow calls live connections")
         return jobs.create_job(workflow=data["workflow"], data=data["input"], actor=g.actor)
 
 
@@ -140,5 +143,8 @@ class JobRetry(MethodView):
     @access("EDITOR")
     @blp.response(202, JobSchema)
     def post(self, job_id):
-        """Queue a failed or cancelled job again."""
+        """Queue a failed or cancelled job again (a test key: `echo` jobs only)."""
+        job, _ = jobs.get_job(job_id)  # 404 unless the job is the caller's
+        if job.workflow != TEST_KEY_WORKFLOW:
+            refuse_test_key(f"the {job.workflow} workflow calls live connections")
         return jobs.retry_job(job_id)

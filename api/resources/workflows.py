@@ -72,7 +72,7 @@ class WorkflowByName(MethodView):
         """One workflow and this tenant's settings for it."""
         return workflow_settings.get_workflow(name)
 
-    @access("ADMIN")
+    @access("ADMIN", live=True)
     @blp.arguments(WorkflowPutSchema)
     @blp.response(200, WorkflowSchema)
     def put(self, data, name):
