@@ -68,11 +68,13 @@ def list_jobs(*, limit: int, before: tuple | None = None, status=None, workflow=
         return list(session.scalars(query))
 
 
-def _change(job_id, to: str, *, publish: bool) -> Job:
+def _change(job_id, to: str, *, publish: bool, only_from: tuple[str, ...] | None = None) -> Job:
     with tenant_transaction() as session:
         job = session.get(Job, parse_job_id(job_id), with_for_update=True)
         if job is None:
             raise JobNotFound(f"no job {job_id}")
+        if only_from is not None and job.status not in only_from:
+            raise IllegalTransition(f"a {job.status} job cannot be retried; only {' or '.join(only_from)} jobs can")
         transition(job, to)
         message = outbox.enqueue(session, RUN_JOB, str(job.id)) if publish else None
         if to == QUEUED:  # a live lease is kept: a run still going holds the job until it lapses
@@ -87,4 +89,6 @@ def cancel_job(job_id) -> Job:
 
 
 def retry_job(job_id) -> Job:
-    return _change(job_id, QUEUED, publish=True)
+    """Queue a FAILED or CANCELLED job again. A RUNNING job is not retried by hand (RUNNING -> QUEUED is the
+    worker's own transition, after a retryable error): 409, nothing changed."""
+    return _change(job_id, QUEUED, publish=True, only_from=(FAILED, CANCELLED))

@@ -60,7 +60,7 @@ class _Published:
     """Published messages whose rows are still to be deleted: deleted in batches by one thread per process,
     every FLUSH_SECONDS, instead of one more transaction per request. A row left behind (the process died
     first) is published again by the relay after RELAY_MIN_AGE; the task is idempotent (core.execution claims
-    a job only while it is QUEUED or RUNNING), so that costs a no-op task, not a second effect."""
+    a job only while no other run holds its lease), so that costs a no-op task, not a second effect."""
 
     FLUSH_SECONDS = 0.2
 

@@ -218,3 +218,21 @@ def test_a_finished_or_cancelled_job_is_not_claimed(make_tenant):
         assert execute_job("00000000-0000-0000-0000-000000000000") == "MISSING"
         with tenant_session() as session:
             assert [session.get(Job, j.id).attempts for j in done] == [1, 1, 1]
+
+
+def test_a_running_job_is_not_retried_by_hand(client, make_tenant):
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from tenancy.context import tenant_context
+    from tenancy.db import tenant_transaction
+
+    t = make_tenant()
+    job_id = uuid.uuid4()
+    with tenant_context(t.ref), tenant_transaction() as s:  # as a live worker's claim leaves it (lease held)
+        s.add(Job(id=job_id, workflow="echo", input={}, status="RUNNING", attempts=1, max_attempts=4,
+                  lease_owner="another-worker", lease_expires_at=datetime.now(UTC) + timedelta(hours=1)))
+    r = client.post(f"/v1/jobs/{job_id}/retry", headers=t.headers)
+    assert r.status_code == 409 and r.content_type == "application/problem+json"
+    job = client.get(f"/v1/jobs/{job_id}", headers=t.headers).get_json()
+    assert job["status"] == "RUNNING" and job["attempts"] == 1  # nothing changed
