@@ -90,3 +90,18 @@ def test_beat_runs_the_sweeper():
     schedule = celery_app.conf.beat_schedule
     assert {entry["task"] for entry in schedule.values()} >= {"zixly.fleet.sweep_stranded_jobs"}
     assert "zixly.fleet.sweep_stranded_jobs" in celery_app.tasks
+
+
+def test_one_sweep_republishes_each_stranded_job_once_across_its_batches(local_settings, make_tenant, monkeypatch):
+    """Batches of one call share the cutoff taken when the call starts: a job swept by the first batch (and still
+    waiting in the broker, no worker running, its outbox row already deleted) is not idle again for the second."""
+    local_settings(jobs_stranded_after=0)
+    publish = outbox.publish
+    monkeypatch.setattr(outbox, "publish", lambda messages: (publish(messages), outbox.flush_published())[0])
+    t = make_tenant()
+    with tenant_context(t.ref):
+        with tenant_transaction() as session:
+            session.add_all([Job(workflow="echo", input={"n": i}, status="QUEUED", attempts=0) for i in range(10)])
+        assert sweeper.sweep_stranded_jobs(batch=3) == {"queued": 10, "lease_expired": 0}
+        outbox.flush_published()
+        assert sweeper.sweep_stranded_jobs(batch=3) == {"queued": 10, "lease_expired": 0}  # a later call: idle again
