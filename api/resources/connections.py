@@ -16,7 +16,7 @@ from flask_smorest import Blueprint
 
 from api import consent_cookies
 from api.auth import access
-from api.common import PageArgsSchema, decode_uuid_cursor, idempotent, page, page_schema
+from api.common import FullMatch, PageArgsSchema, decode_uuid_cursor, idempotent, page, page_schema
 from connectors.registry import CONNECTORS
 from core.connections import api_calls, consent_binding, hook_secrets, oauth, providers, sealing, store
 from core.platform.runtime import settings
@@ -288,11 +288,21 @@ class WebhookSecretById(MethodView):
         hook_secrets.retire_webhook_secret(connection_id, secret_id, actor=g.actor)
 
 
+# RFC 6749 (appendix A) allows only printable ASCII in `state`, `code`, `error` and `error_description`; so
+# percent-encoded each character is at most 3 bytes, and the bounds below, all at once, fit in the request line
+# gunicorn accepts (limit_request_line: tests/contract/test_openapi.py checks every operation's query fits).
+_OAUTH_TEXT = r"^[ -~]*$"
+
+
+def _oauth_text(max_length: int) -> list:
+    return [ma.validate.Length(max=max_length), FullMatch(_OAUTH_TEXT, error="Printable ASCII only (RFC 6749).")]
+
+
 class CallbackArgsSchema(ma.Schema):
-    state = ma.fields.String(load_default="", validate=ma.validate.Length(max=512))
-    code = ma.fields.String(load_default=None, validate=ma.validate.Length(max=4096))
-    error = ma.fields.String(load_default=None, validate=ma.validate.Length(max=200))
-    error_description = ma.fields.String(load_default=None, validate=ma.validate.Length(max=1000))
+    state = ma.fields.String(load_default="", validate=_oauth_text(256))  # ours: 43 characters
+    code = ma.fields.String(load_default=None, validate=_oauth_text(1536))
+    error = ma.fields.String(load_default=None, validate=_oauth_text(200))
+    error_description = ma.fields.String(load_default=None, validate=_oauth_text(600))
 
     class Meta:
         unknown = ma.INCLUDE  # providers add their own (Shopify: shop, hmac, host, timestamp)

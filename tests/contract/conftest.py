@@ -1,15 +1,19 @@
-"""A real HTTP server for the app (loopback, a free port, a thread), for the fuzz and the generated client."""
-import threading
-
+"""The API on a real gunicorn (the production config and worker class, two workers of four threads), for the
+fuzz, the server-layer checks, tenant isolation across workers and the generated client: one per session."""
 import pytest
-from werkzeug.serving import make_server
+
+from tests.contract.gunicorn_server import GunicornServer
 
 
 @pytest.fixture(scope="session")
-def live_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
+def gunicorn_server(app, settings, tmp_path_factory):
+    """`app` first: the catalog is migrated and the queues and bucket exist before any worker starts."""
+    server = GunicornServer(settings, tmp_path_factory.mktemp("gunicorn"), workers=2, threads=4).start()
+    yield server
+    code = server.stop()
+    assert code == 0, f"gunicorn did not stop cleanly ({code}):\n{server.log_tail()}"
+
+
+@pytest.fixture(scope="session")
+def live_server(gunicorn_server):
+    return gunicorn_server.url

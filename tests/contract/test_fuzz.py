@@ -1,9 +1,12 @@
-"""Schemathesis over every operation of the committed spec, against the app on a real HTTP server: as a real
-tenant ADMIN (API key), and as staff for staff operations. No 5xx, and every response conforms to the spec —
-status code, content type, headers and body; schema-valid requests are accepted and invalid ones rejected.
+"""Schemathesis over every operation of the committed spec, against the API as production serves it (gunicorn
+with api/gunicorn_conf.py and its worker class, tests/contract/gunicorn_server.py): as a real tenant ADMIN (API
+key), and as staff for staff operations. Every check schemathesis has runs (its defaults, with
+negative_data_rejection and response_headers_conformance among them; `use_after_free` aside, see CONFIG): no 5xx,
+every response conforms to the spec — status code, content type, headers and body; schema-valid requests are
+accepted and invalid ones rejected. Nothing here names an operation: what is fuzzed is what the spec has.
 
-Bounded for CI (ZIXLY_FUZZ_EXAMPLES examples per operation, ZIXLY_FUZZ_SCENARIOS stateful scenarios) and
-derandomized, so a run is repeatable; `make fuzz` runs a longer, random campaign (ZIXLY_FUZZ_RANDOM=1).
+Bounded for CI (ZIXLY_FUZZ_EXAMPLES examples per operation, ZIXLY_FUZZ_SCENARIOS stateful scenarios, 30 s per
+request) and derandomized, so a run is repeatable; `make fuzz` runs a longer, random campaign (ZIXLY_FUZZ_RANDOM=1).
 """
 import os
 import re
@@ -29,7 +32,11 @@ UNKNOWN_REFERENCE = {"unknown-plan", "unknown-shard"}
 # mappings a tenant has (workflow settings), and whether a webhook-only connection takes options.
 STATE_DEPENDENT = {"invalid-connection-options", "provider-not-configured", "invalid-workflow-settings"}
 
+# Checks that are not run, and why. Everything else schemathesis registers runs (test_every_check_is_enabled).
+DISABLED_CHECKS = {"use_after_free"}
+
 CONFIG = schemathesis.Config.from_dict({
+    "request-timeout": 30,  # a request the server never answers fails the test instead of hanging the suite
     # PostgreSQL cannot store NUL in text (U+0000): such input gets 422 `unstorable-value`, shown by
     # test_no_server_errors.py; here it would only hide the rest.
     # Credentials are the real ones, sent by `prepare` (schemathesis still checks a request without them is
@@ -37,13 +44,30 @@ CONFIG = schemathesis.Config.from_dict({
     "generation": {"max-examples": EXAMPLES, "deterministic": not RANDOM, "allow-x00": False,
                    "with-security-parameters": False, "allow-extra-parameters": False},
     # A cursor is opaque: any string fits its schema but only one the API issued is accepted (400 otherwise).
-    # 422 is judged by `schema_valid_input_is_not_invalid` below, by its problem type.
+    # 422 is judged by `schema_valid_input_is_not_invalid` below, by its problem type. 414 and 431 are the server's
+    # request-line and header limits (api/gunicorn_conf.py, in bytes once percent-encoded, over all parameters
+    # together: nothing a JSON schema's maxLength can say), documented on every operation.
     # DELETE archives a tenant (restorable, still readable with status `archived`) and revokes a key (still
     # listed with include_revoked): by design nothing deleted here becomes a 404, so `use_after_free` is off.
-    "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "3xx", 400, 401, 403, 404, 409, 422, 429]},
-               "use_after_free": {"enabled": False}},
+    "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "3xx", 400, 401, 403, 404, 409, 414, 422,
+                                                                  429, 431]},
+               # schemathesis's own list of rejections, with the server layer's (413 body, 414 line, 431 headers);
+               # a 5xx is never a rejection (`not_a_server_error`)
+               "negative_data_rejection": {"expected-statuses": [400, 401, 403, 404, 405, 406, 409, 413, 414, 415,
+                                                                 422, 428, 429, 431]},
+               **{name: {"enabled": False} for name in DISABLED_CHECKS}},
 })
 schema = schemathesis.openapi.from_path(str(SPEC_FILE), config=CONFIG)  # the committed contract itself
+
+
+def test_every_check_is_enabled():
+    from schemathesis.checks import CHECKS, load_all_checks
+
+    load_all_checks()
+    names = {check.__name__ for check in CHECKS.get_all()}
+    assert {"negative_data_rejection", "response_headers_conformance", "positive_data_acceptance"} <= names
+    assert {name for name in names if not CONFIG.projects.default.checks.get_by_name(name=name).enabled} \
+        == DISABLED_CHECKS
 
 
 @schemathesis.check

@@ -3,11 +3,13 @@ what the app serves, and every operation in it documents what a client needs (so
 fails here)."""
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
 from openapi_spec_validator import validate
 
+from api import gunicorn_conf
 from api.openapi import PROBLEMS, TAG_GROUPS
 from api.spec import REGENERATE, render_spec
 
@@ -92,6 +94,48 @@ def test_operation_is_fully_documented(path, method, op):
                 assert page["properties"]["next_cursor"].get("nullable")
     if "429" in responses:
         assert "Retry-After" in resolve(responses["429"])["headers"]
+
+
+# Bytes one query value can take on the wire, percent-encoded: 3 per character where the schema allows only
+# printable ASCII, 12 (a 4-byte UTF-8 character) otherwise.
+ASCII_ONLY = {"^[ -~]*$", "^[ -~]+$"}
+PATH_PARAMETER_BYTES = 64  # ids and names; the spec bounds no path parameter (yet)
+
+
+def worst_case_bytes(schema) -> int | None:
+    """The longest a schema-valid value is, percent-encoded; None when nothing bounds it."""
+    if "enum" in schema:
+        return max(len(quote(str(v), safe="")) for v in schema["enum"])
+    kind, fmt = schema.get("type"), schema.get("format")
+    if kind in ("integer", "number", "boolean"):
+        return 32
+    if fmt == "uuid":
+        return 36
+    if fmt == "date-time":
+        return 3 * 40  # 2026-12-03T13:00:00.123456+00:00, every separator encoded
+    if "maxLength" not in schema:
+        return None
+    return schema["maxLength"] * (3 if schema.get("pattern") in ASCII_ONLY else 12)
+
+
+@pytest.mark.parametrize("path,method,op", OPERATIONS, ids=IDS)
+def test_every_schema_valid_request_line_fits_the_server_limit(path, method, op):
+    """A request whose query values are all at their schema's maximum still fits gunicorn's request line (else it
+    would be a 414 for valid input): every query parameter is bounded, and the bounds add up to what fits."""
+    params = params_of(path, op)
+    unbounded = [p["name"] for p in params if p["in"] == "query" and worst_case_bytes(p["schema"]) is None]
+    assert not unbounded, f"give these query parameters a maxLength (or an enum or format): {unbounded}"
+    target = re.sub(r"\{[^}]+\}", "x" * PATH_PARAMETER_BYTES, path)
+    query = "&".join(f"{p['name']}={'x' * worst_case_bytes(p['schema'])}" for p in params if p["in"] == "query")
+    line = f"{method.upper()} {target}?{query} HTTP/1.1"
+    assert len(line) <= gunicorn_conf.limit_request_line, (
+        f"{len(line)} bytes at the schema's maxima, over the {gunicorn_conf.limit_request_line} the server takes")
+
+
+def test_the_request_line_check_catches_an_oversized_bound():
+    assert worst_case_bytes({"type": "string", "maxLength": 1000}) == 12_000 > gunicorn_conf.limit_request_line
+    assert worst_case_bytes({"type": "string", "maxLength": 1000, "pattern": "^[ -~]*$"}) == 3000
+    assert worst_case_bytes({"type": "string"}) is None
 
 
 def test_problem_responses_share_one_schema():

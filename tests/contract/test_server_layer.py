@@ -1,49 +1,18 @@
 """What gunicorn answers itself (over-long request lines and headers, requests that are not HTTP) is a problem
 document with an X-Request-ID, like every answer of the app: checked on a real gunicorn started as `make run`,
-the Dockerfile and docker-compose start it (`-c python:api.gunicorn_conf`)."""
+the Dockerfile and docker-compose start it (`-c python:api.gunicorn_conf`; tests/contract/gunicorn_server.py)."""
 import http.client
 import json
-import os
 import socket
-import subprocess
-import sys
-import time
 
 import pytest
 
 from api.body import MAX_JSON_DEPTH
-from tests.conftest import ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
-def gunicorn(app, settings, tmp_path_factory):
-    port, home = _free_port(), tmp_path_factory.mktemp("gunicorn")
-    env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
-           "AWS_ENDPOINT_URL": settings.aws_endpoint_url, "ZIXLY_DATA_KEYS": settings.data_keys,
-           "ZIXLY_JWT_PUBLIC_KEY_FILE": settings.jwt_public_key_file, "ZIXLY_HOME": str(home),
-           "ZIXLY_LOG_FORMAT": "text", "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics")}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:api.gunicorn_conf", "--bind",
-                             f"127.0.0.1:{port}", "--workers", "1", "--threads", "2", "api.wsgi:app"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(home / "log", "wb"))
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"gunicorn did not start: {(home / 'log').read_text()[-2000:]}")
-            time.sleep(0.2)
-    yield port
-    proc.terminate()
-    proc.wait(timeout=30)
+def gunicorn(gunicorn_server):
+    return gunicorn_server.port
 
 
 def request(port, method, path, *, headers=None, body=None):
@@ -102,3 +71,18 @@ def test_the_app_still_answers_and_deep_json_is_a_400_problem(gunicorn):
     problem = assert_problem(request(gunicorn, "POST", "/v1/jobs", body="[" * 1000 + "]" * 1000,
                                      headers={"Content-Type": "application/json"}), 400)
     assert problem["type"].endswith("/json-too-deep") and str(MAX_JSON_DEPTH) in problem["detail"]
+
+
+def test_a_callback_at_its_schemas_bounds_reaches_the_app(gunicorn):
+    """The OAuth callback's bounds (printable ASCII, RFC 6749) fit the request line even with every character
+    percent-encoded: the app answers it (an unknown state), not the server's 414."""
+    quoted = "%22"  # '"' on the wire: 3 bytes for one character
+    query = "&".join(f"{name}={quoted * n}" for name, n in (("state", 256), ("code", 1536), ("error", 200),
+                                                            ("error_description", 600)))
+    problem = assert_problem(request(gunicorn, "GET", f"/v1/oauth/callback?{query}"), 400)
+    assert problem["type"].endswith("/oauth-state-invalid")
+
+
+def test_a_callback_with_text_outside_printable_ascii_is_a_422_problem(gunicorn):
+    problem = assert_problem(request(gunicorn, "GET", "/v1/oauth/callback?state=s&code=%C3%A9t%C3%A9"), 422)
+    assert "code" in json.dumps(problem)

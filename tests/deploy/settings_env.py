@@ -1,7 +1,9 @@
 """The environment variables Zixly reads, found in the settings module's source (core/platform/config.py) itself.
 
 The compose/ECS checks and the table in docs/deploy.md both come from here, so neither can drift from the code.
-Regenerate the table with `.venv/bin/python -m tests.deploy.settings_env`.
+Regenerate the table with `.venv/bin/python -m tests.deploy.settings_env`. `environment_for(settings)` goes the
+other way: the variables that make `Settings.from_env()` in another process equal to a given Settings (the tests'
+gunicorn server runs on the suite's own settings that way).
 """
 from __future__ import annotations
 
@@ -213,6 +215,41 @@ def _iterated(node):
     if isinstance(node, ast.Name):
         return getattr(registry, node.id)
     return ast.literal_eval(node)
+
+
+# Variables read into a local name first, so the source does not say which field they set.
+_INDIRECT_FIELDS = {"ZIXLY_JWT_PUBLIC_KEY_FILE": "jwt_public_key_file"}
+
+
+def environment_for(settings) -> dict[str, str]:
+    """The variables (of those the settings module reads) that `Settings.from_env()` turns back into `settings`;
+    a field that is unset is left out. Fields no variable sets must be at their defaults (checked by
+    tests/deploy/test_settings_env.py, round trip included)."""
+    env: dict[str, str] = {}
+    for var in settings_env_vars():
+        field = var.field or _INDIRECT_FIELDS.get(var.name)
+        if field is None:
+            continue
+        value = _env_value(var.name, field, getattr(settings, field))
+        if value is not None:
+            env[var.name] = value
+    return env
+
+
+def _env_value(name: str, field: str, value) -> str | None:
+    provider = name.split("_")[1].lower() if name.startswith("ZIXLY_") else ""
+    if field == "provider_credentials":  # {provider: (client_id, client_secret)}
+        pair = value.get(provider)
+        return None if pair is None else pair[0 if name.endswith("_CLIENT_ID") else 1]
+    if field == "app_webhook_secrets":  # {provider: (secret, ...)}
+        return ",".join(value.get(provider, ())) or None
+    if isinstance(value, dict):  # `a=1,b=2`
+        return ",".join(f"{k}={v}" for k, v in value.items()) or None
+    if isinstance(value, tuple):
+        return ",".join(value) or None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return None if value is None else str(value)
 
 
 def description(name: str) -> str:
