@@ -41,12 +41,13 @@ lint: $(STAMP)
 spec: $(STAMP)
 	$(BIN)/zixly openapi write
 
-# A longer, random schemathesis campaign than the bounded one in `make test` (tests/contract/test_fuzz.py).
+# A longer, random schemathesis campaign than the bounded one in `make test` (tests/contract/test_fuzz.py), against
+# gunicorn as production runs it (tests/contract/gunicorn_server.py).
 FUZZ_EXAMPLES ?= 500
 FUZZ_SCENARIOS ?= 300
 fuzz: $(STAMP)
 	ZIXLY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) ZIXLY_FUZZ_SCENARIOS=$(FUZZ_SCENARIOS) ZIXLY_FUZZ_RANDOM=1 \
-		$(BIN)/python -m pytest -p no:cacheprovider tests/contract/test_fuzz.py $(PYTEST_ARGS)
+		$(BIN)/python -m pytest -p no:cacheprovider --basetemp=$(PYTEST_TMP)-fuzz tests/contract/test_fuzz.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .zixly build *.egg-info

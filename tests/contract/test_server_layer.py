@@ -4,6 +4,7 @@ the Dockerfile and docker-compose start it (`-c python:api.gunicorn_conf`; tests
 import http.client
 import json
 import socket
+import uuid
 
 import pytest
 
@@ -65,12 +66,21 @@ def test_a_request_that_is_not_http_is_a_400_problem(gunicorn):
     assert_problem(raw(gunicorn, b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"), 400)
 
 
-def test_the_app_still_answers_and_deep_json_is_a_400_problem(gunicorn):
+def test_the_app_still_answers(gunicorn):
     status, headers, _ = request(gunicorn, "GET", "/health")
     assert status == 200 and headers["X-Request-ID"]
-    problem = assert_problem(request(gunicorn, "POST", "/v1/jobs", body="[" * 1000 + "]" * 1000,
-                                     headers={"Content-Type": "application/json"}), 400)
-    assert problem["type"].endswith("/json-too-deep") and str(MAX_JSON_DEPTH) in problem["detail"]
+
+
+@pytest.mark.parametrize("method,path,caller", [("POST", "/v1/jobs", "tenant"), ("POST", "/v1/api-keys", "tenant"),
+                                                ("PUT", "/v1/workflows/echo", "tenant"),
+                                                ("POST", "/v1/staff/tenants", "staff")])
+def test_deep_json_is_a_400_problem(gunicorn, make_tenant, staff_headers, method, path, caller):
+    """The four endpoints the issue found answering 500 (RecursionError), with credentials that reach the body."""
+    credentials = make_tenant().headers if caller == "tenant" else staff_headers
+    for body in ("[" * 1000 + "]" * 1000, '{"a": ' * 1000 + "1" + "}" * 1000):
+        problem = assert_problem(request(gunicorn, method, path, body=body, headers={
+            "Content-Type": "application/json", "Idempotency-Key": f"deep-{uuid.uuid4()}", **credentials}), 400)
+        assert problem["type"].endswith("/json-too-deep") and str(MAX_JSON_DEPTH) in problem["detail"]
 
 
 def test_a_callback_at_its_schemas_bounds_reaches_the_app(gunicorn):
