@@ -40,16 +40,6 @@ from tenancy.db import catalog_transaction, tenant_transaction
 from tenancy.models import StaffIdempotencyRecord
 
 
-class FullMatch(ma.validate.Regexp):
-    """`Regexp` over the whole value: marshmallow's uses `.match`, where `$` also matches before a trailing
-    newline. The spec still publishes the pattern (apispec reads `.regex`)."""
-
-    def __call__(self, value: str) -> str:
-        if not isinstance(value, str) or self.regex.fullmatch(value) is None:
-            raise ma.ValidationError(self._format_error(value))
-        return value
-
-
 class PageArgsSchema(ma.Schema):
     limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
     cursor = ma.fields.String(load_default=None, validate=ma.validate.Length(max=200))

@@ -16,10 +16,11 @@ from flask_smorest import Blueprint
 
 from api import consent_cookies
 from api.auth import access
-from api.common import FullMatch, PageArgsSchema, decode_uuid_cursor, idempotent, page, page_schema
+from api.common import PageArgsSchema, decode_uuid_cursor, idempotent, page, page_schema
 from connectors.registry import CONNECTORS
 from core.connections import api_calls, consent_binding, hook_secrets, oauth, providers, sealing, store
 from core.platform.runtime import settings
+from core.platform.validation import FullMatch
 
 blp = Blueprint("connections", __name__, url_prefix="/v1/connections",
                 description="Connections to providers (Xero, HubSpot, Shopify, Asana, Salesforce) and their "

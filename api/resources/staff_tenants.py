@@ -7,7 +7,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import STAFF, access
-from api.common import FullMatch, PageArgsSchema, decode_cursor, idempotent, page, page_schema
+from api.common import PageArgsSchema, decode_cursor, idempotent, page, page_schema
+from core.platform.validation import FullMatch
 from core.tenants import service as tenants
 from tenancy.context import SLUG_RE
 
