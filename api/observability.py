@@ -53,9 +53,11 @@ def init_app(app: Flask, *, metrics_token: str | None = None, metrics_public: bo
     app.add_url_rule("/metrics", "metrics", scrape, methods=["GET"])
     auth.PUBLIC_ENDPOINTS.add("metrics")
 
-    @app.before_request
     def _start():
         g.started = time.perf_counter()
+
+    # first of all before-request hooks: a request refused by an earlier one (bad credentials) still has its time
+    app.before_request_funcs.setdefault(None, []).insert(0, _start)
 
     @app.after_request
     def _log(response):

@@ -302,6 +302,15 @@ def test_logs_are_json_carry_request_and_job_ids_and_never_secrets(client, make_
         assert leaked not in text
 
 
+def test_a_request_refused_before_the_view_is_logged_with_its_duration(client, json_logs):
+    """The clock starts before any other hook: a 401 from authentication was logged as -0.0 ms."""
+    rid = f"req-{uuid.uuid4().hex[:12]}"
+    assert client.get("/v1/tenant", headers={"X-API-Key": "zx_live_nope", "X-Request-ID": rid}).status_code == 401
+    lines = [json.loads(line) for line in json_logs.getvalue().splitlines() if line.strip()]
+    logged = [d for d in lines if d["event"] == "request" and d["request_id"] == rid]
+    assert logged and logged[0]["status"] == 401 and logged[0]["duration_ms"] > 0, logged
+
+
 def test_the_code_exports_every_metric_that_alerts_and_dashboards_use(app):
     """prometheus/metric_names.txt is what alerts.yml and the dashboards may use (checked in tests/deploy);
     here: the code defines each name with that type and those labels."""
