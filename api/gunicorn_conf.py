@@ -13,6 +13,9 @@ limit_request_field_size = 8190  # bytes of one header: larger is a 431
 limit_request_fields = 100  # headers: more is a 431
 graceful_timeout = 30
 accesslog = None
+# gunicorn >= 25 listens on a Unix control socket ($XDG_RUNTIME_DIR/gunicorn.ctl: change workers, shut down)
+# unless told not to: nothing here uses it, and two servers sharing the folder would fight over the one path
+control_socket_disable = True
 
 
 def on_starting(server):

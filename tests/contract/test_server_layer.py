@@ -71,6 +71,11 @@ def test_the_app_still_answers(gunicorn):
     assert status == 200 and headers["X-Request-ID"]
 
 
+def test_no_control_socket_is_opened(gunicorn_server):
+    log = gunicorn_server.log_file.read_text()
+    assert "Booting worker" in log and "Control socket" not in log, log[-2000:]
+
+
 @pytest.mark.parametrize("method,path,caller", [("POST", "/v1/jobs", "tenant"), ("POST", "/v1/api-keys", "tenant"),
                                                 ("PUT", "/v1/workflows/echo", "tenant"),
                                                 ("POST", "/v1/staff/tenants", "staff")])
