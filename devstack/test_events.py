@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import requests
 
 from core.connections import sealing, store
+from core.connections.errors import ConnectionNotFound
 from core.connections.providers import app_credentials
 from core.platform.errors import Conflict, Invalid, NotFound, Unavailable, UpstreamFailed
 from core.platform.runtime import settings
@@ -111,7 +112,10 @@ def send_test_event(provider: str, event: str, *, tenant_slug: str, connection_i
 
 def _connection(provider: str, connection_id: str | None):
     if connection_id is not None:
-        conn = store.get_connection(connection_id)  # ConnectionNotFound (404) unless it is this tenant's
+        try:
+            conn = store.get_connection(connection_id)
+        except ConnectionNotFound:  # another tenant's connection is not found either (404)
+            raise ConnectionNotFound(f"this tenant has no connection {connection_id}") from None
         if conn.provider != provider:
             raise UnknownTestEvent(f"connection {connection_id} is a {conn.provider} connection, not {provider}")
     else:

@@ -39,8 +39,8 @@ from tenancy.db import catalog_transaction, tenant_session
 from tenancy.models import AccountIndex
 from tests.conftest import unique_slug
 
-PROVIDERS = ("xero", "hubspot")
-APPS = {p: (f"zixly-{p}-client", f"zixly-{p}-secret-{uuid.uuid4().hex}") for p in PROVIDERS}
+PROVIDERS = ("xero", "hubspot")  # the outbound queues the flagship workflow writes through
+APPS = {p: (f"zixly-{p}-client", f"zixly-{p}-secret-{uuid.uuid4().hex}") for p in (*PROVIDERS, "shopify")}
 XERO_WEBHOOK_KEY = base64.b64encode(secrets.token_bytes(48)).decode()
 
 
@@ -74,7 +74,8 @@ def dev_settings(app, settings, servers, sim, api_url):
     prefix = f"fr{os.getpid()}{secrets.token_hex(3)}"
     local = dataclasses.replace(settings, provider_simulator_url=sim.url, provider_credentials=dict(APPS),
                                 public_base_url=api_url, outbound_queue_prefix=prefix,
-                                app_webhook_secrets={"xero": (XERO_WEBHOOK_KEY,), "hubspot": (APPS["hubspot"][1],)},
+                                app_webhook_secrets={"xero": (XERO_WEBHOOK_KEY,), "hubspot": (APPS["hubspot"][1],),
+                                                     "shopify": (APPS["shopify"][1],)},
                                 outbound_quotas={"hubspot": "1000/1", "xero": "1000/1"})
     bootstrap.init(local)
     aws.ensure_outbound_queues(queues.sqs_client(), prefix=prefix, providers=PROVIDERS, visibility=3, max_receive=3)
@@ -107,8 +108,9 @@ class Admin:
     def call(self, method: str, path: str, **kwargs) -> requests.Response:
         return self.browser.request(method, f"{self.base}{path}", timeout=15, **kwargs)
 
-    def connect(self, provider: str) -> dict:
-        created = self.call("POST", "/v1/connections", json={"provider": provider, "name": f"{provider} main"})
+    def connect(self, provider: str, **options) -> dict:
+        created = self.call("POST", "/v1/connections", json={"provider": provider, "name": f"{provider} main",
+                                                              "options": options})
         assert created.status_code == 201, created.text
         consent = requests.get(created.json()["authorize_url"], allow_redirects=False, timeout=10)
         assert consent.status_code == 302, consent.text
@@ -207,3 +209,22 @@ def test_test_events_reach_only_the_tenants_own_connections(admin, api_url):
     with pytest.raises(UnknownTestEvent):
         send_test_event("xero", "invoice.deleted", tenant_slug=admin.slug)
     assert count(admin, InboundEvent) == 0 and count(other, InboundEvent) == 0
+
+
+@pytest.mark.parametrize("provider, event, options", [
+    ("hubspot", "deal.won", {}), ("shopify", "orders/create", {"shop": "zixly-demo.myshopify.com"})])
+def test_other_test_events_are_verified_kept_and_start_what_is_enabled(admin, sim, provider, event, options):
+    conn = admin.connect(provider, **options)
+    echo = admin.call("PUT", "/v1/workflows/echo", json={"enabled": True, "event_types": ["*"]})
+    assert echo.status_code == 200, echo.text
+
+    sent = send_test_event(provider, event, tenant_slug=admin.slug)
+
+    assert sent["status"] == 200 and sent["delivered"] and sent["connection_id"] == conn["id"]
+    if provider == "shopify":  # the connection's own endpoint names the events it kept
+        assert len(sent["events"]) == 1
+        assert int(sent["resource_id"]) in sim.provider("shopify").orders["zixly-demo.myshopify.com"]
+    else:
+        assert sim.provider("hubspot").deals[sent["resource_id"]]["properties"]["dealstage"] == "closedwon"
+    assert wait_for_job(admin, "echo")["status"] == "COMPLETED"
+    assert count(admin, InboundEvent) == 1
