@@ -40,6 +40,8 @@ TEST_EVENTS: dict[tuple[str, str], SimulatedEvent] = {(e.provider, e.event): e f
     SimulatedEvent("hubspot", "deal.won", "A deal moves to closedwon (the first open deal of the portal)",
                    app_level=True),
     SimulatedEvent("shopify", "orders/create", "A customer places an order in the shop", app_level=False),
+    SimulatedEvent("asana", "task.completed", "A task of the workspace is completed (Asana's handshake first, once)",
+                   app_level=False),
 )}
 
 

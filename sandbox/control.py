@@ -7,13 +7,15 @@ emit a webhook exactly as it would send it, and `GET /_sandbox/webhooks` lists t
     → 200 {"provider", "event", "account", "resource_id", "changed", "status", "delivered", "response"}
 
 The delivery is signed with the subscribed app's own secret, held here as the provider holds it (Xero: the app's
-webhooks key; HubSpot and Shopify: the app's client secret): the caller never supplies a secret. Bad input is a
+webhooks key; HubSpot and Shopify: the app's client secret; Asana: the X-Hook-Secret its handshake with the
+target agreed, made on the first delivery to it): the caller never supplies a secret. Bad input is a
 400 and changes nothing; an event that cannot happen (unknown account or record) is a 422 and changes nothing;
 a target that cannot be reached is a 502 (the event itself has happened, as it would have at the provider).
 """
 from __future__ import annotations
 
 import json
+import secrets
 from urllib.parse import urlsplit
 
 import requests
@@ -33,8 +35,27 @@ def _error(status: int, message: str) -> Response:
 
 
 def signing_secret(provider: str, app: App) -> str | None:
-    """The secret the provider signs the app's deliveries with."""
+    """The secret the provider signs the app's deliveries with (Asana: per webhook, see `_asana_hook_secret`)."""
     return app.webhook_key if provider == "xero" else app.client_secret
+
+
+def _asana_hook_secret(asana, target_url: str) -> str | Response:
+    """Asana's handshake, once per target: it POSTs an X-Hook-Secret, the target must echo it with a 2xx, and
+    that secret signs every later delivery to it (a refused handshake creates no webhook: 502)."""
+    known = asana.hook_secrets.get(target_url)
+    if known:
+        return known
+    secret = secrets.token_hex(16)
+    try:
+        answer = requests.post(target_url, data=b"", headers={"X-Hook-Secret": secret}, timeout=15,
+                               allow_redirects=False)
+    except requests.RequestException as exc:
+        return _error(502, f"the webhook handshake could not be made: {type(exc).__name__}")
+    if not answer.ok or answer.headers.get("X-Hook-Secret") != secret:
+        return _error(502, f"the target refused Asana's webhook handshake ({answer.status_code}): "
+                      f"{_short(answer)}")
+    asana.hook_secrets[target_url] = secret
+    return secret
 
 
 def _parse(request: Request) -> dict | str:
@@ -80,6 +101,10 @@ def handle(request: Request, path: str, providers: dict[str, Provider], authorit
         emission = emit(provider, body["event"], account=body["account"], resource_id=body.get("resource_id"))
     except EventRefused as exc:
         return _error(422, str(exc))
+    if provider.name == "asana":  # the task is complete whether or not anyone is subscribed to hear of it
+        secret = _asana_hook_secret(provider, body["target_url"])
+        if isinstance(secret, Response):
+            return secret
     payload, headers = signing.sign(provider.name, body["target_url"], emission.payload, secret, **emission.options)
     answer = {"provider": provider.name, "event": body["event"], "account": emission.account,
               "resource_id": emission.resource_id, "changed": emission.changed}

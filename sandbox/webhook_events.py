@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from sandbox.asana import USER, WORKSPACES, Asana
 from sandbox.hubspot import HUB_ID, HubSpot
 from sandbox.provider import Provider
 from sandbox.shopify import Shopify, new_order
@@ -130,11 +131,35 @@ def shopify_order_created(shopify: Shopify, *, account: str, resource_id: str | 
                     options={"shop": account, "topic": "orders/create"})
 
 
+# --- Asana --------------------------------------------------------------------------------------------------------
+def asana_task_completed(asana: Asana, *, account: str, resource_id: str | None = None) -> Emission:
+    """A task of the workspace is marked complete (the oldest open one, or a new onboarding task if none)."""
+    if account not in {w["gid"] for w in WORKSPACES}:
+        raise EventRefused(f"Asana has no workspace {account!r}; known: {', '.join(w['gid'] for w in WORKSPACES)}")
+    if resource_id:
+        task = asana.tasks.get(str(resource_id))
+        if task is None or task["workspace"]["gid"] != account:
+            raise EventRefused(f"workspace {account} has no task {resource_id!r}")
+    else:
+        open_tasks = [t for t in asana.tasks.values() if t["workspace"]["gid"] == account and not t["completed"]]
+        task = min(open_tasks, key=lambda t: int(t["gid"])) if open_tasks else asana.add_task(
+            "Send the welcome pack", account)
+    now = time.time()
+    task.update(completed=True, completed_at=_utc(now, "%Y-%m-%dT%H:%M:%S.000Z"))
+    payload = {"events": [{"user": {"gid": USER["gid"], "resource_type": "user"},
+                           "created_at": task["completed_at"], "action": "changed",
+                           "resource": {"gid": task["gid"], "resource_type": "task",
+                                        "resource_subtype": "default_task"},
+                           "parent": None, "change": {"field": "completed", "action": "changed"}}]}
+    return Emission(payload, account, task["gid"], {"task": task["name"], "completed": True})
+
+
 Emitter = Callable[..., Emission]
 EVENTS: dict[str, dict[str, Emitter]] = {
     "xero": {"invoice.paid": xero_invoice_paid},
     "hubspot": {"deal.won": hubspot_deal_won},
     "shopify": {"orders/create": shopify_order_created},
+    "asana": {"task.completed": asana_task_completed},
 }
 
 

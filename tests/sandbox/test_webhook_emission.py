@@ -17,6 +17,7 @@ from connectors.base import InboundRequest, VerificationFailed
 from connectors.hubspot import HubSpotScheme
 from connectors.registry import get_scheme
 from sandbox import Simulator
+from sandbox.asana import WORKSPACES
 from sandbox.hubspot import HUB_ID
 from sandbox.shopify import DEMO_SHOP
 from sandbox.xero import ORGANISATIONS
@@ -24,9 +25,11 @@ from sandbox.xero import ORGANISATIONS
 ORG = ORGANISATIONS[0]["tenantId"]
 APPS = {"xero": ("zx-xero", "xero-client-secret", "xero-webhooks-key-0123456789"),
         "hubspot": ("zx-hubspot", "hubspot-client-secret", None),
-        "shopify": ("zx-shopify", "shopify-client-secret", None)}
-ACCOUNTS = {"xero": ORG, "hubspot": str(HUB_ID), "shopify": DEMO_SHOP}
-EVENTS = {"xero": "invoice.paid", "hubspot": "deal.won", "shopify": "orders/create"}
+        "shopify": ("zx-shopify", "shopify-client-secret", None),
+        "asana": ("zx-asana", "asana-client-secret", None)}
+WORKSPACE = WORKSPACES[0]["gid"]
+ACCOUNTS = {"xero": ORG, "hubspot": str(HUB_ID), "shopify": DEMO_SHOP, "asana": WORKSPACE}
+EVENTS = {"xero": "invoice.paid", "hubspot": "deal.won", "shopify": "orders/create", "asana": "task.completed"}
 
 
 @pytest.fixture
@@ -40,11 +43,16 @@ def sim():
 
 @pytest.fixture
 def receiver():
-    """An HTTP endpoint keeping what it receives (the provider's view of Zixly's hook URL)."""
+    """An HTTP endpoint keeping what it receives (the provider's view of Zixly's hook URL); it completes Asana's
+    handshake by echoing X-Hook-Secret, except under /refuse."""
     received: list[InboundRequest] = []
 
     def app(environ, start_response):
         request = Request(environ)
+        hook_secret = request.headers.get("X-Hook-Secret")
+        if hook_secret:
+            echoed = {} if request.path.endswith("/refuse") else {"X-Hook-Secret": hook_secret}
+            return Response(status=200, headers=echoed)(environ, start_response)
         received.append(InboundRequest(request.method, request.url, dict(request.headers), request.get_data()))
         return Response('{"received": 1}', mimetype="application/json")(environ, start_response)
 
@@ -60,7 +68,9 @@ def emit(sim, **body) -> requests.Response:
     return requests.post(f"{sim.url}/_sandbox/webhooks", json=body, timeout=10)
 
 
-def signing_secret(provider: str) -> str:
+def signing_secret(sim, provider: str, url: str) -> str:
+    if provider == "asana":  # agreed by the handshake, per target
+        return sim.provider("asana").hook_secrets[url]
     _, client_secret, key = APPS[provider]
     return key or client_secret
 
@@ -95,18 +105,18 @@ def test_emitted_webhooks_verify_with_the_connectors_scheme_and_a_tampered_copy_
     assert answer.status_code == 200, answer.text
     [request] = received
     scheme = HubSpotScheme() if provider == "hubspot" else get_scheme(provider)
-    scheme.verify(request, [signing_secret(provider)], now=time.time())
+    scheme.verify(request, [signing_secret(sim, provider, url)], now=time.time())
     [event] = scheme.events(request)
     assert event.resource_id == answer.json()["resource_id"]
-    if provider != "shopify":  # an order names no shop in its signed body (it goes to the connection's URL)
+    if provider in ("xero", "hubspot"):  # app-level deliveries name their account in the signed body
         assert event.account_id == ACCOUNTS[provider]
-    else:
-        assert event.event_type == "orders/create"
+    else:  # an order or a task names none (they go to the connection's own URL)
+        assert event.event_type in ("orders/create", "changed:task")
     with pytest.raises(VerificationFailed):
         scheme.verify(request, ["another-secret"], now=time.time())
     tampered = InboundRequest(request.method, request.url, request.headers, request.body.replace(b"1", b"7", 1))
     with pytest.raises(VerificationFailed):
-        scheme.verify(tampered, [signing_secret(provider)], now=time.time())
+        scheme.verify(tampered, [signing_secret(sim, provider, url)], now=time.time())
 
 
 def test_hubspot_deal_won_moves_the_deal_before_it_is_announced(sim, receiver):
@@ -151,7 +161,8 @@ def test_not_json_and_wrong_methods_are_refused(sim):
     assert requests.delete(f"{sim.url}/_sandbox/webhooks", timeout=5).status_code == 405
     assert requests.get(f"{sim.url}/_sandbox/elsewhere", timeout=5).status_code == 404
     listed = requests.get(f"{sim.url}/_sandbox/webhooks", timeout=5).json()["events"]
-    assert listed == {"hubspot": ["deal.won"], "shopify": ["orders/create"], "xero": ["invoice.paid"]}
+    assert listed == {"asana": ["task.completed"], "hubspot": ["deal.won"], "shopify": ["orders/create"],
+                      "xero": ["invoice.paid"]}
 
 
 def test_an_unreachable_target_is_a_502(sim):
@@ -182,3 +193,21 @@ def test_when_every_invoice_is_paid_the_customer_is_billed_again(sim, receiver):
         assert answer.status_code == 200
         paid.add(answer.json()["resource_id"])
     assert all(org.invoices[i]["Status"] == "PAID" for i in paid) and len(paid) == len(org.invoices) - 1
+
+
+def test_asana_shakes_hands_once_per_target_then_signs_with_the_agreed_secret(sim, receiver):
+    url, received = receiver
+    asana = sim.provider("asana")
+    refused = emit(sim, provider="asana", event="task.completed", target_url=url + "/refuse", client_id="zx-asana",
+                   account=WORKSPACE)
+    assert refused.status_code == 502 and "refused Asana's webhook handshake" in refused.json()["error"]
+    assert url + "/refuse" not in asana.hook_secrets and received == []
+    for _ in range(2):
+        answer = emit(sim, provider="asana", event="task.completed", target_url=url, client_id="zx-asana",
+                      account=WORKSPACE)
+        assert answer.status_code == 200 and answer.json()["changed"] == {"task": "Send the welcome pack",
+                                                                           "completed": True}
+    assert len(received) == 2 and list(asana.hook_secrets) == [url]
+    for request in received:
+        get_scheme("asana").verify(request, [asana.hook_secrets[url]], now=time.time())
+    assert all(t["completed"] for t in asana.tasks.values())
