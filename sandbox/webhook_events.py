@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from sandbox.asana import USER, WORKSPACES, Asana
 from sandbox.hubspot import HUB_ID, HubSpot
 from sandbox.provider import Provider
+from sandbox.salesforce import EXTERNAL_ID, INVOICE, ORG_ID, Salesforce, sf_datetime
 from sandbox.shopify import Shopify, new_order
 from sandbox.xero import Organisation, Xero, xero_date
 
@@ -154,12 +155,37 @@ def asana_task_completed(asana: Asana, *, account: str, resource_id: str | None 
     return Emission(payload, account, task["gid"], {"task": task["name"], "completed": True})
 
 
+# --- Salesforce (a Revenova org) ------------------------------------------------------------------------------------
+def salesforce_invoice_paid(salesforce: Salesforce, *, account: str, resource_id: str | None = None) -> Emission:
+    """A Revenova customer invoice is marked Paid (the oldest open one unless `resource_id` names one); the org's
+    outbound webhook announces it in the Standard Webhooks shape."""
+    if account != ORG_ID:
+        raise EventRefused(f"Salesforce has no org {account!r}; the simulated one is {ORG_ID}")
+    invoices = salesforce.records[INVOICE]
+    if resource_id:
+        record = invoices.get(str(resource_id))
+        if record is None:
+            raise EventRefused(f"the org has no {INVOICE} {resource_id!r}")
+    else:
+        unpaid = [r for r in invoices.values() if r["rtms__Status__c"] != "Paid"]
+        if not unpaid:
+            raise EventRefused("every invoice of the org is paid already; name one with resource_id")
+        record = min(unpaid, key=lambda r: r["Name"])
+    stamp = sf_datetime(datetime.now(timezone.utc))
+    record.update(rtms__Status__c="Paid", LastModifiedDate=stamp, SystemModstamp=stamp)
+    payload = {"type": "invoice.paid", "timestamp": _utc(time.time()) + "Z",
+               "data": {k: record[k] for k in ("Id", "Name", "rtms__Total__c", "rtms__Status__c", EXTERNAL_ID)}}
+    return Emission(payload, ORG_ID, record["Id"], {"invoice": record["Name"], "status": "Paid"},
+                    options={"msg_id": f"msg_{secrets.token_hex(12)}"})
+
+
 Emitter = Callable[..., Emission]
 EVENTS: dict[str, dict[str, Emitter]] = {
     "xero": {"invoice.paid": xero_invoice_paid},
     "hubspot": {"deal.won": hubspot_deal_won},
     "shopify": {"orders/create": shopify_order_created},
     "asana": {"task.completed": asana_task_completed},
+    "salesforce": {"invoice.paid": salesforce_invoice_paid},
 }
 
 

@@ -40,7 +40,8 @@ from tenancy.models import AccountIndex
 from tests.conftest import unique_slug
 
 PROVIDERS = ("xero", "hubspot")  # the outbound queues the flagship workflow writes through
-APPS = {p: (f"zixly-{p}-client", f"zixly-{p}-secret-{uuid.uuid4().hex}") for p in (*PROVIDERS, "shopify", "asana")}
+APPS = {p: (f"zixly-{p}-client", f"zixly-{p}-secret-{uuid.uuid4().hex}")
+        for p in (*PROVIDERS, "shopify", "asana", "salesforce")}
 XERO_WEBHOOK_KEY = base64.b64encode(secrets.token_bytes(48)).decode()
 
 
@@ -233,3 +234,19 @@ def test_other_test_events_are_verified_kept_and_start_what_is_enabled(admin, si
         assert sim.provider("hubspot").deals[sent["resource_id"]]["properties"]["dealstage"] == "closedwon"
     assert wait_for_job(admin, "echo")["status"] == "COMPLETED"
     assert count(admin, InboundEvent) == 1
+
+
+def test_a_salesforce_test_event_needs_the_connection_s_secret_which_the_sender_then_signs_with(admin, sim):
+    conn = admin.connect("salesforce", login_url="https://login.salesforce.com")
+    with pytest.raises(NoConnectionForTestEvent, match="no webhook secret yet"):  # nothing to configure the sender
+        send_test_event("salesforce", "invoice.paid", tenant_slug=admin.slug)
+    added = admin.call("POST", f"/v1/connections/{conn['id']}/webhook/secrets", json={})
+    assert added.status_code == 201, added.text
+    assert admin.call("PUT", "/v1/workflows/echo", json={"enabled": True, "event_types": ["invoice.paid"]}).ok
+
+    sent = send_test_event("salesforce", "invoice.paid", tenant_slug=admin.slug)
+
+    assert sent["status"] == 200 and len(sent["events"]) == 1
+    assert sim.provider("salesforce").records["rtms__CustomerInvoice__c"][sent["resource_id"]][
+        "rtms__Status__c"] == "Paid"
+    assert wait_for_job(admin, "echo")["status"] == "COMPLETED"

@@ -3,6 +3,7 @@ data first, the delivery is signed with the app's own secret and verifies with Z
 tampered copy does not, and bad requests change nothing."""
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import threading
@@ -19,6 +20,7 @@ from connectors.registry import get_scheme
 from sandbox import Simulator
 from sandbox.asana import WORKSPACES
 from sandbox.hubspot import HUB_ID
+from sandbox.salesforce import ORG_ID
 from sandbox.shopify import DEMO_SHOP
 from sandbox.xero import ORGANISATIONS
 
@@ -26,10 +28,13 @@ ORG = ORGANISATIONS[0]["tenantId"]
 APPS = {"xero": ("zx-xero", "xero-client-secret", "xero-webhooks-key-0123456789"),
         "hubspot": ("zx-hubspot", "hubspot-client-secret", None),
         "shopify": ("zx-shopify", "shopify-client-secret", None),
-        "asana": ("zx-asana", "asana-client-secret", None)}
+        "asana": ("zx-asana", "asana-client-secret", None),
+        "salesforce": ("zx-salesforce", "salesforce-client-secret", None)}
+SUBSCRIBER_SECRET = "whsec_" + base64.b64encode(b"z" * 24).decode()  # what Zixly gives Salesforce's setup
 WORKSPACE = WORKSPACES[0]["gid"]
-ACCOUNTS = {"xero": ORG, "hubspot": str(HUB_ID), "shopify": DEMO_SHOP, "asana": WORKSPACE}
-EVENTS = {"xero": "invoice.paid", "hubspot": "deal.won", "shopify": "orders/create", "asana": "task.completed"}
+ACCOUNTS = {"xero": ORG, "hubspot": str(HUB_ID), "shopify": DEMO_SHOP, "asana": WORKSPACE, "salesforce": ORG_ID}
+EVENTS = {"xero": "invoice.paid", "hubspot": "deal.won", "shopify": "orders/create", "asana": "task.completed",
+          "salesforce": "invoice.paid"}
 
 
 @pytest.fixture
@@ -64,6 +69,12 @@ def receiver():
     server.server_close()
 
 
+def subscribe(sim, url: str, **body) -> requests.Response:
+    answer = requests.post(f"{sim.url}/_sandbox/subscriptions", timeout=10, json={
+        "provider": "salesforce", "target_url": url, "secret": SUBSCRIBER_SECRET, **body})
+    return answer
+
+
 def emit(sim, **body) -> requests.Response:
     return requests.post(f"{sim.url}/_sandbox/webhooks", json=body, timeout=10)
 
@@ -71,6 +82,8 @@ def emit(sim, **body) -> requests.Response:
 def signing_secret(sim, provider: str, url: str) -> str:
     if provider == "asana":  # agreed by the handshake, per target
         return sim.provider("asana").hook_secrets[url]
+    if provider == "salesforce":  # the subscriber's, configured at the sender
+        return SUBSCRIBER_SECRET
     _, client_secret, key = APPS[provider]
     return key or client_secret
 
@@ -100,6 +113,8 @@ def test_xero_invoice_paid_marks_the_invoice_paid_then_sends_xeros_signed_delive
 def test_emitted_webhooks_verify_with_the_connectors_scheme_and_a_tampered_copy_does_not(sim, receiver, provider):
     url, received = receiver
     client_id = APPS[provider][0]
+    if provider == "salesforce":
+        subscribe(sim, url)
     answer = emit(sim, provider=provider, event=EVENTS[provider], target_url=url, client_id=client_id,
                   account=ACCOUNTS[provider])
     assert answer.status_code == 200, answer.text
@@ -107,11 +122,12 @@ def test_emitted_webhooks_verify_with_the_connectors_scheme_and_a_tampered_copy_
     scheme = HubSpotScheme() if provider == "hubspot" else get_scheme(provider)
     scheme.verify(request, [signing_secret(sim, provider, url)], now=time.time())
     [event] = scheme.events(request)
-    assert event.resource_id == answer.json()["resource_id"]
+    named = event.payload["data"]["Id"] if provider == "salesforce" else event.resource_id  # Standard Webhooks:
+    assert named == answer.json()["resource_id"]  # the record is in the body only
     if provider in ("xero", "hubspot"):  # app-level deliveries name their account in the signed body
         assert event.account_id == ACCOUNTS[provider]
-    else:  # an order or a task names none (they go to the connection's own URL)
-        assert event.event_type in ("orders/create", "changed:task")
+    else:  # an order, a task or a Standard Webhook names none (they go to the connection's own URL)
+        assert event.event_type in ("orders/create", "changed:task", "invoice.paid")
     with pytest.raises(VerificationFailed):
         scheme.verify(request, ["another-secret"], now=time.time())
     tampered = InboundRequest(request.method, request.url, request.headers, request.body.replace(b"1", b"7", 1))
@@ -161,8 +177,8 @@ def test_not_json_and_wrong_methods_are_refused(sim):
     assert requests.delete(f"{sim.url}/_sandbox/webhooks", timeout=5).status_code == 405
     assert requests.get(f"{sim.url}/_sandbox/elsewhere", timeout=5).status_code == 404
     listed = requests.get(f"{sim.url}/_sandbox/webhooks", timeout=5).json()["events"]
-    assert listed == {"asana": ["task.completed"], "hubspot": ["deal.won"], "shopify": ["orders/create"],
-                      "xero": ["invoice.paid"]}
+    assert listed == {"asana": ["task.completed"], "hubspot": ["deal.won"], "salesforce": ["invoice.paid"],
+                      "shopify": ["orders/create"], "xero": ["invoice.paid"]}
 
 
 def test_an_unreachable_target_is_a_502(sim):
@@ -211,3 +227,24 @@ def test_asana_shakes_hands_once_per_target_then_signs_with_the_agreed_secret(si
     for request in received:
         get_scheme("asana").verify(request, [asana.hook_secrets[url]], now=time.time())
     assert all(t["completed"] for t in asana.tasks.values())
+
+
+def test_salesforce_signs_with_the_secret_its_subscriber_configured_and_needs_one(sim, receiver):
+    url, received = receiver
+    records = sim.provider("salesforce").records["rtms__CustomerInvoice__c"]
+    before = copy.deepcopy(records)
+    answer = emit(sim, provider="salesforce", event="invoice.paid", target_url=url, client_id="zx-salesforce",
+                  account=ORG_ID)
+    assert answer.status_code == 422 and "POST /_sandbox/subscriptions" in answer.json()["error"]
+    assert records == before and received == []
+    for bad, says in (({"provider": "xero"}, "only salesforce"), ({"secret": "plain"}, "whsec_"),
+                      ({"secret": ""}, "non-empty"), ({"extra": 1}, "exactly provider")):
+        refused = subscribe(sim, url, **bad)
+        assert refused.status_code == 400 and says in refused.json()["error"], refused.json()
+    assert subscribe(sim, url).status_code == 201
+    answer = emit(sim, provider="salesforce", event="invoice.paid", target_url=url, client_id="zx-salesforce",
+                  account=ORG_ID)
+    assert answer.status_code == 200 and records[answer.json()["resource_id"]]["rtms__Status__c"] == "Paid"
+    [request] = received
+    assert request.headers["Webhook-Id"].startswith("msg_")
+    get_scheme("salesforce").verify(request, [SUBSCRIBER_SECRET], now=time.time())
