@@ -77,6 +77,20 @@ def _asana_hook_secret(asana, target_url: str) -> str | Response:
     return secret
 
 
+def _secret_before_the_event(provider: Provider, app: App | None, body: dict) -> str | Response:
+    """The app's signing secret (Salesforce: its subscriber's), or the refusal that leaves everything unchanged."""
+    secret = signing_secret(provider.name, app) if app else None
+    if provider.name == "salesforce" and app:  # a Standard Webhooks sender signs with its subscriber's secret
+        secret = provider.subscriptions.get(body["target_url"])
+        if not secret:
+            return _error(422, "no outbound webhook subscription for this target_url: POST /_sandbox/subscriptions "
+                          "with its secret first")
+    if not secret:
+        return _error(400, f"no {provider.name} app {body['client_id']!r} with a webhook signing secret is "
+                      "registered in the simulator")
+    return secret
+
+
 def _parse(request: Request) -> dict | str:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
@@ -113,16 +127,9 @@ def handle(request: Request, path: str, providers: dict[str, Provider], authorit
     if body["event"] not in EVENTS[provider.name]:
         return _error(400, f"the {provider.name} simulator emits no {body['event']!r} event; it emits: "
                       f"{', '.join(EVENTS[provider.name])}")
-    app = authority.app(provider.name, body["client_id"])
-    secret = signing_secret(provider.name, app) if app else None
-    if provider.name == "salesforce" and app:  # a Standard Webhooks sender signs with its subscriber's secret
-        secret = provider.subscriptions.get(body["target_url"])
-        if not secret:
-            return _error(422, "no outbound webhook subscription for this target_url: POST /_sandbox/subscriptions "
-                          "with its secret first")
-    if not secret:
-        return _error(400, f"no {provider.name} app {body['client_id']!r} with a webhook signing secret is "
-                      "registered in the simulator")
+    secret = _secret_before_the_event(provider, authority.app(provider.name, body["client_id"]), body)
+    if isinstance(secret, Response):
+        return secret
     try:
         emission = emit(provider, body["event"], account=body["account"], resource_id=body.get("resource_id"))
     except EventRefused as exc:

@@ -22,7 +22,8 @@ from sandbox.shopify import Shopify, new_order
 from sandbox.xero import Organisation, Xero, xero_date
 
 HUBSPOT_APP_ID = 123456  # the app id the simulated HubSpot reports for Zixly's app (access-token info)
-_sequence = itertools.count(1)
+_sequence = itertools.count(1)  # Xero's event sequence numbers
+_hubspot_event_ids = itertools.count(int(time.time() * 1000))  # unique, and above any of an earlier run
 
 
 class EventRefused(ValueError):
@@ -108,7 +109,7 @@ def hubspot_deal_won(hubspot: HubSpot, *, account: str, resource_id: str | None 
     now = time.time()
     deal["properties"].update(dealstage="closedwon", hs_lastmodifieddate=_utc(now, "%Y-%m-%dT%H:%M:%S.000Z"))
     deal["updatedAt"] = deal["properties"]["hs_lastmodifieddate"]
-    payload = [{"eventId": int(now * 1000) * 10 + next(_sequence) % 10, "subscriptionId": 2101,
+    payload = [{"eventId": next(_hubspot_event_ids), "subscriptionId": 2101,
                 "portalId": HUB_ID, "appId": HUBSPOT_APP_ID, "occurredAt": int(now * 1000),
                 "subscriptionType": "deal.propertyChange", "attemptNumber": 0, "objectId": int(deal["id"]),
                 "propertyName": "dealstage", "propertyValue": "closedwon", "changeSource": "CRM_UI",
