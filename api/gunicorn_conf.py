@@ -1,5 +1,6 @@
 """gunicorn settings for the API: Prometheus multiprocess bookkeeping, no access log (tokens live in
-webhook paths; the app writes its own JSON request log with the route, never the path), and request limits
+webhook paths; the app writes its own JSON request log with the route, never the path; gunicorn's own lines are
+JSON too, api/gunicorn_logging.py), and request limits
 whose refusals are problem documents like every other answer (api/gunicorn_worker.py)."""
 import os
 import shutil
@@ -16,6 +17,8 @@ accesslog = None
 # gunicorn >= 25 listens on a Unix control socket ($XDG_RUNTIME_DIR/gunicorn.ctl: change workers, shut down)
 # unless told not to: nothing here uses it, and two servers sharing the folder would fight over the one path
 control_socket_disable = True
+if os.environ.get("ZIXLY_LOG_FORMAT", "json") == "json":  # the default, as Settings reads it
+    logger_class = "api.gunicorn_logging.JsonLogger"
 
 
 def on_starting(server):
