@@ -47,6 +47,10 @@ def configure(settings: Settings) -> None:
         pools.reset()  # pooled broker connections (kombu keeps a global registry) point at the old server
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
+        # the result backend too (it would keep reconnecting to the old server): Celery caches it per app (if
+        # thread-safe) or per thread; this thread's is dropped, other threads' are theirs
+        celery_app._backend_cache = None
+        celery_app._local.__dict__.pop("backend", None)
     celery_app.conf.update(
         broker_url=settings.redis_url,
         # plain redis:// only: rediss:// keeps kombu's own transport and its TLS handling
