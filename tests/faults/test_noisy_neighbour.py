@@ -56,7 +56,8 @@ def test_one_tenants_backlog_delays_another_tenants_job_by_at_most_one_job_per_w
     a, b = make_tenant("flood"), make_tenant("quiet")
     raw = b"0123456789abcdef0123456789abcdef"
     with tenant_context(b.ref):
-        _, token = store.create_connection(provider="custom", webhook_secrets=["whsec_" + base64.b64encode(raw).decode()])
+        secret = "whsec_" + base64.b64encode(raw).decode()
+        _, token = store.create_connection(provider="custom", webhook_secrets=[secret])
     queue_backlog(a, BACKLOG)
     with tenant_context(a.ref):
         assert fair_queue.waiting() == BACKLOG
