@@ -33,7 +33,9 @@ class Plan(CatalogBase):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     requests_per_minute: Mapped[int] = mapped_column(Integer)
     key_requests_per_minute: Mapped[int] = mapped_column(Integer)
-    webhook_requests_per_minute: Mapped[int] = mapped_column(Integer)
+    webhook_requests_per_minute: Mapped[int] = mapped_column(Integer)  # per tenant, across its endpoints
+    max_connections: Mapped[int] = mapped_column(Integer, server_default="50")
+    max_hook_endpoints: Mapped[int] = mapped_column(Integer, server_default="50")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
