@@ -77,7 +77,8 @@ def test_connections_are_limited_per_plan_and_a_refusal_creates_nothing(client, 
     assert [r.status_code for r in made] == [201, 201]
     refused = client.post("/v1/connections", json={"provider": "custom"}, headers=a.headers)
     assert refused.status_code == 409 and refused.content_type == "application/problem+json"
-    assert refused.get_json()["type"].endswith("/plan-limit-reached") and "2 connections" in refused.get_json()["detail"]
+    problem = refused.get_json()
+    assert problem["type"].endswith("/plan-limit-reached") and "2 connections" in problem["detail"]
     assert len(client.get("/v1/connections", headers=a.headers).get_json()["items"]) == 2
     assert client.post("/v1/connections", json={"provider": "custom"}, headers=b.headers).status_code == 201
     assert client.delete(f"/v1/connections/{made[0].get_json()['id']}", headers=a.headers).status_code == 204
