@@ -12,7 +12,6 @@ from celery.contrib.testing.worker import start_worker
 from sqlalchemy import func, select
 
 import workers.jobs  # noqa: F401  (registers the tasks)
-from core import bootstrap
 from core.connections import store
 from core.inbound.models import InboundEvent
 from core.jobs.models import Job, JobStep
