@@ -36,6 +36,7 @@ class Plan(CatalogBase):
     webhook_requests_per_minute: Mapped[int] = mapped_column(Integer)  # per tenant, across its endpoints
     max_connections: Mapped[int] = mapped_column(Integer, server_default="50")
     max_hook_endpoints: Mapped[int] = mapped_column(Integer, server_default="50")
+    retention_days: Mapped[int] = mapped_column(Integer, server_default="90")  # events, jobs, deliveries, notices
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -22,6 +22,8 @@ class LimitsSchema(ma.Schema):
     max_connections = ma.fields.Integer(metadata={"description": "Connections the tenant may have at once."})
     max_hook_endpoints = ma.fields.Integer(metadata={"description": "Webhook endpoints (one per connection) the "
                                                      "tenant may have at once."})
+    retention_days = ma.fields.Integer(metadata={"description": "Days finished jobs (with their steps), events, "
+                                                 "deliveries and notifications are kept."})
 
 
 class CurrentTenantSchema(ma.Schema):

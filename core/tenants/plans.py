@@ -25,7 +25,8 @@ def plan_limits(name: str) -> dict:
                                    "key_requests_per_minute": p.key_requests_per_minute,
                                    "webhook_requests_per_minute": p.webhook_requests_per_minute,
                                    "max_connections": p.max_connections,
-                                   "max_hook_endpoints": p.max_hook_endpoints}
+                                   "max_hook_endpoints": p.max_hook_endpoints,
+                                   "retention_days": p.retention_days}
                           for p in session.scalars(select(Plan))}
             _loaded = time.monotonic()
     return _cache[name]
