@@ -104,3 +104,11 @@ def release(turn_id: str) -> None:
 def waiting() -> int:
     """How many of the current tenant's jobs wait for a turn."""
     return int(redis_client().llen(f"{_prefix()}:jobs"))
+
+
+def forget_tenant() -> None:
+    """Take the current tenant out of the ring (its tenant is being erased; its own keys are deleted by name)."""
+    prefix = _prefix()
+    pipe = redis_client().pipeline()
+    pipe.lrem(RING, 0, prefix).srem(ACTIVE, prefix).delete(f"{prefix}:jobs", f"{prefix}:members")
+    pipe.execute()
