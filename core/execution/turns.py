@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from core.execution.service import execute_job
 from core.platform import fair_queue
-from core.platform.logs import job_id_var
+from core.platform.logs import job_id_var, request_id_var
 from tenancy.context import tenant_context
 from tenancy.db import get_router
 from tenancy.provisioning import load_tenant_ref
@@ -26,7 +26,8 @@ def run_next_job(turn_id: str) -> str:
     if tenant is None or tenant.status != "active":
         fair_queue.release(turn_id)
         return REFUSED
-    job_id_var.set(turn.job_id)
+    job_id_var.set(turn.job_id)  # the job's request, not the turn's (any request's turn may run any job)
+    request_id_var.set(turn.request_id)
     with tenant_context(tenant):
         status = execute_job(turn.job_id)
     fair_queue.release(turn_id)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.platform.logs import request_id_var
 from core.platform.queue import celery_app
 from core.platform.runtime import redis_client
 from tenancy.context import current_tenant, tenant_key
@@ -39,9 +40,10 @@ RING, ACTIVE = "zixly:fair:ring", "zixly:fair:active"
 TAKEN = "zixly:fair:taken:"
 TAKEN_SECONDS = 7 * 86400  # a turn's job is remembered at most this long (released when the turn ends)
 
-# KEYS: ring, active set, the tenant's jobs list, its members set; ARGV: the tenant's key prefix, the entry
+# KEYS: ring, active set, the tenant's jobs list, its members set; ARGV: the tenant's key prefix, the job id, the
+# entry ("slug job_id request_id")
 _ADMIT = """
-if redis.call('SADD', KEYS[4], ARGV[2]) == 1 then redis.call('RPUSH', KEYS[3], ARGV[2]) end
+if redis.call('SADD', KEYS[4], ARGV[2]) == 1 then redis.call('RPUSH', KEYS[3], ARGV[3]) end
 if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then redis.call('RPUSH', KEYS[1], ARGV[1]) end
 return redis.call('LLEN', KEYS[3])
 """
@@ -57,7 +59,7 @@ for _ = 1, 1000 do
   local entry = redis.call('LPOP', jobs)
   if redis.call('LLEN', jobs) > 0 then redis.call('RPUSH', KEYS[1], prefix) else redis.call('SREM', KEYS[2], prefix) end
   if entry then
-    redis.call('SREM', members, entry)
+    redis.call('SREM', members, string.match(entry, '^%S+ (%S+)'))
     redis.call('SET', KEYS[3], entry, 'EX', ARGV[1])
     return entry
   end
@@ -70,6 +72,7 @@ return false
 class Turn:
     slug: str
     job_id: str
+    request_id: str | None  # of the request that admitted the job (a turn may have been sent by another's)
 
 
 def _prefix() -> str:
@@ -80,8 +83,9 @@ def admit(job_id: str) -> int:
     """Queue the current tenant's job for its turn, then send a turn; answers the tenant's sub-queue length.
     Raises the broker's error when Redis cannot be reached (the caller's outbox row then waits for the relay)."""
     prefix = _prefix()
-    entry = f"{current_tenant().slug} {job_id}"
-    waiting = redis_client().eval(_ADMIT, 4, RING, ACTIVE, f"{prefix}:jobs", f"{prefix}:members", prefix, entry)
+    entry = f"{current_tenant().slug} {job_id} {request_id_var.get() or '-'}"
+    waiting = redis_client().eval(_ADMIT, 4, RING, ACTIVE, f"{prefix}:jobs", f"{prefix}:members", prefix, job_id,
+                                  entry)
     celery_app.send_task(TURN_TASK, retry=False, ignore_result=True)
     return int(waiting)
 
@@ -92,8 +96,8 @@ def take(turn_id: str) -> Turn | None:
     entry = redis_client().eval(_TAKE, 3, RING, ACTIVE, TAKEN + turn_id, TAKEN_SECONDS)
     if entry is None:
         return None
-    slug, job_id = entry.decode().split(" ", 1)
-    return Turn(slug, job_id)
+    slug, job_id, request_id = (entry.decode().split(" ") + ["-"])[:3]
+    return Turn(slug, job_id, None if request_id == "-" else request_id)
 
 
 def release(turn_id: str) -> None:

@@ -7,6 +7,7 @@ from core.jobs import service as jobs
 from core.jobs.models import Job
 from core.platform import fair_queue
 from core.platform.actors import Actor
+from core.platform.logs import request_id_var
 from core.platform.runtime import redis_client
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session
@@ -85,3 +86,17 @@ def test_a_suspended_tenants_turn_is_refused_and_its_job_kept(local_settings, ma
     assert turns.run_next_job(uuid.uuid4().hex) == turns.REFUSED
     with tenant_context(t.ref), tenant_session() as session:
         assert session.get(Job, job.id).status == "QUEUED"  # swept once the tenant is active again
+
+
+def test_a_turn_runs_its_job_under_the_request_id_that_admitted_the_job(local_settings, make_tenant):
+    """Turns are interchangeable (one request's turn may run another request's job): the job's log lines carry
+    the request id of the job's own request."""
+    local_settings()
+    a = make_tenant("rid")
+    token = request_id_var.set("req-of-the-job")
+    try:
+        admit(a, "j1")
+    finally:
+        request_id_var.reset(token)
+    admit(a, "j2")  # admitted outside any request (the sweeper, a schedule)
+    assert [fair_queue.take(uuid.uuid4().hex).request_id for _ in range(2)] == ["req-of-the-job", None]
