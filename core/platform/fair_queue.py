@@ -6,12 +6,15 @@ Why this shape (and not one Celery queue per tenant, or a claim across schemas):
 what it is good at (delivery to workers, acks late, redelivery of a dead worker's message, retries), but what
 it carries is a *turn* (the `zixly.fleet.run_next_job` task, no arguments), not a job: each job admitted adds
 one entry to its tenant's sub-queue and then one turn to Celery. A worker given a turn takes the head job of the
-tenant at the head of the ring of tenants with work, and moves that tenant to the ring's tail. Turns are
-interchangeable, so B's job admitted behind 10,000 of A's turns is taken by the next turn. Per-tenant Celery
-queues would need every worker to subscribe to every tenant's queue as tenants come and go; a fair claim in
-the database would have to look into every tenant's schema for each job.
+tenant at the head of the ring of tenants with work, and moves that tenant to the ring's tail; a tenant that
+had nothing waiting joins at the head. Turns are interchangeable, so B's job admitted behind 10,000 of A's turns
+is taken by the next turn. Per-tenant Celery queues would need every worker to subscribe to every tenant's queue
+as tenants come and go; a fair claim in the database would have to look into every tenant's schema for each job.
 
 Invariants:
+- Round-robin: a tenant with work waiting is served again only after every other tenant with work was served
+  once. A tenant that had none joins at the head, like a new flow in fq_codel: its first job goes next, then it
+  rotates to the tail like any other (so only a stream of ever new tenants could keep a backlog waiting).
 - A sub-queue holds a job at most once (a set beside the list), and every admission sends a turn after its
   entry was written, so turns >= entries: no entry waits for a turn that never comes. A turn with nothing to
   take is a no-op. (A broker error between the two leaves the outbox row for the relay, which admits again:
@@ -44,7 +47,7 @@ TAKEN_SECONDS = 7 * 86400  # a turn's job is remembered at most this long (relea
 # entry ("slug job_id request_id")
 _ADMIT = """
 if redis.call('SADD', KEYS[4], ARGV[2]) == 1 then redis.call('RPUSH', KEYS[3], ARGV[3]) end
-if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then redis.call('RPUSH', KEYS[1], ARGV[1]) end
+if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then redis.call('LPUSH', KEYS[1], ARGV[1]) end
 return redis.call('LLEN', KEYS[3])
 """
 
