@@ -27,7 +27,7 @@ from connectors.base import MalformedPayload, VerificationFailed
 from connectors.errors import ConnectorError
 from connectors.registry import UnknownProvider
 from core import bootstrap
-from core.inbound import webhooks
+from core.inbound import webhook_budget, webhooks
 from core.platform import crypto, errors
 from core.platform.config import Settings
 from core.tenants import apikeys as core_apikeys
@@ -62,6 +62,7 @@ _ERRORS = {
     webhooks.TenantNotReceiving: 403,
     webhooks.TenantMoving: 503,
     webhooks.UnroutableDelivery: 422,
+    webhook_budget.WebhookBudgetSpent: 429,
 }
 
 
@@ -175,7 +176,8 @@ def _domain_error(status: int):
         code = getattr(exc, "code", None) or type(exc).__name__
         if not isinstance(code, str):
             code = "error"
-        headers = {"Retry-After": "5"} if status == 503 else None
+        retry_after = getattr(exc, "retry_after", None) or (5 if status == 503 else None)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         return problems.problem_response(status, code, str(exc), headers=headers)
 
     return handler

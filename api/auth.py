@@ -143,6 +143,8 @@ def _check_tenant_status(tenant: TenantRef) -> None:
         raise Problem(403, "tenant-suspended", "This tenant is suspended; contact Zixly support.")
     if tenant.status == "archived":
         raise Problem(410, "tenant-archived", "This tenant has been archived.", title="Gone")
+    if tenant.status == "erased":
+        raise Problem(410, "tenant-erased", "This tenant's data has been erased.", title="Gone")
     raise Problem(403, "tenant-unavailable", f"This tenant is not available (status {tenant.status}).")
 
 

@@ -299,6 +299,8 @@ def _response(spec, status: str, response: dict, *, tenant_scoped, idempotent, p
     headers.setdefault("X-Request-ID", _ref("headers", "X-Request-ID"))
     if code >= 400:
         response.setdefault("content", {MEDIA_TYPE: {"schema": _ref("schemas", "Problem")}})
+        if code in (429, 503):  # an operation's own 429 or 503 says when to come again, like the shared ones
+            headers.setdefault("Retry-After", _ref("headers", "Retry-After"))
         return response
     if tenant_scoped:
         for name in RATE_LIMIT_HEADERS:

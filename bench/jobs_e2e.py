@@ -71,10 +71,18 @@ def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> 
 
 
 def purge_tenant_tasks(slug: str) -> int:
-    """Drop a tenant's still-queued Celery messages (e.g. the ingest bench's echo jobs, which no worker ran)."""
+    """Drop a tenant's jobs still waiting for a turn (e.g. the ingest bench's echo jobs, which no worker ran) and
+    its still-queued Celery messages; the turns left in the broker then find nothing of it."""
+    from core.platform import fair_queue
     from core.platform.runtime import redis_client
+    from tenancy.context import tenant_context
+    from tenancy.db import get_router
+    from tenancy.provisioning import load_tenant_ref
 
-    r, removed = redis_client(), 0
+    r = redis_client()
+    with tenant_context(load_tenant_ref(get_router(), slug)):
+        removed = fair_queue.waiting()
+        fair_queue.forget_tenant()
     for key in r.scan_iter(match="zixly*", count=1000):
         if r.type(key) != b"list" or r.llen(key) > 500_000:
             continue

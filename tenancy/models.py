@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from tenancy.base import CatalogBase
 
-TENANT_STATUSES = ("provisioning", "active", "suspended", "archived", "failed")
+TENANT_STATUSES = ("provisioning", "active", "suspended", "archived", "failed", "erased")  # erased: a tombstone
 ROLES = ("ADMIN", "EDITOR", "VIEWER")
 
 
@@ -33,7 +33,10 @@ class Plan(CatalogBase):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     requests_per_minute: Mapped[int] = mapped_column(Integer)
     key_requests_per_minute: Mapped[int] = mapped_column(Integer)
-    webhook_requests_per_minute: Mapped[int] = mapped_column(Integer)
+    webhook_requests_per_minute: Mapped[int] = mapped_column(Integer)  # per tenant, across its endpoints
+    max_connections: Mapped[int] = mapped_column(Integer, server_default="50")
+    max_hook_endpoints: Mapped[int] = mapped_column(Integer, server_default="50")
+    retention_days: Mapped[int] = mapped_column(Integer, server_default="90")  # events, jobs, deliveries, notices
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -52,7 +55,7 @@ class Tenant(CatalogBase):
     __tablename__ = "tenants"
     __mapper_args__ = {"eager_defaults": True}  # fetch updated_at on UPDATE so detached rows stay readable
     __table_args__ = (
-        CheckConstraint("status IN ('provisioning','active','suspended','archived','failed')", name="status"),
+        CheckConstraint("status IN ('provisioning','active','suspended','archived','failed','erased')", name="status"),
         CheckConstraint("slug ~ '^[a-z][a-z0-9-]{2,39}$'", name="slug"),
     )
 
@@ -70,6 +73,7 @@ class Tenant(CatalogBase):
     quarantined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     migration_error: Mapped[str | None] = mapped_column(Text)
     admin_email: Mapped[str | None] = mapped_column(String(320))
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # its data is gone; the row stays
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
                                                  onupdate=func.now())
@@ -161,3 +165,17 @@ class TenantMove(CatalogBase):
     undo_of: Mapped[int | None] = mapped_column(BigInteger)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StaffAuditEntry(CatalogBase):
+    """What staff did to a tenant (exported, erased): in the catalog, so it outlives the tenant's own schema."""
+
+    __tablename__ = "staff_audit"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    tenant_slug: Mapped[str] = mapped_column(String(40), index=True)
+    details: Mapped[dict] = mapped_column(JSONB, default=dict)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from core.inbound import polling
+from core.lifecycle import retention
 from core.platform import maintenance
 from core.platform.queue import celery_app
 from core.tenants import service as tenants
@@ -16,6 +17,18 @@ def fan_out_prune() -> dict:
 @celery_app.task(name="zixly.tenant.prune_idempotency_records", bind=True, max_retries=3)
 def prune_idempotency_records(self) -> int:
     return maintenance.prune_idempotency_records()
+
+
+@celery_app.task(name="zixly.fleet.enforce_retention")
+def fan_out_retention() -> dict:
+    """Publish one retention task per active tenant (each carries its tenant, so tenants run in parallel)."""
+    return maintenance.for_each_active_tenant(lambda: enforce_retention.delay().id)
+
+
+@celery_app.task(name="zixly.tenant.enforce_retention", ignore_result=True)
+def enforce_retention() -> dict:
+    """Delete what the tenant's plan no longer keeps, in batches (core.lifecycle.retention)."""
+    return retention.enforce_retention()
 
 
 @celery_app.task(name="zixly.tenant.audit_summary")

@@ -5,11 +5,14 @@ Long operations show a progress bar on stderr and end with a summary.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
+from core.lifecycle import erase, export
 from core.platform.actors import Actor
 from core.tenants import service as svc
+from tenancy.provisioning import InvalidTransition, TenantNotFound
 from tenancy.shards import ShardError, drop_leftovers
 from zixly_cli import common
 
@@ -98,3 +101,43 @@ def tenants_move_cleanup(slug):
     except ShardError as exc:
         raise click.ClickException(str(exc))
     click.echo(f"dropped {len(dropped)} old copie(s): {', '.join(dropped) or '-'}")
+
+
+def _progress_bar(label: str):
+    return click.progressbar(length=0, label=label, file=sys.stderr, show_pos=True)
+
+
+@tenants.command("export")
+@click.argument("slug")
+@click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="The archive to write (default: SLUG-export.tar.gz here).")
+def tenants_export(slug, out):
+    """Export a tenant's data to one archive: JSON lines per table and its S3 objects (audited)."""
+    common.boot()
+    destination = Path(out or f"{slug}-export.tar.gz")
+    with _progress_bar(f"exporting {slug}") as bar:
+        try:
+            report = export.export_tenant(slug, destination=destination, actor=Actor("staff", "cli"),
+                                          progress=lambda what, n: bar.update(n))
+        except TenantNotFound as exc:
+            raise click.ClickException(str(exc))
+    click.echo(f"wrote {report.path}: {sum(report.rows.values())} rows in {len(report.rows)} tables, "
+               f"{report.objects} S3 object(s)")
+
+
+@tenants.command("erase")
+@click.argument("slug")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def tenants_erase(slug, yes):
+    """Erase a suspended or archived tenant for good: schema, S3 objects, Redis keys, catalog records; a
+    tombstone stays (audited)."""
+    common.boot()
+    if not yes:
+        click.confirm(f"erase every piece of data of tenant {slug}? This cannot be undone", abort=True)
+    with _progress_bar(f"erasing {slug}") as bar:
+        try:
+            report = erase.erase_tenant(slug, actor=Actor("staff", "cli"), progress=lambda what, n: bar.update(n))
+        except (TenantNotFound, InvalidTransition) as exc:
+            raise click.ClickException(str(exc))
+    click.echo(f"tenant {slug} erased: {len(report.schemas)} schema(s), {report.objects} S3 object version(s), "
+               f"{report.redis_keys} Redis key(s), {report.catalog_rows} catalog row(s); tombstone kept")

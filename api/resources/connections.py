@@ -215,6 +215,9 @@ class Connections(MethodView):
     @idempotent("tenant")
     @blp.arguments(ConnectionCreateSchema)
     @blp.response(201, ConnectionStartedSchema, headers=CONSENT_COOKIE_HEADER)
+    @blp.alt_response(409, description="`plan-limit-reached`: the plan's connections (`limits.max_connections`) or "
+                      "webhook endpoints (`limits.max_hook_endpoints`, one per connection) are all taken; nothing is "
+                      "created. Or a request with the same `Idempotency-Key` is still running (`Retry-After`).")
     def post(self, data):
         """Start a connection: stored as `pending`, with the provider consent URL to send the user to and, by
         default, the cookie that binds the consent to this browser."""

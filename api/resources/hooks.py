@@ -75,6 +75,9 @@ class ConnectionHook(MethodView):
     @blp.response(200, HookReceiptSchema, description=RECEIVED)
     @blp.alt_response(401, description="Signature missing or invalid; nothing is stored.")
     @blp.alt_response(404, description="Unknown endpoint token.")
+    @blp.alt_response(429, description="`webhook-rate-limited`: the tenant's verified deliveries in the last minute "
+                      "used its plan's `webhook_requests_per_minute` (one budget across all its endpoints); nothing "
+                      "is kept; deliver again after `Retry-After` seconds.")
     @blp.alt_response(503, description="The tenant is being moved between servers, or the database is away: "
                       "nothing is kept; deliver again (Retry-After).")
     def post(self, token):

@@ -61,7 +61,7 @@ class TenantUpdateSchema(ma.Schema):
 
 class TenantQueryArgsSchema(PageArgsSchema):
     status = ma.fields.String(load_default=None, validate=ma.validate.OneOf(
-        ["provisioning", "active", "suspended", "archived", "failed"]))
+        ["provisioning", "active", "suspended", "archived", "failed", "erased"]))
 
 
 TenantPageSchema = page_schema(TenantSchema, "TenantPageSchema")

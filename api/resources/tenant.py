@@ -16,7 +16,14 @@ blp = Blueprint("tenant", __name__, url_prefix="/v1", description="The calling t
 class LimitsSchema(ma.Schema):
     requests_per_minute = ma.fields.Integer()
     key_requests_per_minute = ma.fields.Integer()
-    webhook_requests_per_minute = ma.fields.Integer()
+    webhook_requests_per_minute = ma.fields.Integer(
+        metadata={"description": "Verified deliveries a minute to the tenant's own hook endpoints, all of them "
+                  "together; beyond it a delivery is a 429 with Retry-After (app-level hooks are not counted)."})
+    max_connections = ma.fields.Integer(metadata={"description": "Connections the tenant may have at once."})
+    max_hook_endpoints = ma.fields.Integer(metadata={"description": "Webhook endpoints (one per connection) the "
+                                                     "tenant may have at once."})
+    retention_days = ma.fields.Integer(metadata={"description": "Days finished jobs (with their steps), events, "
+                                                 "deliveries and notifications are kept."})
 
 
 class CurrentTenantSchema(ma.Schema):

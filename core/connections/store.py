@@ -12,6 +12,7 @@ from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from connectors.errors import InvalidOptions
+from core.connections import quota
 from core.connections.errors import AccountAlreadyConnected, ConnectionNotFound, InvalidConnectionOptions
 from core.connections.models import Connection
 from core.connections.providers import WEBHOOK_ONLY, app_credentials, connector, options_message
@@ -53,7 +54,9 @@ def register_account(session, tenant: TenantRef, conn_id, provider: str, account
 def create_connection(*, provider: str, account_id: str | None = None, name: str = "",
                       webhook_secrets: list[str] | None = None, options: dict | None = None,
                       status: str = "active", app: dict | None = None) -> tuple[Connection, str]:
-    """Store a connection with its hook endpoint (and account index entry); return it and its hook token."""
+    """Store a connection with its hook endpoint (and account index entry); return it and its hook token.
+    Refused with PlanLimitReached (409) when the plan's connections or endpoints are all taken
+    (core.connections.quota)."""
     tenant = current_tenant()
     conn_id = uuid.uuid4()
     token = "wh_" + secrets.token_urlsafe(32)
@@ -65,17 +68,22 @@ def create_connection(*, provider: str, account_id: str | None = None, name: str
     if app:
         conn.app_client_id = app["client_id"]
         conn.app_secret_sealed = seal(conn_id, "app_secret", app["client_secret"])
+    plan = quota.plan_quota(tenant)
     with tenant_transaction() as session:
+        quota.check_connections(session, tenant, plan)
         session.add(conn)
     try:
         with catalog_transaction() as session:
+            quota.check_endpoints(session, tenant, plan)
             session.add(WebhookEndpoint(token_hash=token_hash(token), tenant_id=tenant.id, connection_id=conn_id,
                                         provider=provider))
             if account_id:
                 register_account(session, tenant, conn_id, provider, account_id)
-    except (IntegrityError, AccountAlreadyConnected):
+    except (IntegrityError, AccountAlreadyConnected, quota.PlanLimitReached) as exc:
         with tenant_transaction() as session:
             session.execute(delete(Connection).where(Connection.id == conn_id))
+        if isinstance(exc, quota.PlanLimitReached):
+            raise
         raise AccountAlreadyConnected(f"{provider} account {account_id} is already connected") from None
     return conn, token
 

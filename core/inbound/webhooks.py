@@ -17,7 +17,7 @@ from connectors.base import Handshake, InboundRequest, VerificationFailed, Webho
 from connectors.hubspot import HubSpotScheme
 from connectors.registry import APP_HOOK_PROVIDERS, get_scheme
 from core.connections import hook_secrets, routing, sealing, store
-from core.inbound import inbox
+from core.inbound import inbox, webhook_budget
 from core.platform import audit, metrics
 from core.platform.actors import Actor
 from core.platform.errors import NotFound
@@ -111,6 +111,7 @@ def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
             _audit_failure(connection_id, str(exc))
             raise
         metrics.webhooks_verified.labels(provider).inc()
+        webhook_budget.spend(tenant)
         events = _events(scheme, request, provider)
         own = [e for e in events if e.account_id is None or not conn.account_id or e.account_id == conn.account_id]
         if len(own) < len(events):

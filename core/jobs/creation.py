@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from core.jobs.models import Job
 from core.jobs.statuses import QUEUED
-from core.platform import metrics, outbox
+from core.platform import fair_queue, metrics, outbox
 from core.platform.actors import Actor
 from core.platform.errors import Invalid
 from core.platform.models import OutboxMessage
@@ -20,7 +20,7 @@ from core.workflows.models import WorkflowSetting
 from core.workflows.registry import WORKFLOWS
 from tenancy.db import tenant_autocommit
 
-RUN_JOB = "zixly.tenant.run_job"
+RUN_JOB = fair_queue.RUN_JOB  # the outbox admits it to its tenant's turn (core.platform.fair_queue)
 DEFAULT_MAX_ATTEMPTS = 4
 _JOBS, _BOX, _SETTINGS = Job.__table__, OutboxMessage.__table__, WorkflowSetting.__table__
 _JOB_COLUMNS = [c.key for c in _JOBS.c]

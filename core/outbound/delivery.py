@@ -100,7 +100,7 @@ def deliver(body: str, *, hold: Callable[[float], bool], in_flight: float = 180.
     if message is None:
         return Outcome(True, "dropped", detail="not a delivery message")
     tenant = _tenant(message.tenant)
-    if tenant is None or tenant.status in ("archived", "failed"):
+    if tenant is None or tenant.status in ("archived", "failed", "erased"):
         return Outcome(True, "dropped", detail=f"tenant {message.tenant!r} is gone")
     if tenant.status != "active":
         return Outcome(False, "paced", SUSPENDED_RETRY_SECONDS, f"tenant is {tenant.status}")
@@ -226,7 +226,7 @@ def bury(body: str) -> Outcome:
     (visible in the API, replayable). The row keeps everything needed to send it again."""
     message = parse(body)
     tenant = _tenant(message.tenant) if message else None
-    if tenant is None or tenant.status in ("archived", "failed"):
+    if tenant is None or tenant.status in ("archived", "failed", "erased"):
         return Outcome(True, "dropped", detail="no such tenant")
     with tenant_context(tenant):
         with tenant_transaction() as session:

@@ -44,6 +44,8 @@ jobs_completed = Counter("zixly_jobs_completed_total", "Jobs completed", ["workf
 jobs_failed = Counter("zixly_jobs_failed_total", "Jobs failed for good", ["workflow"])
 jobs_swept = Counter("zixly_jobs_swept_total", "Stranded jobs re-published by the sweeper (queued: the broker lost "
                      "their task; lease_expired: a RUNNING job's worker and task are gone)", ["reason"])
+retention_deleted = Counter("zixly_retention_deleted_total", "Rows deleted by the plan's retention (kind: events, "
+                            "jobs, job_steps, deliveries, notifications)", ["kind"])
 job_duration = Histogram("zixly_job_duration_seconds", "Time of one job attempt", ["workflow"],
                          buckets=JOB_BUCKETS)
 # the one tenant-labelled family: a counter, so one series per (tenant, status) — bounded by the fleet

@@ -1,6 +1,7 @@
 """Transactional outbox for Celery tasks: a task is recorded in the same tenant transaction as the row that
 needs it and published after commit (core.platform.publishing); if the broker is down the row waits for the
-relay. Nothing accepted is lost."""
+relay. Nothing accepted is lost. A job to run now is admitted to its tenant's turn (core.platform.fair_queue)
+rather than sent as its own task; one with a countdown is sent as `run_job`, which admits it when due."""
 from __future__ import annotations
 
 import atexit
@@ -12,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, select
 
+from core.platform import fair_queue
 from core.platform.models import OutboxMessage
 from core.platform.publishing import RELAY_MIN_AGE, Interrupted, Publisher
 from core.platform.queue import celery_app
@@ -29,6 +31,9 @@ def enqueue(session, task: str, *args, countdown: float = 0.0) -> OutboxMessage:
 
 
 def _send(message: OutboxMessage) -> None:
+    if message.task == fair_queue.RUN_JOB and not message.countdown:  # a job to run now waits for its turn
+        fair_queue.admit(message.args[0])
+        return
     celery_app.send_task(message.task, args=message.args, countdown=message.countdown or None, retry=False,
                          ignore_result=True)
 

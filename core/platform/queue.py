@@ -47,6 +47,10 @@ def configure(settings: Settings) -> None:
         pools.reset()  # pooled broker connections (kombu keeps a global registry) point at the old server
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
+        # the result backend too (it would keep reconnecting to the old server): Celery caches it per app (if
+        # thread-safe) or per thread; this thread's is dropped, other threads' are theirs
+        celery_app._backend_cache = None
+        celery_app._local.__dict__.pop("backend", None)
     celery_app.conf.update(
         broker_url=settings.redis_url,
         # plain redis:// only: rediss:// keeps kombu's own transport and its TLS handling
@@ -76,6 +80,7 @@ def configure(settings: Settings) -> None:
         beat_schedule={
             "prune-idempotency-records": {"task": "zixly.fleet.prune_idempotency_records", "schedule": 3600.0},
             "relay-outbox": {"task": "zixly.fleet.relay_outbox", "schedule": 10.0},
+            "enforce-retention": {"task": "zixly.fleet.enforce_retention", "schedule": 3600.0},
             "sweep-stranded-jobs": {"task": "zixly.fleet.sweep_stranded_jobs", "schedule": 60.0},
             "relay-outbound": {"task": "zixly.fleet.relay_outbound", "schedule": 15.0},
             "requeue-stale-notifications": {"task": "zixly.fleet.requeue_stale_notifications", "schedule": 300.0},

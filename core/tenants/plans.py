@@ -23,7 +23,10 @@ def plan_limits(name: str) -> dict:
             with catalog_session() as session:
                 _cache = {p.name: {"requests_per_minute": p.requests_per_minute,
                                    "key_requests_per_minute": p.key_requests_per_minute,
-                                   "webhook_requests_per_minute": p.webhook_requests_per_minute}
+                                   "webhook_requests_per_minute": p.webhook_requests_per_minute,
+                                   "max_connections": p.max_connections,
+                                   "max_hook_endpoints": p.max_hook_endpoints,
+                                   "retention_days": p.retention_days}
                           for p in session.scalars(select(Plan))}
             _loaded = time.monotonic()
     return _cache[name]
