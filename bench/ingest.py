@@ -173,6 +173,44 @@ def _notes(b: dict, g: dict, opened: dict, rate: float) -> str:
     return "; ".join(notes)
 
 
+def profile_ingest(settings, *, top: int = 0) -> dict:
+    """The per-webhook profile (bench.hook_profile) of the ingest bench's request, in this process, on a tenant
+    of its own (so the durability count of the load runs stays exact)."""
+    import dataclasses
+
+    from api.app import create_app
+    from bench.hook_profile import environ_for, profile_requests
+    from core import bootstrap
+    from core.connections import store
+    from core.platform.actors import Actor
+    from core.tenants import service as tenants
+    from tenancy.apikeys import tenant_ref
+    from tenancy.context import tenant_context
+
+    key, org = secrets.token_urlsafe(32), str(uuid.uuid4())
+    local = dataclasses.replace(settings, app_webhook_secrets={"xero": (key,)})
+    tenant, _, _ = tenants.create_tenant(slug=f"bench-profile-{secrets.token_hex(3)}", name="Profile",
+                                         plan="enterprise", actor=Actor("staff", "bench"))
+    with tenant_context(tenant_ref(tenant)):
+        store.create_connection(provider="xero", account_id=org)
+    app = create_app(local)
+
+    def environs(n: int) -> list[dict]:
+        out = []
+        for raw in _requests("/v1/hooks/apps/xero", key.encode(), org, n):
+            head, body = raw.split(b"\r\n\r\n", 1)
+            headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
+            headers.pop("Host"), headers.pop("Content-Length")
+            out.append(environ_for("/v1/hooks/apps/xero", body, headers))
+        return out
+
+    try:
+        return profile_requests(app, environs, top=top)
+    finally:
+        bootstrap.init(settings)
+        purge_tenant_tasks(tenant.slug)
+
+
 def bench_ingest(settings, *, seconds: float = 10.0, progress=None) -> dict:
     from sqlalchemy import func, select, text
 
