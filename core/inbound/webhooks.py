@@ -1,4 +1,8 @@
-"""Inbound webhooks: find the tenant, verify with the provider's own scheme, keep the events durably.
+"""Inbound webhooks: find the tenant, verify with the provider's own scheme, keep the delivery durably.
+
+The hook path does only what deciding the answer needs: verify the signature on the raw bytes, route from the
+cache, and commit the delivery's events as one raw row (core.inbound.raw_inbox: one statement, one round trip)
+before the 2xx. De-duplication, events, jobs and their tasks follow behind it (core.inbound.processor).
 
 Per-connection hooks (`/v1/hooks/{token}`) are routed by their secret token and verified with the connection's
 secrets (and, for a provider Zixly has a public app on, that app's secret: the provider signs a shop's or
@@ -11,13 +15,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from connectors.base import Handshake, InboundRequest, VerificationFailed, WebhookScheme
 from connectors.hubspot import HubSpotScheme
 from connectors.registry import APP_HOOK_PROVIDERS, get_scheme
 from core.connections import hook_secrets, routing, sealing, store
-from core.inbound import inbox
+from core.inbound import raw_inbox
 from core.platform import audit, metrics
 from core.platform.actors import Actor
 from core.platform.errors import NotFound
@@ -66,9 +70,11 @@ def _refuse_if_moving(tenant, provider: str) -> None:
 
 @dataclass
 class IngestResult:
+    """`received`: events kept (in the raw inbox, durably); `dropped`: verified events that are no tenant's."""
+
     provider: str
     handshake: Handshake | None = None
-    recorded: list = field(default_factory=list)
+    received: int = 0
     dropped: int = 0
 
 
@@ -117,11 +123,10 @@ def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
             metrics.webhooks_unrouted.labels(provider).inc(len(events) - len(own))
             log.info("dropped %d %s event(s) naming another account than the connection's",
                      len(events) - len(own), provider)
-        recorded = inbox.record_events(provider=provider, connection_id=connection_id, events=own,
-                                       headers=dict(request.headers),
-                                       raw_body=request.body if len(own) == len(events) else None)
-    _count_duplicates(provider, recorded)
-    return IngestResult(provider, recorded=recorded, dropped=len(events) - len(recorded))
+        if own:
+            raw_inbox.keep(provider=provider, connection_id=connection_id, events=own, headers=request.headers,
+                           raw_body=request.body if len(own) == len(events) else None)
+    return IngestResult(provider, received=len(own), dropped=len(events) - len(own))
 
 
 def _connection_secrets(scheme: WebhookScheme, conn) -> list[str]:
@@ -135,12 +140,6 @@ def _events(scheme, request: InboundRequest, provider: str):
     except Exception:
         metrics.webhooks_rejected.labels(provider, "malformed").inc()
         raise
-
-
-def _count_duplicates(provider: str, recorded) -> None:
-    duplicates = sum(1 for r in recorded if r.duplicate)
-    if duplicates:
-        metrics.events_deduplicated.labels(provider).inc(duplicates)
 
 
 def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
@@ -180,14 +179,9 @@ def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
         tenant, connection_id = owner
         single = len(by_account) == 1  # never store a body that carries another tenant's events
         with tenant_context(tenant):
-            recorded = inbox.record_events(
-                provider=provider, connection_id=connection_id, events=account_events,
-                headers=dict(request.headers), raw_body=request.body if single else None)
-        result.recorded += recorded
-        if len(recorded) < len(account_events):  # the connection was removed a moment ago
-            result.dropped += len(account_events) - len(recorded)
-            metrics.webhooks_unrouted.labels(provider).inc(len(account_events) - len(recorded))
-    _count_duplicates(provider, result.recorded)
+            raw_inbox.keep(provider=provider, connection_id=connection_id, events=account_events,
+                           headers=request.headers, raw_body=request.body if single else None)
+        result.received += len(account_events)
     return result
 
 

@@ -1,0 +1,21 @@
+"""`zixly inbox`: the inbox processor (workers/inbox.py), which turns kept webhook deliveries into events and jobs.
+
+Like `zixly outbound` it replaces itself with the process it starts, so SIGTERM (finish the batch in hand, then
+exit) reaches it directly.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+
+@click.command("inbox")
+@click.option("--linger", default=0.1, show_default=True, type=click.FloatRange(0.01, 10.0),
+              help="Seconds after a batch before the tenant is looked at again (rows kept without a notification).")
+def inbox(linger):
+    """Run the inbox processor: LISTENs on every database holding tenants and fans each kept webhook delivery out
+    into its events, jobs and tasks, in batches. Run one or more (they share the work: SKIP LOCKED); beat's
+    `drain-inboxes` is the fallback when none runs."""
+    os.execv(sys.executable, [sys.executable, "-m", "workers.inbox", "--linger", str(linger)])
