@@ -323,7 +323,8 @@ def _print_routing(args, routing) -> None:
 
 def _print_ingest(args, ingest, hook_profile=None) -> None:
     print()
-    print(f"ingest  signed Xero webhook (1 event) vs bare Flask 202, both gunicorn {ingest['server']}, "
+    print("ingest  signed Xero webhook (1 event, kept raw before the 200; its event and job made behind it)")
+    print(f"  vs bare Flask 202, both gunicorn {ingest['server']}, "
           f"{args.ingest_seconds:.0f} s per run")
     print(f"  {'':24}{'max req/s':>10}{'p50':>10}{'p99':>10}   latency open loop at {ingest['rate']:.0f} req/s"
           f" (half the bare max)")
@@ -342,6 +343,9 @@ def _print_ingest(args, ingest, hook_profile=None) -> None:
           f"p99 at {ingest['rate']:.0f} req/s: {ingest['ingest_open']['p99_ms']:.0f} ms   (goal: <= 50 ms)")
     print(f"  durable: {ingest['events']} events, {ingest['jobs']} jobs for {ingest['ok_200']} answers 200 "
           f"({'ok' if ingest['durable'] else 'MISMATCH'}); {ingest['errors']} errors")
+    print(f"  fan-out behind the answer (`zixly inbox`, one process, running during every phase): "
+          f"{ingest['processor_cpu_s'] * 1000 / max(ingest['ok_200'], 1):.2f} ms CPU per delivery; the backlog was "
+          f"gone {ingest['drain_s']:.1f} s after the last run")
     if hook_profile:
         from bench.hook_profile import per_request_line
 

@@ -6,7 +6,8 @@ each delivery is fanned out exactly once, whoever runs it and however often: row
 leaves its rows for the next one, and the events' own de-duplication (provider + event id) makes a delivery the
 provider sent twice start nothing twice. The tasks are published once per batch, after its commit (the outbox
 relay sends them if the broker is away). A row that cannot be fanned out (its events break a constraint) is
-marked with the error and set aside, so it never blocks the rows behind it.
+marked with the error and set aside, so it never blocks the rows behind it; a transient error (the database or
+the broker away) sets nothing aside: the whole batch stays for the next run.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from core.inbound import inbox
 from core.inbound.models import RawDelivery
 from core.platform import metrics, outbox
 from core.platform.models import OutboxMessage
+from core.platform.transient import TRANSIENT_ERRORS
 from tenancy.db import tenant_transaction
 
 log = logging.getLogger("zixly.inbox")
@@ -46,6 +48,8 @@ def _process_batch(batch: int) -> int:
             messages = _fan_out(session, rows)
             if rows:
                 session.execute(delete(RawDelivery).where(RawDelivery.id.in_([row.id for row in rows])))
+    except TRANSIENT_ERRORS:  # the database or broker is away: every row stays for the next run
+        raise
     except Exception as exc:  # one row's events may break a constraint: find it, set it aside, keep the rest
         log.warning("an inbox batch failed (%s); fanning out its rows one by one", exc)
         return _one_by_one(batch)
@@ -83,6 +87,8 @@ def _one_by_one(batch: int) -> int:
             try:
                 with session.begin_nested():
                     messages = _fan_out(session, [row])
+            except TRANSIENT_ERRORS:
+                raise
             except Exception as exc:
                 session.execute(update(RawDelivery).where(RawDelivery.id == row.id)
                                 .values(error=f"{type(exc).__name__}: {exc}"[:2000]))
