@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import cProfile
 import io
+import os
 import pstats
 import time
 from collections.abc import Callable
@@ -69,11 +70,32 @@ def profile_requests(app, make_environs: Callable[[int], list[dict]], *, top: in
            "primitive_calls_per_request": stats.prim_calls / MEASURED,
            "cpu_us_per_request": cpu_plain * 1e6, "cpu_us_profiled": cpu_profiled * 1e6}
     out["by_package"] = by_package(stats, MEASURED)
+    callers = os.environ.get("ZIXLY_PROFILE_CALLERS")  # e.g. "deepcopy,__get__": who calls these, how often
+    if callers:
+        stream = io.StringIO()
+        stats.stream = stream
+        for name in callers.split(","):
+            stats.print_callers(name)
+        out["callers"] = stream.getvalue()
     if top:
         out["top_cumulative"] = _top(stats, "cumulative", top)
         out["top_own"] = _top(stats, "tottime", top)
         out["top_calls"] = _top(stats, "ncalls", top)
     return out
+
+
+def profile_work(fn: Callable[[], int]) -> dict:
+    """Calls and CPU per unit of work of `fn()` (which answers how many units it did) under cProfile."""
+    profiler = cProfile.Profile(time.process_time)
+    started = time.process_time()
+    profiler.enable()
+    units = fn()
+    profiler.disable()
+    cpu = time.process_time() - started
+    stats = pstats.Stats(profiler)
+    return {"units": units, "calls_per_unit": stats.total_calls / max(units, 1),
+            "cpu_us_per_unit_profiled": cpu * 1e6 / max(units, 1),
+            "by_package": by_package(stats, max(units, 1))}
 
 
 def _package(filename: str) -> str:
@@ -122,6 +144,13 @@ def report(profile: dict) -> list[str]:
              f"  under the profiler: {profile['cpu_us_profiled']:.0f} us CPU per webhook"]
     lines.append("  calls and own CPU per webhook by package:")
     lines += [f"    {name:28}{calls:>8.0f} calls{own:>8.0f} us" for name, calls, own in profile["by_package"][:14]]
+    if "callers" in profile:
+        lines += ["", profile["callers"]]
+    fan = profile.get("fan_out")
+    if fan:
+        lines += [f"  behind the answer, the inbox processor: {fan['calls_per_unit']:.0f} calls and "
+                  f"{fan['cpu_us_per_unit']:.0f} us CPU per delivery unprofiled ({fan['units']} deliveries in "
+                  f"batches of {fan['batch']}: event, echo job, outbox row, task published)"]
     for key, title in (("top_cumulative", "by cumulative time"), ("top_own", "by own time"),
                        ("top_calls", "by number of calls")):
         if key in profile:

@@ -29,11 +29,10 @@ class HookReceiptSchema(ma.Schema):
 
 
 def _inbound() -> InboundRequest:
+    req = request._get_current_object()  # once, not through the proxy at every attribute (bench.hook_profile)
     base = current_app.config.get("PUBLIC_BASE_URL")
-    path = request.full_path.rstrip("?")
-    url = base.rstrip("/") + path if base else request.url
-    return InboundRequest(method=request.method, url=url, headers=dict(request.headers),
-                          body=request.get_data(cache=True))
+    url = base.rstrip("/") + req.full_path.rstrip("?") if base else req.url
+    return InboundRequest(method=req.method, url=url, headers=dict(req.headers), body=req.get_data(cache=True))
 
 
 def _answer(result) -> Response:

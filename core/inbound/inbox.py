@@ -87,13 +87,20 @@ _EVENT_STATEMENT = _event_statement()
 _ENABLED_WORKFLOWS = select(WorkflowSetting.__table__).where(WorkflowSetting.__table__.c.enabled.is_(True))
 
 
-def add_events(connection, *, provider: str, connection_id, events, headers: dict, raw_body: bytes | None):
+def enabled_workflows(connection) -> list:
+    """The tenant's enabled workflow settings (rows), as `add_events` matches events against them."""
+    return connection.execute(_ENABLED_WORKFLOWS).all()
+
+
+def add_events(connection, *, provider: str, connection_id, events, headers: dict, raw_body: bytes | None,
+               workflows: list | None = None):
     """With the caller's Core connection or ORM session (autocommit, or a transaction the caller commits):
     insert the new events and their jobs; return the results and the outbox messages to publish after the
     commit. An event whose connection was deleted meanwhile is dropped (no result): routing caches may be a
-    moment behind, the tenant's own rows never are."""
+    moment behind, the tenant's own rows never are. `workflows`: `enabled_workflows`, when the caller already
+    read them in this transaction (a batch of deliveries reads them once)."""
     kept = kept_headers(headers)
-    settings = connection.execute(_ENABLED_WORKFLOWS).all() if events else []
+    settings = workflows if workflows is not None else enabled_workflows(connection) if events else []
     results, messages = [], []
     for event in events:
         started = [w for w in settings if _starts(w, provider, connection_id, event.event_type, event.payload)]

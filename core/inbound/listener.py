@@ -23,6 +23,7 @@ from tenancy.provisioning import load_tenant_ref
 
 log = logging.getLogger("zixly.inbox")
 LINGER = max(0.1, 2 * NOTIFY_EVERY)
+GATHER = 0.02  # a notified tenant is looked at no sooner than this after its last look: batches, not single rows
 IDLE_WAIT = 1.0  # how long one wait for notifications lasts (so a stop is seen within it)
 RETRY_SECONDS = 2.0  # after losing the database
 
@@ -51,8 +52,8 @@ def drain_all(shards: set[str] | None = None) -> dict[str, int]:
 class InboxListener:
     """One thread per database holding tenants: LISTEN, drain what is named, linger, reconnect when lost."""
 
-    def __init__(self, *, linger: float = LINGER):
-        self.linger = linger
+    def __init__(self, *, linger: float = LINGER, gather: float = GATHER):
+        self.linger, self.gather = linger, gather
         self.stopping = threading.Event()
         self.ready = threading.Event()  # every database LISTENed to and caught up once
         self._threads: list[threading.Thread] = []
@@ -93,15 +94,19 @@ class InboxListener:
 
     def _serve(self, connection) -> None:
         due: dict[str, float] = {}  # slug -> when to look at that tenant next
+        looked: dict[str, float] = {}  # slug -> when it was last looked at
         while not self.stopping.is_set():
             now = time.monotonic()
             wait = min(IDLE_WAIT, max(0.0, min(due.values()) - now)) if due else IDLE_WAIT
             for notify in connection.notifies(timeout=wait, stop_after=1):
-                due[notify.payload] = 0.0
+                slug = notify.payload
+                due[slug] = min(due.get(slug, float("inf")), looked.get(slug, 0.0) + self.gather)
             now = time.monotonic()
             for slug in [slug for slug, at in due.items() if at <= now]:
+                looked[slug] = now
                 tenant = load_tenant_ref(get_router(), slug)
                 if tenant is None or tenant.status != "active" or not drain_tenant(tenant):
                     del due[slug]
+                    looked.pop(slug, None)
                 else:
                     due[slug] = time.monotonic() + self.linger

@@ -62,10 +62,12 @@ def _fan_out(session, rows: list[RawDelivery]) -> list[OutboxMessage]:
     """Create each row's events and jobs in the caller's transaction (inbox.add_events, the one place events are
     created); the outbox messages to publish after commit."""
     messages = []
+    workflows = inbox.enabled_workflows(session) if rows else []
     for row in rows:
         events = [WebhookEvent(**event) for event in row.events]
         results, added = inbox.add_events(session, provider=row.provider, connection_id=row.connection_id,
-                                          events=events, headers=row.headers, raw_body=row.raw_body)
+                                          events=events, headers=row.headers, raw_body=row.raw_body,
+                                          workflows=workflows)
         messages += added
         duplicates = sum(1 for r in results if r.duplicate)
         if duplicates:

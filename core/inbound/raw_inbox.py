@@ -15,6 +15,8 @@ import time
 
 from sqlalchemy import bindparam, func, insert, select
 
+from connectors.base import WebhookEvent
+
 from core.inbound.models import RawDelivery
 from tenancy.context import current_tenant
 from tenancy.db import tenant_autocommit
@@ -32,6 +34,7 @@ _INSERT = insert(_TABLE).values(
 _KEPT = _INSERT.cte("kept")
 _INSERT_AND_NOTIFY = select(_KEPT.c.id, func.pg_notify(CHANNEL, bindparam("tenant")))
 _last_notified: dict[tuple[str, str], float] = {}
+_EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(WebhookEvent))
 
 
 def kept_headers(headers: dict) -> dict:
@@ -43,12 +46,13 @@ def keep(*, provider: str, connection_id, events, headers: dict, raw_body: bytes
     """Commit one delivery's events (connectors.base.WebhookEvent, already verified and routed to the current
     tenant) as one row; its id. `raw_body` only when every event of the body is this tenant's."""
     tenant = current_tenant()
+    kept = [{name: getattr(event, name) for name in _EVENT_FIELDS} for event in events]  # payloads not copied
     params = {"provider": provider, "connection_id": connection_id, "headers": kept_headers(headers),
-              "events": [dataclasses.asdict(event) for event in events], "raw_body": raw_body, "tenant": tenant.slug}
+              "events": kept, "raw_body": raw_body, "tenant": tenant.slug}
     now, key = time.monotonic(), (tenant.shard, tenant.slug)
     wake = now - _last_notified.get(key, 0.0) >= NOTIFY_EVERY
     with tenant_autocommit() as connection:
-        kept = connection.execute(_INSERT_AND_NOTIFY if wake else _INSERT, params).scalar_one()
+        row_id = connection.execute(_INSERT_AND_NOTIFY if wake else _INSERT, params).scalar_one()
     if wake:
         _last_notified[key] = now
-    return kept
+    return row_id

@@ -12,6 +12,7 @@ signed body names; an event whose body names none cannot be routed there and the
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -52,6 +53,11 @@ class UnroutableDelivery(Exception):
     """Verified, but its body names no account, so the app-level URL cannot tell whose it is: 422, kept nowhere."""
 
     code = "app-hook-unroutable"
+
+
+# the two counters every delivery moves, one child per provider looked up once (labels() validates each time)
+_received = functools.cache(metrics.webhooks_received.labels)
+_verified = functools.cache(metrics.webhooks_verified.labels)
 
 
 def scheme_for(provider: str) -> WebhookScheme:
@@ -95,7 +101,7 @@ def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
         metrics.webhooks_rejected.labels("unknown", "unknown-endpoint").inc()
         raise UnknownEndpoint("no webhook endpoint with this token")
     tenant, connection_id, provider = found
-    metrics.webhooks_received.labels(provider).inc()
+    _received(provider).inc()
     if tenant.status != "active":
         _refuse_if_moving(tenant, provider)
         raise TenantNotReceiving(f"tenant is {tenant.status}")
@@ -116,7 +122,7 @@ def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
             metrics.webhooks_rejected.labels(provider, "signature").inc()
             _audit_failure(connection_id, str(exc))
             raise
-        metrics.webhooks_verified.labels(provider).inc()
+        _verified(provider).inc()
         events = _events(scheme, request, provider)
         own = [e for e in events if e.account_id is None or not conn.account_id or e.account_id == conn.account_id]
         if len(own) < len(events):
@@ -146,14 +152,14 @@ def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
     if provider not in APP_HOOK_PROVIDERS:
         metrics.webhooks_rejected.labels("unknown", "unknown-provider").inc()
         raise UnknownEndpoint(f"no app-level webhooks for {provider!r}")
-    metrics.webhooks_received.labels(provider).inc()
+    _received(provider).inc()
     scheme = scheme_for(provider)
     try:
         scheme.verify(request, settings().app_webhook_secrets.get(provider, ()), now=time.time())
     except VerificationFailed:
         metrics.webhooks_rejected.labels(provider, "signature").inc()
         raise
-    metrics.webhooks_verified.labels(provider).inc()
+    _verified(provider).inc()
     events = _events(scheme, request, provider)
     unroutable = next((event for event in events if event.account_id is None), None)
     if unroutable is not None:

@@ -150,7 +150,7 @@ def test_a_processor_dying_after_its_commit_leaves_the_tasks_to_the_relay(tenant
     assert count(tenant, RawDelivery) == 0 and count(tenant, Job) == 1 and count(tenant, OutboxMessage) == 1
     monkeypatch.undo()
     sent = []
-    monkeypatch.setattr(outbox, "_send", lambda message: sent.append(message.args))
+    monkeypatch.setattr(outbox, "_send", lambda message, producer=None: sent.append(message.args))
     with tenant_context(tenant.ref):
         assert outbox.relay(min_age=timedelta(0)) == 1
     with tenant_context(tenant.ref), tenant_session() as s:
