@@ -150,7 +150,8 @@ def report(profile: dict) -> list[str]:
     if fan:
         lines += [f"  behind the answer, the inbox processor: {fan['calls_per_unit']:.0f} calls and "
                   f"{fan['cpu_us_per_unit']:.0f} us CPU per delivery unprofiled ({fan['units']} deliveries in "
-                  f"batches of {fan['batch']}: event, echo job, outbox row, task published)"]
+                  f"batches of {fan['batch']}: event, echo job, outbox row, task published); by package:"]
+        lines += [f"    {name:28}{calls:>8.0f} calls{own:>8.0f} us" for name, calls, own in fan["by_package"][:10]]
     for key, title in (("top_cumulative", "by cumulative time"), ("top_own", "by own time"),
                        ("top_calls", "by number of calls")):
         if key in profile:

@@ -12,6 +12,7 @@ import argparse
 import logging
 import signal
 import threading
+from pathlib import Path
 
 from core import bootstrap
 from core.inbound import listener
@@ -31,6 +32,8 @@ def drain_inboxes() -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="zixly inbox")
     parser.add_argument("--linger", type=float, default=listener.LINGER)
+    parser.add_argument("--heartbeat", type=Path, default=None,
+                        help="a file touched every second while every listener thread runs (health checks)")
     args = parser.parse_args(argv)
     settings = bootstrap.init(Settings.from_env())
     logs.configure(settings.log_level, settings.log_format)
@@ -40,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     running = listener.InboxListener(linger=args.linger).start()
     log.info("inbox processor listening")
     while not stop.wait(1):
-        pass
+        if args.heartbeat is not None and running.alive():
+            args.heartbeat.touch()
     running.stop()
 
 

@@ -14,8 +14,13 @@ import click
 @click.command("inbox")
 @click.option("--linger", default=0.1, show_default=True, type=click.FloatRange(0.01, 10.0),
               help="Seconds after a batch before the tenant is looked at again (rows kept without a notification).")
-def inbox(linger):
+@click.option("--heartbeat", default=None, type=click.Path(dir_okay=False),
+              help="A file touched every second while the processor listens (for health checks).")
+def inbox(linger, heartbeat):
     """Run the inbox processor: LISTENs on every database holding tenants and fans each kept webhook delivery out
     into its events, jobs and tasks, in batches. Run one or more (they share the work: SKIP LOCKED); beat's
     `drain-inboxes` is the fallback when none runs."""
-    os.execv(sys.executable, [sys.executable, "-m", "workers.inbox", "--linger", str(linger)])
+    argv = [sys.executable, "-m", "workers.inbox", "--linger", str(linger)]
+    if heartbeat:
+        argv += ["--heartbeat", heartbeat]
+    os.execv(sys.executable, argv)

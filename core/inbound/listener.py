@@ -69,6 +69,10 @@ class InboxListener:
             self._threads.append(thread)
         return self
 
+    def alive(self) -> bool:
+        """Every database's thread still runs (each reconnects by itself; a dead one is a bug)."""
+        return bool(self._threads) and all(thread.is_alive() for thread in self._threads)
+
     def stop(self, timeout: float = 10.0) -> None:
         self.stopping.set()
         for thread in self._threads:

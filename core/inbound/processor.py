@@ -61,11 +61,11 @@ def _process_batch(batch: int) -> int:
 def _fan_out(session, rows: list[RawDelivery]) -> list[OutboxMessage]:
     """Create each row's events and jobs in the caller's transaction (inbox.add_events, the one place events are
     created); the outbox messages to publish after commit."""
-    messages = []
-    workflows = inbox.enabled_workflows(session) if rows else []
+    messages, connection = [], session.connection()  # Core statements in the session's transaction
+    workflows = inbox.enabled_workflows(connection) if rows else []
     for row in rows:
         events = [WebhookEvent(**event) for event in row.events]
-        results, added = inbox.add_events(session, provider=row.provider, connection_id=row.connection_id,
+        results, added = inbox.add_events(connection, provider=row.provider, connection_id=row.connection_id,
                                           events=events, headers=row.headers, raw_body=row.raw_body,
                                           workflows=workflows)
         messages += added
