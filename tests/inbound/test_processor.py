@@ -222,3 +222,21 @@ def wait_until(condition, timeout=60.0):
             return True
         time.sleep(0.05)
     return condition()
+
+
+def test_a_delivery_kept_without_a_notification_is_taken_by_the_linger(app, make_tenant, monkeypatch):
+    """The hook path notifies at most once per NOTIFY_EVERY per tenant and process; a delivery kept right after a
+    notified one sends none, and the listener's second look at the tenant (LINGER after a look that found work)
+    takes it. The linger is long here (5 s) so the second delivery is surely kept before that look."""
+    t = make_tenant("linger")
+    running = listener.InboxListener(linger=5.0).start()
+    try:
+        assert running.ready.wait(60)
+        monkeypatch.setattr(raw_inbox, "NOTIFY_EVERY", 3600.0)
+        keep(t, event("first"))  # notifies (nothing notified for this tenant yet)
+        assert wait_until(lambda: count(t, InboundEvent) == 1)
+        keep(t, event("second"))  # within NOTIFY_EVERY: no notification of its own
+        assert wait_until(lambda: count(t, InboundEvent) == 2)
+        assert count(t, RawDelivery) == 0
+    finally:
+        running.stop()
