@@ -14,10 +14,13 @@ import signal
 import threading
 from pathlib import Path
 
+from prometheus_client import start_http_server
+
 from core import bootstrap
 from core.inbound import listener
 from core.platform import logs
 from core.platform.config import Settings
+from core.platform.metrics import registry_for_scrape
 from core.platform.queue import celery_app
 
 log = logging.getLogger("zixly.inbox")
@@ -32,6 +35,8 @@ def drain_inboxes() -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="zixly inbox")
     parser.add_argument("--linger", type=float, default=listener.LINGER)
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="serve Prometheus metrics here (default: ZIXLY_WORKER_METRICS_PORT; unset: none)")
     parser.add_argument("--heartbeat", type=Path, default=None,
                         help="a file touched every second while every listener thread runs (health checks)")
     args = parser.parse_args(argv)
@@ -40,6 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    port = args.metrics_port or settings.worker_metrics_port
+    if port:  # zixly_inbox_processed_total, zixly_inbox_lag_seconds, zixly_inbox_set_aside_total …
+        start_http_server(port, registry=registry_for_scrape())
     running = listener.InboxListener(linger=args.linger).start()
     log.info("inbox processor listening")
     while not stop.wait(1):
