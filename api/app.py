@@ -8,7 +8,8 @@ from flask import Flask
 from flask_smorest import Api
 from sqlalchemy.exc import DataError
 
-from api import auth, auth_failures, docs, limits, observability, openapi, problems
+from api import auth, auth_failures, docs, hook_app, limits, observability, openapi, problems
+from api.flask_app import ZixlyFlask
 from api.resources import (
     api_keys,
     connections,
@@ -130,7 +131,7 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
     settings = settings or Settings.from_env()
     if not offline:
         bootstrap.init(settings)
-    app = Flask("zixly")
+    app = ZixlyFlask("zixly")
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_content_length,
         KEY_LAST_USED_RESOLUTION=settings.key_last_used_resolution,
@@ -140,11 +141,6 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
         PUBLIC_BASE_URL=settings.public_base_url,
         METRICS_TOKEN=settings.metrics_token,
     )
-    if settings.trusted_proxies:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        n = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n)
     _openapi_config(app)
     app.extensions["zixly_router"] = None if offline else get_router()
     app.extensions["zixly_tokens"] = TokenVerifier(
@@ -161,14 +157,26 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
     app.register_blueprint(docs.blp)
-    problems.register(app)  # after Api(), so these handlers replace flask-smorest's
+    register_errors(app)  # after Api(), so these handlers replace flask-smorest's
+    auth.PUBLIC_ENDPOINTS.add("static")
+    if not offline:  # POST /v1/hooks/… is served by the hook path's own app (api/hook_app.py), same config
+        app.wsgi_app = hook_app.HookDispatch(settings, app.config, register_errors, app.wsgi_app)
+    if settings.trusted_proxies:  # outermost: both apps see the client's scheme, host and address
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n)
+    logging.getLogger("zixly").setLevel(logging.INFO)
+    return app
+
+
+def register_errors(app: Flask) -> None:
+    """Every error as problem+json: the common handlers, then the domain's exceptions with their statuses."""
+    problems.register(app)
     for exc_type, status in _ERRORS.items():
         app.register_error_handler(exc_type, _domain_error(status))
     app.register_error_handler(VerificationFailed, _verification_failed)
     app.register_error_handler(DataError, _unstorable)
-    auth.PUBLIC_ENDPOINTS.add("static")
-    logging.getLogger("zixly").setLevel(logging.INFO)
-    return app
 
 
 def _domain_error(status: int):

@@ -184,10 +184,15 @@ def _check_body() -> None:
                       "and objects; nothing was changed.")
 
 
-def before_request() -> None:
+def assign_request_id() -> None:
+    """The request's id: the caller's X-Request-ID when it is a sane one, else a fresh one (logs and answers)."""
     rid = request.headers.get("X-Request-ID", "")
     g.request_id = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
     request_id_var.set(g.request_id)
+
+
+def before_request() -> None:
+    assign_request_id()
     if request.endpoint is None:  # 404/405: let routing answer
         return
     handler = _handler()

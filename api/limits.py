@@ -133,3 +133,18 @@ def init_app(app: Flask, *, redis_url: str, fail_open: bool, webhook_limit: str 
     # the app-level hook has no budget at all (see HOOK_ENDPOINTS): skip flask-limiter's whole evaluation
     limiter.request_filter(lambda: request.endpoint == "hooks.AppHook")
     return limiter
+
+
+def init_hook_limiter(app: Flask, *, redis_url: str, fail_open: bool, webhook_limit: str) -> Limiter:
+    """The hook path's limiter (api/hook_app.py): only the webhook budget per endpoint token, in the same Redis
+    buckets (same prefix and keys) as the API's limiter would keep it; the app-level hook skips it entirely."""
+    app.after_request(_standard_headers)
+    limiter = Limiter(
+        key_func=lambda: "unused", app=app, storage_uri=redis_url,
+        storage_options={"socket_connect_timeout": 1, "socket_timeout": 1}, strategy="moving-window",
+        headers_enabled=True, header_name_mapping={HeaderNames.RETRY_AFTER: _LIMITER_RETRY_AFTER},
+        swallow_errors=fail_open, key_prefix="zixly-rl", on_breach=_on_breach,
+        application_limits=[ApplicationLimit(webhook_limit, key_function=_hook_key, scope="webhook",
+                                             exempt_when=_is_not_hook)])
+    limiter.request_filter(lambda: request.endpoint == "hooks.AppHook")
+    return limiter

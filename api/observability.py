@@ -37,7 +37,7 @@ def _track_requests(app: Flask) -> PrometheusMetrics:
 
 
 def init_app(app: Flask, *, metrics_token: str | None = None, metrics_public: bool = False) -> PrometheusMetrics:
-    exporter = _track_requests(app)
+    exporter = track_requests(app)
 
     def scrape():
         if metrics_token:
@@ -52,6 +52,12 @@ def init_app(app: Flask, *, metrics_token: str | None = None, metrics_public: bo
 
     app.add_url_rule("/metrics", "metrics", scrape, methods=["GET"])
     auth.PUBLIC_ENDPOINTS.add("metrics")
+    return exporter
+
+
+def track_requests(app: Flask) -> PrometheusMetrics:
+    """The HTTP metrics (flask_http_request_*, which the alerts use) and one JSON log line per request."""
+    exporter = _track_requests(app)
 
     def _start():
         g.started = time.perf_counter()

@@ -1,11 +1,12 @@
 """`make bench`: provisioning speed and tenant-routing overhead, side by side in one run, with the machine.
 
 Runs against the embedded servers (or DATABASE_URL / REDIS_URL), in a fresh database that is dropped after.
-Suites (default: all): provisioning, routing, ingest, jobs, fleet, outbound, workflow, noisy, faults.
-Options: --tenants N
+Suites (default: all): provisioning, routing, profile, ingest, jobs, fleet, outbound, workflow, noisy,
+faults. Options: --tenants N
 (provisioning: 200, fleet: 1000), --requests N (default 2000), --ingest-seconds S (default 10), --jobs N (default 1000),
---fleet-workers N (default 4), --deliveries N (outbound, default 1000). Only the fleet benchmark:
-`make bench BENCH_ARGS="fleet --tenants 1000"`.
+--fleet-workers N (default 4), --deliveries N (outbound, default 1000), --top N (profile: call sites printed, 25).
+Only the fleet benchmark: `make bench BENCH_ARGS="fleet --tenants 1000"`; the per-webhook profile with its top
+call sites: `make bench BENCH_ARGS="profile --top 40"`.
 """
 from __future__ import annotations
 
@@ -175,7 +176,7 @@ def bench_routing(n: int) -> dict:
     return out
 
 
-SUITES = ("provisioning", "routing", "ingest", "jobs", "fleet", "outbound", "workflow", "noisy", "faults")
+SUITES = ("provisioning", "routing", "profile", "ingest", "jobs", "fleet", "outbound", "workflow", "noisy", "faults")
 
 
 def main() -> None:
@@ -187,6 +188,7 @@ def main() -> None:
     parser.add_argument("--ingest-seconds", type=float, default=10.0)
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--deliveries", type=int, default=1000)
+    parser.add_argument("--top", type=int, default=25, help="profile: how many call sites to print")
     args = parser.parse_args()
     suites = set(args.suites or SUITES)
     if suites - set(SUITES):
@@ -224,6 +226,11 @@ def main() -> None:
         from tenancy.fleet import upgrade_fleet
 
         upgrade_fleet(get_router())
+        hook_profile = None
+        if suites & {"profile", "ingest"}:
+            from bench.ingest import profile_ingest
+
+            hook_profile = profile_ingest(settings, top=args.top if "profile" in suites else 0)
         ingest = bench_ingest(settings, seconds=args.ingest_seconds, progress=progress) if "ingest" in suites \
             else None
         jobs = bench_jobs(settings, jobs=args.jobs, progress=progress) if "jobs" in suites else None
@@ -275,8 +282,12 @@ def main() -> None:
         _print_provisioning(args, prov)
     if routing:
         _print_routing(args, routing)
+    if hook_profile and "profile" in suites:
+        from bench.hook_profile import report as profile_report
+
+        print("\n".join(profile_report(hook_profile)))
     if ingest:
-        _print_ingest(args, ingest)
+        _print_ingest(args, ingest, hook_profile)
     if jobs:
         _print_jobs(args, jobs)
     if deliveries:
@@ -329,9 +340,10 @@ def _print_routing(args, routing) -> None:
           f"   (the same routed read counted against the tenant's and the key's limits in Redis)")
 
 
-def _print_ingest(args, ingest) -> None:
+def _print_ingest(args, ingest, hook_profile=None) -> None:
     print()
-    print(f"ingest  signed Xero webhook (1 event) vs bare Flask 202, both gunicorn {ingest['server']}, "
+    print("ingest  signed Xero webhook (1 event, kept raw before the 200; its event and job made behind it)")
+    print(f"  vs bare Flask 202, both gunicorn {ingest['server']}, "
           f"{args.ingest_seconds:.0f} s per run")
     print(f"  {'':24}{'max req/s':>10}{'p50':>10}{'p99':>10}   latency open loop at {ingest['rate']:.0f} req/s"
           f" (half the bare max)")
@@ -350,6 +362,13 @@ def _print_ingest(args, ingest) -> None:
           f"p99 at {ingest['rate']:.0f} req/s: {ingest['ingest_open']['p99_ms']:.0f} ms   (goal: <= 50 ms)")
     print(f"  durable: {ingest['events']} events, {ingest['jobs']} jobs for {ingest['ok_200']} answers 200 "
           f"({'ok' if ingest['durable'] else 'MISMATCH'}); {ingest['errors']} errors")
+    print(f"  fan-out behind the answer (`zixly inbox`, one process, running during every phase): "
+          f"{ingest['processor_cpu_s'] * 1000 / max(ingest['ok_200'], 1):.2f} ms CPU per delivery; the backlog was "
+          f"gone {ingest['drain_s']:.1f} s after the last run")
+    if hook_profile:
+        from bench.hook_profile import per_request_line
+
+        print(f"  per webhook: {per_request_line(hook_profile)}")
     if ingest["note"]:
         print(f"  note: {ingest['note']}")
 

@@ -3,8 +3,10 @@
 Both run under gunicorn with identical settings. The load generator is a lean keep-alive HTTP/1.1 client in
 threads (raw sockets, requests signed before timing): (a) closed loop at fixed concurrency for the maximum
 req/s, (b) open loop at half the bare maximum (and, for ingest, at half its own), latency measured from each
-request's scheduled send time, so a server that falls behind shows it. Then the tenant's inbound_events must
-hold exactly one row (and one echo job) per 200 answer.
+request's scheduled send time, so a server that falls behind shows it. The Zixly server keeps each delivery raw
+before its 200 and the inbox processor (`zixly inbox`, one process, running through every phase on the same
+cores) fans it out into its event and echo job behind the answer; once it has drained, the tenant's
+inbound_events must hold exactly one row (and one echo job) per 200 answer.
 
 A third server, the durable floor, shows what any endpoint that keeps a webhook before answering costs on the
 same machine: bare Flask that commits the body as one row (psycopg, autocommit: one round trip, one WAL
@@ -159,6 +161,23 @@ def _run(port: int, pgid: int, reqs: list[bytes], senders: int, seconds: float, 
             **dict(zip(("client_cores", "server_cores", "machine_cores"), used, strict=True))}
 
 
+def _wait_drained(ref, processor, timeout: float = 300.0) -> float:
+    """Seconds until the inbox processor has fanned out every kept delivery of the tenant (after the last run)."""
+    from sqlalchemy import func, select
+
+    from core.inbound.models import RawDelivery
+    from tenancy.context import tenant_context
+    from tenancy.db import tenant_session
+
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout and processor.poll() is None:
+        with tenant_context(ref), tenant_session() as session:
+            if not session.scalar(select(func.count()).select_from(RawDelivery)):
+                return time.perf_counter() - started
+        time.sleep(0.1)
+    raise RuntimeError(f"the inbox processor did not drain within {timeout:.0f} s (exit code {processor.poll()})")
+
+
 def _notes(b: dict, g: dict, opened: dict, rate: float) -> str:
     cpus, notes = os.cpu_count() or 1, []
     notes.append(f"during the bare max run the load generator used {b['client_cores']:.2f} cores, the bare server "
@@ -171,6 +190,63 @@ def _notes(b: dict, g: dict, opened: dict, rate: float) -> str:
         notes.append(f"ingest cannot sustain {rate:.0f} req/s (it managed {opened['rps']:.0f}): its latency at that "
                      f"rate is queueing under overload; ingest_own is at half its own maximum")
     return "; ".join(notes)
+
+
+def profile_ingest(settings, *, top: int = 0) -> dict:
+    """The per-webhook profile (bench.hook_profile) of the ingest bench's request, in this process, on a tenant
+    of its own (so the durability count of the load runs stays exact)."""
+    import dataclasses
+
+    from api.app import create_app
+    from bench.hook_profile import environ_for, profile_requests
+    from core import bootstrap
+    from core.connections import store
+    from core.platform.actors import Actor
+    from core.tenants import service as tenants
+    from tenancy.apikeys import tenant_ref
+    from tenancy.context import tenant_context
+
+    key, org = secrets.token_urlsafe(32), str(uuid.uuid4())
+    local = dataclasses.replace(settings, app_webhook_secrets={"xero": (key,)})
+    tenant, _, _ = tenants.create_tenant(slug=f"bench-profile-{secrets.token_hex(3)}", name="Profile",
+                                         plan="enterprise", actor=Actor("staff", "bench"))
+    with tenant_context(tenant_ref(tenant)):
+        store.create_connection(provider="xero", account_id=org)
+    app = create_app(local)
+
+    def environs(n: int) -> list[dict]:
+        out = []
+        for raw in _requests("/v1/hooks/apps/xero", key.encode(), org, n):
+            head, body = raw.split(b"\r\n\r\n", 1)
+            headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
+            headers.pop("Host"), headers.pop("Content-Length")
+            out.append(environ_for("/v1/hooks/apps/xero", body, headers))
+        return out
+
+    try:
+        profile = profile_requests(app, environs, top=top)
+        with tenant_context(tenant_ref(tenant)):
+            profile["fan_out"] = _profile_fan_out()
+        return profile
+    finally:
+        bootstrap.init(settings)
+        purge_tenant_tasks(tenant.slug)
+
+
+def _profile_fan_out(batch: int = 200) -> dict:
+    """The processor's cost per delivery over the profiled webhooks' kept rows (in the current tenant): half
+    unprofiled for the CPU, half under cProfile for the calls."""
+    from bench.hook_profile import profile_work
+    from core.inbound import processor
+    from core.platform import outbox
+
+    started, plain = time.process_time(), 0
+    for _ in range(3):
+        plain += processor._process_batch(batch)
+    cpu = (time.process_time() - started) / max(plain, 1)
+    out = profile_work(lambda: processor.process_pending(batch=batch))
+    outbox.flush_published()
+    return {**out, "cpu_us_per_unit": cpu * 1e6, "batch": batch}
 
 
 def bench_ingest(settings, *, seconds: float = 10.0, progress=None) -> dict:
@@ -216,6 +292,7 @@ def bench_ingest(settings, *, seconds: float = 10.0, progress=None) -> dict:
                                  f"127.0.0.1:{ports[name]}", target], env, tmp / f"{name}.log")
         for name in procs:
             wait_listening(ports[name], procs[name])
+        processor = spawn([sys.executable, "-m", "workers.inbox"], env, tmp / "inbox.log")  # the fan-out behind
         warm, closed = make(400), make(int(seconds * 6000) + 1000)
         warmed = {name: phase(name, warm, CONCURRENCY, 1.0, None) for name in targets}
         progress("ingest: servers up and warm", 1, steps)
@@ -231,13 +308,14 @@ def bench_ingest(settings, *, seconds: float = 10.0, progress=None) -> dict:
             progress(f"ingest: {name} latency at {rate:.0f}/s", 5 + i, steps)
         out["ingest_own"] = phase("ingest", make(int(own * seconds) + 1), SENDERS, seconds, own)
         progress(f"ingest: ingest latency at {own:.0f}/s", 7, steps)
+        fan_out = {"drain_s": _wait_drained(ref, processor), "processor_cpu_s": _group_cpu(processor.pid)}
     except BaseException:
         print(f"ingest bench failed; server logs kept in {tmp}", file=sys.stderr)
         raise
     else:
         shutil.rmtree(tmp, ignore_errors=True)
     finally:
-        for proc in procs.values():
+        for proc in [*procs.values(), *([processor] if "processor" in locals() else [])]:
             stop_group(proc)
     with tenant_context(ref), tenant_session() as session:
         events = session.scalar(select(func.count()).select_from(InboundEvent))
@@ -251,7 +329,7 @@ def bench_ingest(settings, *, seconds: float = 10.0, progress=None) -> dict:
     purged = purge_tenant_tasks(slug)
     progress("ingest: durability checked", steps, steps)
     return {"seconds": seconds, "concurrency": CONCURRENCY, "senders": SENDERS, "rate": rate, "own_rate": own,
-            "server": " ".join(SERVER_ARGS), **out, "errors": errors,
+            "server": " ".join(SERVER_ARGS), **out, **fan_out, "errors": errors,
             "ratio": out["ingest_max"]["rps"] / out["bare_max"]["rps"], "ok_200": ok, "events": events,
             "jobs": jobs, "durable": events == ok == jobs and floor_rows == floor_ok, "purged_tasks": purged,
             "floor_rows": floor_rows, "floor_ratio": out["floor_max"]["rps"] / out["bare_max"]["rps"],

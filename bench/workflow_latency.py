@@ -1,10 +1,10 @@
 """`make bench` workflow: webhook-to-effect latency of `xero-invoice-paid-to-hubspot`, on an idle system.
 
-A Celery worker and one `zixly outbound` consumer (on HubSpot's queue) run as separate processes with default
-settings; Xero and HubSpot are the simulators, connected through the real OAuth flow. For each sample a fresh
-paid invoice and a matching HubSpot contact with a deal are seeded, a signed Xero webhook is posted to the
-app-level hook, and the clock stops when the HubSpot simulator holds both effects: the deal in the configured
-stage and the note.
+A Celery worker, the inbox processor (`zixly inbox`, which fans the kept webhook out into its event and job) and
+one `zixly outbound` consumer (on HubSpot's queue) run as separate processes with default settings; Xero and
+HubSpot are the simulators, connected through the real OAuth flow. For each sample a fresh paid invoice and a
+matching HubSpot contact with a deal are seeded, a signed Xero webhook is posted to the app-level hook, and the
+clock stops when the HubSpot simulator holds both effects: the deal in the configured stage and the note.
 """
 from __future__ import annotations
 
@@ -87,6 +87,7 @@ def bench_workflow(settings, *, aws_endpoint_url: str, samples: int = int(os.env
                         **{f"ZIXLY_{p.upper()}_CLIENT_SECRET": a[1] for p, a in apps.items()})
         procs.append(spawn([sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "WARNING"],
                            env, tmp / "worker.log"))
+        procs.append(spawn([sys.executable, "-m", "workers.inbox"], env, tmp / "inbox.log"))  # the hook's fan-out
         # HubSpot's queue is the only one this workflow writes to; default polling (20 s long polls, each freed
         # message group followed by a short poll: see workers.consumer.Consumer._follow)
         procs.append(spawn([str(Path(sys.executable).with_name("zixly")), "outbound", "--providers", "hubspot"],

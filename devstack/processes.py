@@ -1,5 +1,5 @@
-"""The processes `zixly dev` serves with: the API under gunicorn, a Celery worker running beat, and the outbound
-delivery consumer, each in its own process group so one signal stops it with its children."""
+"""The processes `zixly dev` serves with: the API under gunicorn, a Celery worker running beat, the outbound
+delivery consumer and the inbox processor, each in its own process group so one signal stops it with its children."""
 from __future__ import annotations
 
 import os
@@ -48,8 +48,8 @@ def wait_http(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
 
 
 class DevServices:
-    """Worker (with beat, its schedule in `home`), consumer and API on 127.0.0.1:`port`, with the current
-    environment. `procs` holds what was started, so `stop` works after a failed `start` too."""
+    """Worker (with beat, its schedule in `home`), consumer, inbox processor and API on 127.0.0.1:`port`, with the
+    current environment. `procs` holds what was started, so `stop` works after a failed `start` too."""
 
     def __init__(self, home: Path, port: int):
         self.home, self.port = home, port
@@ -62,6 +62,7 @@ class DevServices:
                                  "--loglevel", "INFO", "--concurrency", "2",
                                  "--schedule", str(self.home / "celerybeat-schedule")]))
         self.procs.append(spawn([py, "-m", "workers.consumer", "--threads", "2"]))
+        self.procs.append(spawn([py, "-m", "workers.inbox"]))  # fans kept webhooks out into events and jobs
         self.procs.append(spawn([py, "-m", "gunicorn", "-c", "python:api.gunicorn_conf",
                                  "--bind", f"127.0.0.1:{self.port}", "--workers", "2", "--threads", "4",
                                  "api.wsgi:app"]))

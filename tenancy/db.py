@@ -12,8 +12,10 @@ import os
 import threading
 from contextlib import contextmanager
 
+import psycopg
+from psycopg import sql
 from sqlalchemy import create_engine, event, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenancy.base import TENANT_SCHEMA
@@ -97,6 +99,24 @@ class Router:
         # pool_recycle seconds so a backend's relation and catalog caches (which grow with every schema it
         # touches) are dropped with it.
         return self.catalog_engine if url is None else make_engine(url, **self._pool_args)
+
+    def databases(self) -> dict[str, list[str]]:
+        """Every database holding tenants: its URL and the shards on it (the catalog's own database included)."""
+        with self.catalog_session() as session:
+            shards = session.scalars(select(Shard)).all()
+        found: dict[str, list[str]] = {}
+        for shard in shards:
+            found.setdefault(resolve_dsn(shard.dsn) or self.catalog_url, []).append(shard.name)
+        return found
+
+    @staticmethod
+    def listen(url: str, channel: str) -> psycopg.Connection:
+        """A dedicated connection (autocommit, outside every pool) LISTENing on `channel` of the database at `url`.
+        Never through a transaction pooler: LISTEN needs a session of its own."""
+        libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        connection = psycopg.connect(libpq, autocommit=True, connect_timeout=5)
+        connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        return connection
 
     @property
     def pool_args(self) -> dict:

@@ -21,7 +21,8 @@ from core.platform.queue import celery_app
 _settings = bootstrap.init(Settings.from_env())
 logs.configure(_settings.log_level, _settings.log_format)
 
-import workers.jobs  # noqa: E402,F401  (registers tasks)
+import workers.inbox  # noqa: E402,F401  (registers tasks)
+import workers.jobs  # noqa: E402,F401
 import workers.maintenance  # noqa: E402,F401
 import workers.notifications  # noqa: E402,F401
 import workers.outbound  # noqa: E402,F401

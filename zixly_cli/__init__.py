@@ -10,6 +10,7 @@
     openapi.py   zixly openapi [write|check]
     workers.py   zixly worker, zixly beat
     outbound.py  zixly outbound
+    inbox.py     zixly inbox
     aws.py       zixly aws bootstrap
     dev.py       zixly dev (`make run`), on the development stack of devstack/
 

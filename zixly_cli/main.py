@@ -12,6 +12,7 @@ from zixly_cli.db import db
 from zixly_cli.dev import dev
 from zixly_cli.keys import keys
 from zixly_cli.openapi import openapi
+from zixly_cli.inbox import inbox
 from zixly_cli.outbound import outbound
 from zixly_cli.shards import shards
 from zixly_cli.tenants import tenants
@@ -23,7 +24,7 @@ def main():
     """Zixly: multi-tenant integration API."""
 
 
-for command in (tenants, db, shards, auth, keys, openapi, worker, beat, outbound, aws, dev):
+for command in (tenants, db, shards, auth, keys, openapi, worker, beat, outbound, inbox, aws, dev):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""The durable inbox: verified events committed (with the jobs they start) before the provider gets its 2xx."""
+"""The inbox of events: each event once (by provider event id), with the jobs it starts and their outbox messages.
+Webhook events reach it through the raw inbox (kept before the 2xx, fanned out by core.inbound.processor),
+polled records directly (core.inbound.polling); `add_events` is the one place an event row is created."""
 from __future__ import annotations
 
 import uuid
@@ -8,6 +10,7 @@ from sqlalchemy import bindparam, exists, literal, or_, select, true
 
 from core.connections.models import Connection
 from core.inbound.models import InboundEvent
+from core.inbound.raw_inbox import kept_headers
 from core.jobs import creation
 from core.jobs.creation import RUN_JOB
 from core.platform import metrics, outbox
@@ -19,10 +22,8 @@ from core.platform.pages import matching, newest_first
 from core.platform.sqlcache import insert_or_skip
 from core.workflows.models import WorkflowSetting
 from core.workflows.registry import WORKFLOWS
-from tenancy.db import tenant_autocommit, tenant_session, tenant_transaction
+from tenancy.db import tenant_session, tenant_transaction
 
-KEPT_HEADERS = ("content-type", "user-agent", "x-shopify-topic", "x-shopify-shop-domain", "x-shopify-webhook-id",
-                "x-hubspot-request-timestamp", "webhook-id", "webhook-timestamp", "x-request-id")
 
 
 class EventNotFound(NotFound):
@@ -62,17 +63,6 @@ def _starts(setting: WorkflowSetting, provider, connection_id, event_type: str, 
     return matches is None or bool(matches(setting, event_type, payload if isinstance(payload, dict) else {}))
 
 
-def record_events(*, provider: str, connection_id, events, headers: dict, raw_body: bytes | None) -> list[Recorded]:
-    """Insert each event once (by provider event id); new events start their workflows' jobs. Each event is one
-    statement with its jobs and their outbox messages, so it commits whole, in one round trip (autocommit): a
-    delivery that fails half way is delivered again, and what it had already kept is a duplicate then."""
-    with tenant_autocommit() as connection:
-        results, messages = add_events(connection, provider=provider, connection_id=connection_id, events=events,
-                                       headers=headers, raw_body=raw_body)
-    outbox.publish(messages)
-    return results
-
-
 def _event_statement():
     """Insert one event, unless it is a duplicate or its connection is gone, with the jobs it starts (given as
     arrays: ids, workflows) and their outbox messages (core.jobs.creation), in one statement. Answers no row for
@@ -97,13 +87,20 @@ _EVENT_STATEMENT = _event_statement()
 _ENABLED_WORKFLOWS = select(WorkflowSetting.__table__).where(WorkflowSetting.__table__.c.enabled.is_(True))
 
 
-def add_events(connection, *, provider: str, connection_id, events, headers: dict, raw_body: bytes | None):
+def enabled_workflows(connection) -> list:
+    """The tenant's enabled workflow settings (rows), as `add_events` matches events against them."""
+    return connection.execute(_ENABLED_WORKFLOWS).all()
+
+
+def add_events(connection, *, provider: str, connection_id, events, headers: dict, raw_body: bytes | None,
+               workflows: list | None = None):
     """With the caller's Core connection or ORM session (autocommit, or a transaction the caller commits):
     insert the new events and their jobs; return the results and the outbox messages to publish after the
     commit. An event whose connection was deleted meanwhile is dropped (no result): routing caches may be a
-    moment behind, the tenant's own rows never are."""
-    kept = {k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
-    settings = connection.execute(_ENABLED_WORKFLOWS).all() if events else []
+    moment behind, the tenant's own rows never are. `workflows`: `enabled_workflows`, when the caller already
+    read them in this transaction (a batch of deliveries reads them once)."""
+    kept = kept_headers(headers)
+    settings = workflows if workflows is not None else enabled_workflows(connection) if events else []
     results, messages = [], []
     for event in events:
         started = [w for w in settings if _starts(w, provider, connection_id, event.event_type, event.payload)]

@@ -1,4 +1,8 @@
-"""Inbound webhooks: find the tenant, verify with the provider's own scheme, keep the events durably.
+"""Inbound webhooks: find the tenant, verify with the provider's own scheme, keep the delivery durably.
+
+The hook path does only what deciding the answer needs: verify the signature on the raw bytes, route from the
+cache, and commit the delivery's events as one raw row (core.inbound.raw_inbox: one statement, one round trip)
+before the 2xx. De-duplication, events, jobs and their tasks follow behind it (core.inbound.processor).
 
 Per-connection hooks (`/v1/hooks/{token}`) are routed by their secret token and verified with the connection's
 secrets (and, for a provider Zixly has a public app on, that app's secret: the provider signs a shop's or
@@ -8,16 +12,17 @@ signed body names; an event whose body names none cannot be routed there and the
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from connectors.base import Handshake, InboundRequest, VerificationFailed, WebhookScheme
 from connectors.hubspot import HubSpotScheme
 from connectors.registry import APP_HOOK_PROVIDERS, get_scheme
 from core.connections import hook_secrets, routing, sealing, store
-from core.inbound import inbox, webhook_budget
+from core.inbound import raw_inbox, webhook_budget
 from core.platform import audit, metrics
 from core.platform.actors import Actor
 from core.platform.errors import NotFound
@@ -50,6 +55,11 @@ class UnroutableDelivery(Exception):
     code = "app-hook-unroutable"
 
 
+# the two counters every delivery moves, one child per provider looked up once (labels() validates each time)
+_received = functools.cache(metrics.webhooks_received.labels)
+_verified = functools.cache(metrics.webhooks_verified.labels)
+
+
 def scheme_for(provider: str) -> WebhookScheme:
     """The provider's scheme as this deployment configures it: HubSpot's legacy (untimed) signatures are refused
     unless `ZIXLY_HUBSPOT_LEGACY_SIGNATURES` lists them."""
@@ -66,9 +76,11 @@ def _refuse_if_moving(tenant, provider: str) -> None:
 
 @dataclass
 class IngestResult:
+    """`received`: events kept (in the raw inbox, durably); `dropped`: verified events that are no tenant's."""
+
     provider: str
     handshake: Handshake | None = None
-    recorded: list = field(default_factory=list)
+    received: int = 0
     dropped: int = 0
 
 
@@ -89,7 +101,7 @@ def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
         metrics.webhooks_rejected.labels("unknown", "unknown-endpoint").inc()
         raise UnknownEndpoint("no webhook endpoint with this token")
     tenant, connection_id, provider = found
-    metrics.webhooks_received.labels(provider).inc()
+    _received(provider).inc()
     if tenant.status != "active":
         _refuse_if_moving(tenant, provider)
         raise TenantNotReceiving(f"tenant is {tenant.status}")
@@ -110,7 +122,7 @@ def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
             metrics.webhooks_rejected.labels(provider, "signature").inc()
             _audit_failure(connection_id, str(exc))
             raise
-        metrics.webhooks_verified.labels(provider).inc()
+        _verified(provider).inc()
         webhook_budget.spend(tenant)
         events = _events(scheme, request, provider)
         own = [e for e in events if e.account_id is None or not conn.account_id or e.account_id == conn.account_id]
@@ -118,11 +130,10 @@ def ingest_connection_hook(token: str, request: InboundRequest) -> IngestResult:
             metrics.webhooks_unrouted.labels(provider).inc(len(events) - len(own))
             log.info("dropped %d %s event(s) naming another account than the connection's",
                      len(events) - len(own), provider)
-        recorded = inbox.record_events(provider=provider, connection_id=connection_id, events=own,
-                                       headers=dict(request.headers),
-                                       raw_body=request.body if len(own) == len(events) else None)
-    _count_duplicates(provider, recorded)
-    return IngestResult(provider, recorded=recorded, dropped=len(events) - len(recorded))
+        if own:
+            raw_inbox.keep(provider=provider, connection_id=connection_id, events=own, headers=request.headers,
+                           raw_body=request.body if len(own) == len(events) else None)
+    return IngestResult(provider, received=len(own), dropped=len(events) - len(own))
 
 
 def _connection_secrets(scheme: WebhookScheme, conn) -> list[str]:
@@ -138,24 +149,18 @@ def _events(scheme, request: InboundRequest, provider: str):
         raise
 
 
-def _count_duplicates(provider: str, recorded) -> None:
-    duplicates = sum(1 for r in recorded if r.duplicate)
-    if duplicates:
-        metrics.events_deduplicated.labels(provider).inc(duplicates)
-
-
 def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
     if provider not in APP_HOOK_PROVIDERS:
         metrics.webhooks_rejected.labels("unknown", "unknown-provider").inc()
         raise UnknownEndpoint(f"no app-level webhooks for {provider!r}")
-    metrics.webhooks_received.labels(provider).inc()
+    _received(provider).inc()
     scheme = scheme_for(provider)
     try:
         scheme.verify(request, settings().app_webhook_secrets.get(provider, ()), now=time.time())
     except VerificationFailed:
         metrics.webhooks_rejected.labels(provider, "signature").inc()
         raise
-    metrics.webhooks_verified.labels(provider).inc()
+    _verified(provider).inc()
     events = _events(scheme, request, provider)
     unroutable = next((event for event in events if event.account_id is None), None)
     if unroutable is not None:
@@ -181,14 +186,9 @@ def ingest_app_hook(provider: str, request: InboundRequest) -> IngestResult:
         tenant, connection_id = owner
         single = len(by_account) == 1  # never store a body that carries another tenant's events
         with tenant_context(tenant):
-            recorded = inbox.record_events(
-                provider=provider, connection_id=connection_id, events=account_events,
-                headers=dict(request.headers), raw_body=request.body if single else None)
-        result.recorded += recorded
-        if len(recorded) < len(account_events):  # the connection was removed a moment ago
-            result.dropped += len(account_events) - len(recorded)
-            metrics.webhooks_unrouted.labels(provider).inc(len(account_events) - len(recorded))
-    _count_duplicates(provider, result.recorded)
+            raw_inbox.keep(provider=provider, connection_id=connection_id, events=account_events,
+                           headers=request.headers, raw_body=request.body if single else None)
+        result.received += len(account_events)
     return result
 
 

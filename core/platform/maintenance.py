@@ -13,12 +13,16 @@ from tenancy.db import catalog_session, tenant_session, tenant_transaction
 from tenancy.models import Tenant
 
 
+def active_tenants() -> list:
+    """The routing record (tenancy.context.TenantRef) of every active tenant."""
+    with catalog_session() as session:
+        return [tenant_ref(t) for t in session.scalars(select(Tenant).where(Tenant.status == "active"))]
+
+
 def for_each_active_tenant(fn) -> dict:
     """Call fn() inside each active tenant's context; return {slug: fn's result}."""
-    with catalog_session() as session:
-        tenants = [tenant_ref(t) for t in session.scalars(select(Tenant).where(Tenant.status == "active"))]
     results = {}
-    for tenant in tenants:
+    for tenant in active_tenants():
         with tenant_context(tenant):
             results[tenant.slug] = fn()
     return results

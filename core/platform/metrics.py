@@ -36,6 +36,12 @@ webhooks_unrouted = Counter("zixly_webhooks_unrouted_total",
                             ["provider"])
 events_deduplicated = Counter("zixly_events_deduplicated_total", "Events already in the inbox (not stored again)",
                               ["provider"])
+# the raw inbox (core.inbound.processor): deliveries kept by the hook path, fanned out to events and jobs behind it
+inbox_processed = Counter("zixly_inbox_processed_total", "Raw deliveries fanned out to events and jobs")
+inbox_lag = Histogram("zixly_inbox_lag_seconds", "From a raw delivery's commit to its fan-out",
+                      buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+inbox_set_aside = Counter("zixly_inbox_set_aside_total", "Raw deliveries whose fan-out failed (kept, marked)",
+                          ["provider"])
 
 # -- jobs -----------------------------------------------------------------------------------------------------
 jobs_queued = Counter("zixly_jobs_queued_total", "Jobs created", ["workflow"])

@@ -30,22 +30,24 @@ def enqueue(session, task: str, *args, countdown: float = 0.0) -> OutboxMessage:
     return message
 
 
-def _send(message: OutboxMessage) -> None:
+def _send(message: OutboxMessage, producer=None) -> None:
     if message.task == fair_queue.RUN_JOB and not message.countdown:  # a job to run now waits for its turn
         fair_queue.admit(message.args[0])
         return
     celery_app.send_task(message.task, args=message.args, countdown=message.countdown or None, retry=False,
-                         ignore_result=True)
+                         ignore_result=True, producer=producer)
 
 
 def _send_all(messages: list[OutboxMessage]) -> list[OutboxMessage]:
+    """Send each message, all through one producer taken from the pool once (a batch is one checkout)."""
     sent = []
-    for message in messages:
-        try:
-            _send(message)
-        except Exception as exc:  # broker down: the relay publishes the rest later
-            raise Interrupted(sent, exc) from exc
-        sent.append(message)
+    try:
+        with celery_app.producer_or_acquire() as producer:
+            for message in messages:
+                _send(message, producer)
+                sent.append(message)
+    except Exception as exc:  # broker down: the relay publishes the rest later
+        raise Interrupted(sent, exc) from exc
     return sent
 
 

@@ -81,6 +81,9 @@ def configure(settings: Settings) -> None:
             "prune-idempotency-records": {"task": "zixly.fleet.prune_idempotency_records", "schedule": 3600.0},
             "relay-outbox": {"task": "zixly.fleet.relay_outbox", "schedule": 10.0},
             "enforce-retention": {"task": "zixly.fleet.enforce_retention", "schedule": 3600.0},
+            # the raw inbox's fallback: the listener (`zixly inbox`) fans deliveries out at once; this finds the
+            # ones kept while none ran
+            "drain-inboxes": {"task": "zixly.fleet.drain_inboxes", "schedule": 5.0},
             "sweep-stranded-jobs": {"task": "zixly.fleet.sweep_stranded_jobs", "schedule": 60.0},
             "relay-outbound": {"task": "zixly.fleet.relay_outbound", "schedule": 15.0},
             "requeue-stale-notifications": {"task": "zixly.fleet.requeue_stale_notifications", "schedule": 300.0},

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.app import create_app
 from core import bootstrap
 from core.connections import store
+from core.inbound import processor
 from core.execution.service import execute_job
 from core.platform import logs
 from core.platform.config import Settings
@@ -94,6 +95,8 @@ def test_metrics_after_a_flow_has_every_family_with_sensible_values(client, make
                        "firstEventSequence": 1, "lastEventSequence": 1, "entropy": "E"}).encode()
     assert client.post("/v1/hooks/apps/xero", data=xero, headers={
         "x-xero-signature": b64hmac(XERO_KEY, xero), "Content-Type": "application/json"}).status_code == 200
+    with tenant_context(t.ref):
+        assert processor.process_pending() == 2  # the inbox processor, behind the 2xx: de-duplicates, starts jobs
     r = client.post("/v1/jobs", json={"workflow": "echo", "input": {"n": 1}}, headers=t.headers)
     ok_job = r.get_json()["id"]
     failing = client.post("/v1/jobs", json={"workflow": "echo", "input": {"fail": "permanent"}},
@@ -112,6 +115,7 @@ def test_metrics_after_a_flow_has_every_family_with_sensible_values(client, make
     assert delta("zixly_webhooks_rejected_total", reason="unknown-endpoint") == 1
     assert delta("zixly_webhooks_unrouted_total", provider="xero") == 1
     assert delta("zixly_events_deduplicated_total", provider="custom") == 1
+    assert delta("zixly_inbox_processed_total") >= 2 and delta("zixly_inbox_lag_seconds_count") >= 2
     assert delta("zixly_jobs_queued_total", workflow="echo") >= 3  # two by API, one by the stored event
     # (a worker thread of an earlier test may also pick up the event's echo job in this process: hence >=)
     started = delta("zixly_jobs_started_total", workflow="echo")

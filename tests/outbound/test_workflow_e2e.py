@@ -10,6 +10,7 @@ import uuid
 from sqlalchemy import select
 
 from core.execution.service import execute_job
+from core.inbound import processor
 from core.jobs.models import Job
 from core.platform import runtime
 from tenancy.context import tenant_context
@@ -51,6 +52,8 @@ def test_a_paid_xero_invoice_moves_the_hubspot_deal_and_adds_a_note(app, tenant,
     signature = base64.b64encode(hmac.new(XERO_APP_KEY.encode(), body, hashlib.sha256).digest()).decode()
     consumers(1)
     assert client.post("/v1/hooks/apps/xero", data=body, headers={"x-xero-signature": signature}).status_code == 200
+    with tenant_context(tenant.ref):
+        assert processor.process_pending() == 1  # the inbox processor, behind the 2xx
 
     with tenant_context(tenant.ref), tenant_session() as session:
         job = session.scalars(select(Job).where(Job.workflow == "xero-invoice-paid-to-hubspot")

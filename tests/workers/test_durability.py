@@ -94,6 +94,10 @@ def test_redis_down_then_back_loses_nothing(own_redis, app, make_tenant, tmp_pat
             "firstEventSequence": 1, "lastEventSequence": 1, "entropy": "e"}).encode()
         sig = base64.b64encode(hmac.new(KEY.encode(), body, hashlib.sha256).digest()).decode()
         assert client.post("/v1/hooks/apps/xero", data=body, headers={"x-xero-signature": sig}).status_code == 200
+    assert job_counts(t) == {}  # kept in the raw inbox; no listener runs here: beat's fallback drains it
+    from workers.inbox import drain_inboxes
+
+    assert drain_inboxes()[t.slug] == 100  # Redis still down: the jobs' tasks wait in the outbox
     assert job_counts(t) == {"QUEUED": (100, 0)}
     with tenant_context(t.ref), tenant_session() as s:
         assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 100

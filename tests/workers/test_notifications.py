@@ -165,7 +165,7 @@ def test_novu_outage_is_retried_with_backoff_under_one_transaction_id_and_the_jo
 def test_a_broker_outage_at_record_time_loses_nothing(worker, make_tenant, fake_novu):
     a = make_tenant("a")
 
-    def broker_down(message):
+    def broker_down(message, producer=None):
         raise BrokerDown("Error 111 connecting to redis: Connection refused.")
 
     with pytest.MonkeyPatch.context() as patch:
@@ -187,7 +187,7 @@ def test_a_broker_outage_at_record_time_loses_nothing(worker, make_tenant, fake_
 def test_a_notification_whose_task_was_lost_is_queued_again(worker, make_tenant, fake_novu):
     a = make_tenant("a")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(outbox, "_send", lambda message: None)  # the broker took the message, then lost it
+        patch.setattr(outbox, "_send", lambda message, producer=None: None)  # the broker took the message, then lost it
         signals.emit(signals.delivery_dead_lettered, tenant=a.ref, provider="xero", message_id="m-lost", reason="x")
     time.sleep(0.3)
     [row] = log_of(a, "delivery-dead-lettered")

@@ -1,5 +1,5 @@
-# ECS Fargate: the API behind an HTTPS load balancer (WAF in front), Celery workers, one beat, and the outbound
-# consumer, all from one image. Workers and the outbound consumer scale on their queue depth.
+# ECS Fargate: the API behind an HTTPS load balancer (WAF in front), Celery workers, one beat, the outbound
+# consumer and the inbox processor, all from one image. Workers and the outbound consumer scale on their queue depth.
 
 locals {
   # One command per process; the same as docker-compose.yml (tests check both name real `zixly` commands).
@@ -8,6 +8,7 @@ locals {
     worker   = ["zixly", "worker", "--concurrency", "2"]
     beat     = ["zixly", "beat", "--state-dir", "/var/lib/zixly/beat"]
     outbound = ["zixly", "outbound"]
+    inbox    = ["zixly", "inbox", "--heartbeat", "/var/lib/zixly/inbox-alive"]
   }
 
   health_checks = {
@@ -15,6 +16,7 @@ locals {
     worker   = ["CMD-SHELL", "celery -A workers.app inspect ping --destination celery@$(hostname) --timeout 10"]
     beat     = ["CMD", "python", "-c", "import pathlib, sys, time; d = pathlib.Path('/var/lib/zixly/beat'); sys.exit(0 if any(time.time() - p.stat().st_mtime < 600 for p in d.iterdir()) else 1)"]
     outbound = ["CMD", "python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9100/metrics', timeout=3)"]
+    inbox    = ["CMD", "python", "-c", "import os, sys, time; sys.exit(0 if time.time() - os.stat('/var/lib/zixly/inbox-alive').st_mtime < 30 else 1)"]
   }
 
   sizes = {
@@ -22,6 +24,7 @@ locals {
     worker   = { cpu = 1024, memory = 2048, count = var.worker_min, stop_timeout = 120 }
     beat     = { cpu = 256, memory = 512, count = 1, stop_timeout = 30 }
     outbound = { cpu = 512, memory = 1024, count = var.outbound_min, stop_timeout = 120 }
+    inbox    = { cpu = 512, memory = 1024, count = 1, stop_timeout = 60 }
   }
 
   # Plain settings, and settings taken from Secrets Manager (every name is one core/platform/config.py reads).
