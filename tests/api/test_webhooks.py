@@ -565,10 +565,13 @@ def test_echo_is_opt_in_an_event_starts_no_echo_job_until_the_tenant_enables_it(
     connect(t, "xero", org)
     assert client.get("/v1/workflows/echo", headers=t.headers).get_json()["enabled"] is False
     assert post_xero(client, xero_body(xero_event(org))).status_code == 200
+    fan_out(t)
     assert count(t, InboundEvent) == 1 and count(t, Job) == 0
     enable_echo(client, t, event_types=["UPDATE:CONTACT"])
     assert post_xero(client, xero_body(xero_event(org))).status_code == 200  # an UPDATE:INVOICE
+    fan_out(t)
     assert count(t, InboundEvent) == 2 and count(t, Job) == 0
     enable_echo(client, t, event_types=["UPDATE:INVOICE"])
     assert post_xero(client, xero_body(xero_event(org))).status_code == 200
+    fan_out(t)
     assert count(t, InboundEvent) == 3 and count(t, Job) == 1

@@ -43,8 +43,12 @@ def process(t, **kwargs):
 
 
 @pytest.fixture()
-def tenant(app, make_tenant):
-    return make_tenant("inbox")
+def tenant(app, client, make_tenant):
+    """A tenant opted in to `echo` (off by default), so each event starts one job to count."""
+    t = make_tenant("inbox")
+    r = client.put("/v1/workflows/echo", json={"enabled": True, "event_types": ["*"]}, headers=t.headers)
+    assert r.status_code == 200, r.get_json()
+    return t
 
 
 def test_a_kept_delivery_is_one_row_until_processed_then_its_events_jobs_and_tasks(tenant, monkeypatch):
