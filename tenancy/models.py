@@ -34,6 +34,7 @@ class Plan(CatalogBase):
     requests_per_minute: Mapped[int] = mapped_column(Integer)
     key_requests_per_minute: Mapped[int] = mapped_column(Integer)
     webhook_requests_per_minute: Mapped[int] = mapped_column(Integer)
+    max_subscriptions: Mapped[int] = mapped_column(Integer, default=3)  # event subscriptions (core.subscriptions)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -17,6 +17,7 @@ class LimitsSchema(ma.Schema):
     requests_per_minute = ma.fields.Integer()
     key_requests_per_minute = ma.fields.Integer()
     webhook_requests_per_minute = ma.fields.Integer()
+    max_subscriptions = ma.fields.Integer(metadata={"description": "Event subscriptions the plan allows."})
 
 
 class CurrentTenantSchema(ma.Schema):

@@ -23,7 +23,8 @@ def plan_limits(name: str) -> dict:
             with catalog_session() as session:
                 _cache = {p.name: {"requests_per_minute": p.requests_per_minute,
                                    "key_requests_per_minute": p.key_requests_per_minute,
-                                   "webhook_requests_per_minute": p.webhook_requests_per_minute}
+                                   "webhook_requests_per_minute": p.webhook_requests_per_minute,
+                                   "max_subscriptions": p.max_subscriptions}
                           for p in session.scalars(select(Plan))}
             _loaded = time.monotonic()
     return _cache[name]
