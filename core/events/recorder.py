@@ -11,6 +11,7 @@ make an event), with `outbox_rows` / `messages` to publish what that statement r
 """
 from __future__ import annotations
 
+import json
 import uuid
 
 from sqlalchemy import String, any_, bindparam, case, cast, event, func, literal, literal_column, or_, select, true
@@ -61,14 +62,18 @@ def _equals_any(value, array):
 
 
 def outbox_rows(recorded):
-    """A scalar column answering the outbox rows `recording` wrote, as a jsonb list of [id, args]."""
-    return select(func.coalesce(func.jsonb_agg(func.jsonb_build_array(recorded.c.id, recorded.c.args)),
-                                cast("[]", JSONB))).scalar_subquery()
+    """A scalar column answering the outbox rows a CTE (`recording`'s) wrote, as a jsonb list of [id, args]."""
+    rows = func.jsonb_agg(func.jsonb_build_array(recorded.c.id, recorded.c.args), type_=JSONB)
+    return select(func.coalesce(rows, cast("[]", JSONB), type_=JSONB)).scalar_subquery()
 
 
-def messages(rows) -> list[OutboxMessage]:
-    """`outbox_rows`'s value as outbox messages to publish after the commit."""
-    return [OutboxMessage(id=ident, task=DELIVER_WEBHOOK, args=args, countdown=0.0) for ident, args in rows or []]
+def messages(rows, *, countdown: float = 0.0) -> list[OutboxMessage]:
+    """`outbox_rows`'s value as outbox messages to publish after the commit (its JSON text, where the statement
+    left the column untyped for the driver)."""
+    if isinstance(rows, str):
+        rows = json.loads(rows)
+    return [OutboxMessage(id=ident, task=DELIVER_WEBHOOK, args=args, countdown=countdown)
+            for ident, args in rows or []]
 
 
 def _statement_for(event_type: str):

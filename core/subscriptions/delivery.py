@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 
 import urllib3
 from sqlalchemy import String, and_, bindparam, case, cast, func, insert, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import JSONB
 
 from connectors.destinations import post
 from connectors.errors import Unresolvable, UnsafeAddress
@@ -34,6 +33,7 @@ from core.events.models import (
     SubscriptionAttempt,
     SubscriptionMessage,
 )
+from core.events import recorder
 from core.events.recorder import DELIVER_WEBHOOK
 from core.notify.service import notify
 from core.platform import metrics, outbox
@@ -127,8 +127,7 @@ def _settle_statement():
     return select(
         select(func.count()).select_from(logged).scalar_subquery().label("logged"),
         select(func.count()).select_from(settled).scalar_subquery().label("settled"),
-        select(func.coalesce(func.jsonb_agg(func.jsonb_build_array(queued.c.id, queued.c.args)), cast("[]", JSONB)))
-        .scalar_subquery().label("queued"),
+        recorder.outbox_rows(queued).label("queued"),
         select(marked.c.consecutive_failures).scalar_subquery().label("consecutive_failures"))
 
 
@@ -246,7 +245,7 @@ def _settle(claimed: Claimed, result: Result, duration: int, config) -> str:
             "error": error[:ERROR_CHARS] if error else None, "body": result.body, "event_type": claimed.event_type,
             "delay": delay, "countdown": countdown, "ok": outcome == DELIVERED,
             "gave_up": outcome_status == FAILED, "requeue": requeue}.items()}).mappings().one()
-    outbox.publish([OutboxMessage(id=i, task=DELIVER_WEBHOOK, args=a, countdown=countdown) for i, a in row["queued"]])
+    outbox.publish(recorder.messages(row["queued"], countdown=countdown))
     metrics.webhook_attempts.labels(outcome).inc()
     if outcome == DELIVERED:
         metrics.webhook_latency.observe(max(0.0, (datetime.now(UTC) - claimed.created_at).total_seconds()))

@@ -16,7 +16,7 @@ import core.subscriptions.service
 import workers.jobs  # noqa: F401  (registers the tasks)
 import workers.notifications  # noqa: F401
 import workers.subscriptions  # noqa: F401
-from core.events.models import SubscriptionMessage
+from core.events.models import Subscription, SubscriptionMessage
 from core.platform.queue import celery_app
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session
@@ -107,3 +107,9 @@ def messages_of(tenant, subscription_id):
     with tenant_context(tenant.ref), tenant_session() as session:
         return list(session.scalars(select(SubscriptionMessage).where(
             SubscriptionMessage.subscription_id == subscription_id).order_by(SubscriptionMessage.seq)))
+
+
+def subscription_of(tenant, subscription_id) -> Subscription:
+    """Read from the database (polling the API would spend the tenant's rate limit)."""
+    with tenant_context(tenant.ref), tenant_session() as session:
+        return session.get(Subscription, subscription_id)
