@@ -1,0 +1,80 @@
+"""At delivery the SSRF guard resolves the host again, refuses a private answer, and connects to the address it
+checked: a name whose answer changes after the check never sends anything to the new address. No redirects."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+import connectors.destinations
+from core.subscriptions import delivery
+from tenancy.context import tenant_context
+from tests.subscriptions.conftest import messages_of
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """The resolver the guard uses (not the socket layer), answering from a table that tests change."""
+    answers, asked = {}, []
+    real = connectors.destinations.system_resolver
+
+    def resolve(host):
+        asked.append(host)
+        return list(answers[host]) if host in answers else real(host)
+
+    monkeypatch.setattr(connectors.destinations, "system_resolver", resolve)
+    return answers, asked
+
+
+def send_test_event(client, tenant, sub_id):
+    r = client.post(f"/v1/subscriptions/{sub_id}/test", headers=tenant.headers)
+    assert r.status_code == 202
+    return r.get_json()["id"]
+
+
+def deliver_now(tenant, message_id):
+    with tenant_context(tenant.ref):
+        return delivery.deliver_holding_slot(message_id)
+
+
+def test_a_name_that_changes_its_answer_is_refused_and_the_connection_goes_to_the_checked_address(
+        client, make_tenant, receiver, knobs, dns):
+    answers, asked = dns
+    answers["rebind.test"] = ["127.0.0.1"]  # loopback: allowed only by the tests' explicit setting
+    t = make_tenant("dns")
+    r = client.post("/v1/subscriptions", headers=t.headers, json={
+        "url": f"http://rebind.test:{receiver.port}/rebind", "event_types": ["job.failed"]})
+    assert r.status_code == 201
+    sub = r.get_json()
+    receiver.secrets["/rebind"] = [sub["secret"]]
+
+    first = send_test_event(client, t, sub["id"])
+    calls = len(asked)
+    assert deliver_now(t, first) == "delivered"
+    [arrival] = receiver.at("/rebind")  # the system's DNS knows no rebind.test: only the checked address is used
+    assert arrival.headers["host"] == f"rebind.test:{receiver.port}" and arrival.verified_by
+    assert arrival.body["type"] == "subscription.test"
+    assert asked[calls:] == ["rebind.test"]  # resolved once per send, and that answer was the one connected to
+
+    answers["rebind.test"] = ["10.0.0.5"]  # the name now points inside
+    second = send_test_event(client, t, sub["id"])
+    assert deliver_now(t, second) == "retrying"
+    assert len(receiver.at("/rebind")) == 1
+    message = next(m for m in messages_of(t, sub["id"]) if m.id == uuid.UUID(second))
+    assert "SSRF guard" in message.last_error and message.status == "pending"
+
+    answers["rebind.test"] = ["127.0.0.1", "::ffff:169.254.169.254"]  # one bad answer among good ones
+    third = send_test_event(client, t, sub["id"])
+    assert deliver_now(t, third) == "retrying"
+    assert len(receiver.at("/rebind")) == 1
+
+
+def test_redirects_are_not_followed(client, make_tenant, receiver, knobs):
+    t = make_tenant("redir")
+    r = client.post("/v1/subscriptions", headers=t.headers, json={
+        "url": receiver.url("/redirect"), "event_types": ["job.failed"]})
+    receiver.secrets["/redirect"] = [r.get_json()["secret"]]
+    receiver.scripts["/redirect"] = [(302, {"Location": receiver.url("/elsewhere")})]
+    message = send_test_event(client, t, r.get_json()["id"])
+    assert deliver_now(t, message) == "retrying"
+    assert [a.path for a in receiver.arrivals if a.path in ("/redirect", "/elsewhere")] == ["/redirect"]
