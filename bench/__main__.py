@@ -1,7 +1,8 @@
 """`make bench`: provisioning speed and tenant-routing overhead, side by side in one run, with the machine.
 
 Runs against the embedded servers (or DATABASE_URL / REDIS_URL), in a fresh database that is dropped after.
-Suites (default: all): provisioning, routing, ingest, jobs, fleet, outbound, workflow. Options: --tenants N
+Suites (default: all): provisioning, routing, ingest, jobs, fleet, outbound, workflow, subscriptions. Options:
+--webhook-workers 2,4 and --webhook-deliveries N (subscriptions, default 2000), --tenants N
 (provisioning: 200, fleet: 1000), --requests N (default 2000), --ingest-seconds S (default 10), --jobs N (default 1000),
 --fleet-workers N (default 4), --deliveries N (outbound, default 1000). Only the fleet benchmark:
 `make bench BENCH_ARGS="fleet --tenants 1000"`.
@@ -174,7 +175,7 @@ def bench_routing(n: int) -> dict:
     return out
 
 
-SUITES = ("provisioning", "routing", "ingest", "jobs", "fleet", "outbound", "workflow")
+SUITES = ("provisioning", "routing", "ingest", "jobs", "fleet", "outbound", "workflow", "subscriptions")
 
 
 def main() -> None:
@@ -186,6 +187,8 @@ def main() -> None:
     parser.add_argument("--ingest-seconds", type=float, default=10.0)
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--deliveries", type=int, default=1000)
+    parser.add_argument("--webhook-workers", default="2,4")
+    parser.add_argument("--webhook-deliveries", type=int, default=2000)
     args = parser.parse_args()
     suites = set(args.suites or SUITES)
     if suites - set(SUITES):
@@ -241,6 +244,12 @@ def main() -> None:
             os.environ.setdefault("AWS_ACCESS_KEY_ID", env.get("AWS_ACCESS_KEY_ID", "testing"))
             os.environ.setdefault("AWS_SECRET_ACCESS_KEY", env.get("AWS_SECRET_ACCESS_KEY", "testing"))
             workflow = bench_workflow(settings, aws_endpoint_url=env["AWS_ENDPOINT_URL"], progress=progress)
+        webhooks = None
+        if "subscriptions" in suites:
+            from bench.subscriptions import bench_subscriptions
+
+            webhooks = bench_subscriptions(settings, workers=[int(n) for n in args.webhook_workers.split(",")],
+                                           deliveries=args.webhook_deliveries, progress=progress)
         fleet = None
         if "fleet" in suites:
             from bench.fleet import bench_fleet
@@ -277,6 +286,10 @@ def main() -> None:
         from bench.workflow_latency import report as workflow_report
 
         print("\n".join(workflow_report(workflow)))
+    if webhooks:
+        from bench.subscriptions import report as subscriptions_report
+
+        print("\n".join(subscriptions_report(webhooks)))
     if fleet:
         from bench.fleet import report
 

@@ -16,7 +16,7 @@ PROM = ROOT / "prometheus"
 GRAFANA = ROOT / "grafana"
 REQUIRED_ALERTS = {"ZixlyHighErrorRate", "ZixlyQueueBacklog", "ZixlyWorkerDown", "ZixlySlowJobs",
                    "ZixlyDeadLettersPresent", "ZixlyTokenRefreshFailures", "ZixlyRateLimitStorageDown",
-                   "ZixlyJobsStranded"}
+                   "ZixlyJobsStranded", "ZixlyWebhookDeliveryLag"}
 
 
 def run(argv, **kwargs):
