@@ -53,9 +53,10 @@ class SubscriptionMessage(TenantBase):
                                                        ForeignKey("subscriptions.id", ondelete="CASCADE"))
     event_type: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict] = mapped_column(JSONB)
-    status: Mapped[str] = mapped_column(String(16), default=PENDING)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    replays: Mapped[int] = mapped_column(Integer, default=0)
+    # server defaults, not Python ones: the recorder inserts these rows from a SELECT inside other statements
+    status: Mapped[str] = mapped_column(String(16), server_default=PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    replays: Mapped[int] = mapped_column(Integer, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
