@@ -33,7 +33,7 @@ from core.events.models import (
     SubscriptionAttempt,
     SubscriptionMessage,
 )
-from core.events import recorder
+from core.events import recorder, sealing
 from core.events.recorder import DELIVER_WEBHOOK
 from core.notify.service import notify
 from core.platform import metrics, outbox
@@ -201,7 +201,7 @@ def _send(claimed: Claimed, config) -> Result:
     if len(body) > config.subscription_max_payload_bytes:
         return Result("refused", error=f"payload of {len(body)} bytes exceeds the limit of "
                                        f"{config.subscription_max_payload_bytes}")
-    secrets = [item["secret"] for item in signing.valid(signing.open_secrets(claimed.subscription_id,
+    secrets = [item["secret"] for item in signing.valid(sealing.open_secrets(claimed.subscription_id,
                                                                              claimed.secrets_sealed))]
     msg_id, timestamp = f"msg_{claimed.id.hex}", int(time.time())
     headers = {"content-type": "application/json", "user-agent": USER_AGENT, "webhook-id": msg_id,

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from connectors.destinations import DestinationPolicy, check_host, validate_url
 from connectors.errors import UnsafeAddress
 from core.connections.models import Connection
-from core.events import catalogue
+from core.events import catalogue, sealing
 from core.events.models import DELIVERED, FAILED, PENDING, Subscription, SubscriptionAttempt, SubscriptionMessage
 from core.events.recorder import DELIVER_WEBHOOK
 from core.platform import audit, outbox
@@ -112,7 +112,7 @@ def create_subscription(*, actor: Actor, url: str, event_types: list[str], descr
             raise SubscriptionLimitReached(f"the plan allows {limit} subscriptions; delete one first")
         ident = uuid.uuid4()
         row = Subscription(id=ident, description=description, enabled=enabled,
-                           secrets_sealed=signing.seal(ident, signing.first_secrets(secret)), **values)
+                           secrets_sealed=sealing.seal(ident, signing.first_secrets(secret)), **values)
         session.add(row)
         audit.record(session, actor=actor, action="subscription.created", target_type="subscription",
                      target_id=str(ident), details={"event_types": values["event_types"]})
@@ -201,8 +201,8 @@ def rotate_secret(subscription_id, *, actor: Actor) -> tuple[Subscription, str, 
     secret = signing.new_secret()
     with tenant_transaction() as session:
         row = _live(session, subscription_id, lock=True)
-        items = signing.rotated(signing.open_secrets(row.id, row.secrets_sealed), secret, grace=grace)
-        row.secrets_sealed = signing.seal(row.id, items)
+        items = signing.rotated(sealing.open_secrets(row.id, row.secrets_sealed), secret, grace=grace)
+        row.secrets_sealed = sealing.seal(row.id, items)
         audit.record(session, actor=actor, action="subscription.secret_rotated", target_type="subscription",
                      target_id=str(row.id))
     return row, secret, datetime.now(UTC) + grace

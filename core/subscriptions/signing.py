@@ -1,7 +1,7 @@
 """Standard Webhooks signing (standardwebhooks.com): `v1,` + base64 HMAC-SHA256 of "id.timestamp.body" under the
 base64 key after `whsec_`, one signature per secret still valid (both during a rotation's grace period).
 
-A subscription's secrets are sealed at rest under the data keys, bound to the subscription's id.
+A subscription's secrets are sealed at rest under the data keys (core.events.sealing).
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from core.platform import crypto
 
 PREFIX = "whsec_"
 KEY_BYTES = 24
@@ -19,18 +18,6 @@ KEY_BYTES = 24
 
 def new_secret() -> str:
     return PREFIX + base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
-
-
-def _context(subscription_id) -> str:
-    return f"subscription:{subscription_id}:secrets"
-
-
-def seal(subscription_id, items: list[dict]) -> str:
-    return crypto.keyring().seal_json(items, _context(subscription_id))
-
-
-def open_secrets(subscription_id, sealed: str) -> list[dict]:
-    return crypto.keyring().open_json(sealed, _context(subscription_id))
 
 
 def first_secrets(secret: str) -> list[dict]:

@@ -190,3 +190,26 @@ def test_patch_changes_filters_and_delete_removes(client, make_tenant, loopback)
     assert client.delete(path, headers=t.headers).status_code == 204
     assert client.get(path, headers=t.headers).status_code == 404
     assert client.get("/v1/subscriptions", headers=t.headers).get_json()["items"] == []
+
+
+def test_data_key_rotation_reseals_subscription_secrets(client, make_tenant, loopback, settings):
+    from core import bootstrap
+    from core.connections import key_rotation
+    from core.events import sealing
+    from core.platform import crypto
+
+    t = make_tenant("keys")
+    sub = create(client, t).get_json()
+    new_spec = f"k-new:{crypto.generate_key()},{settings.data_keys}"
+    bootstrap.init(dataclasses.replace(settings, data_keys=new_spec))
+    try:
+        summary = key_rotation.rotate_data_keys()
+        assert not summary["failed"] and summary["subscriptions_resealed"] >= 1
+        assert key_rotation.rotate_data_keys()["subscriptions_resealed"] == 0
+        bootstrap.init(dataclasses.replace(settings, data_keys=new_spec.split(",")[0]))  # the old key retired
+        with tenant_context(t.ref), tenant_session() as session:
+            row = session.get(Subscription, uuid.UUID(sub["id"]))
+            assert row.secrets_sealed.startswith("v1:k-new:")
+            assert [i["secret"] for i in sealing.open_secrets(row.id, row.secrets_sealed)] == [sub["secret"]]
+    finally:
+        bootstrap.init(settings)
