@@ -1,6 +1,6 @@
 """Subscription tasks: deliver one message, replay messages in creation order, sweep stranded messages (fleet,
-with the delivery-lag gauge). Deliveries have their own queue (core.platform.queue) so a slow endpoint never
-queues ahead of jobs."""
+with the delivery-lag gauge), prune what is past its retention (fleet). Deliveries have their own queue
+(core.platform.queue) so a slow endpoint never queues ahead of jobs."""
 from __future__ import annotations
 
 from core.platform import maintenance, metrics
@@ -32,3 +32,10 @@ def sweep_webhooks() -> dict:
     lag = max((seconds for _, seconds in swept.values()), default=0.0)
     redis_client().set(metrics.WEBHOOK_OLDEST_KEY, lag, ex=180)
     return {slug: count for slug, (count, _) in swept.items() if count}
+
+
+@celery_app.task(name="zixly.fleet.prune_webhooks", ignore_result=True)
+def prune_webhooks() -> dict:
+    """Every tenant's settled messages older than the retention (core.subscriptions.sweeper.RETENTION) deleted."""
+    pruned = maintenance.for_each_active_tenant(sweeper.prune)
+    return {slug: n for slug, n in pruned.items() if n}

@@ -86,5 +86,6 @@ def configure(settings: Settings) -> None:
             "refill-schema-pool": {"task": "zixly.fleet.refill_schema_pool", "schedule": 60.0},
             "schedule-polls": {"task": "zixly.fleet.schedule_polls", "schedule": 30.0},
             "sweep-webhooks": {"task": "zixly.fleet.sweep_webhooks", "schedule": 30.0},
+            "prune-webhooks": {"task": "zixly.fleet.prune_webhooks", "schedule": 3600.0},
         },
     )

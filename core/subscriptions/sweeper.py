@@ -3,21 +3,23 @@ task may be scheduled ahead) are sent by the sweeper: every message due for long
 its `next_attempt_at`, or `sending` past its lease — of an enabled subscription gets a new task, through the
 outbox in the statement that marks it (its due time moves to now, so the next sweep leaves it for OVERDUE more).
 
-It also measures the delivery lag the alert watches: how long the most overdue message has been waiting.
+It also measures the delivery lag the alert watches (how long the most overdue message has been waiting), and
+prunes what is past keeping: messages delivered or failed longer than RETENTION ago, with their attempts.
 """
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import String, and_, case, cast, func, literal, or_, select, update
+from sqlalchemy import String, and_, case, cast, delete, func, literal, or_, select, update
 
-from core.events.models import PENDING, SENDING, Subscription, SubscriptionMessage
+from core.events.models import DELIVERED, FAILED, PENDING, SENDING, Subscription, SubscriptionMessage
 from core.events.recorder import DELIVER_WEBHOOK
 from core.platform import outbox
 from core.platform.models import OutboxMessage
 from tenancy.db import tenant_session, tenant_transaction
 
 OVERDUE = timedelta(seconds=60)
+RETENTION = timedelta(days=30)  # the attempt log and what a replay can recover
 
 
 def _due_at():
@@ -61,3 +63,13 @@ def oldest_overdue_seconds() -> float:
     query = _live(select(func.coalesce(waited, 0.0)).select_from(messages)).where(_overdue(func.now()))
     with tenant_session() as session:
         return float(session.scalar(query) or 0.0)
+
+
+def prune(*, older_than: timedelta = RETENTION, limit: int = 5000) -> int:
+    """Delete the current tenant's settled messages (and, by cascade, their attempts) last changed longer than
+    `older_than` ago, at most `limit` per call; answers how many."""
+    messages = SubscriptionMessage.__table__
+    old = (select(messages.c.id).where(messages.c.status.in_((DELIVERED, FAILED)),
+                                       messages.c.updated_at < func.now() - older_than).limit(limit))
+    with tenant_transaction() as session:
+        return session.execute(delete(messages).where(messages.c.id.in_(old.scalar_subquery()))).rowcount

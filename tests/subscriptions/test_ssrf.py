@@ -78,3 +78,29 @@ def test_redirects_are_not_followed(client, make_tenant, receiver, knobs):
     message = send_test_event(client, t, r.get_json()["id"])
     assert deliver_now(t, message) == "retrying"
     assert [a.path for a in receiver.arrivals if a.path in ("/redirect", "/elsewhere")] == ["/redirect"]
+
+
+def test_settled_messages_past_the_retention_are_pruned_with_their_attempts(client, make_tenant, receiver, knobs):
+    from datetime import timedelta
+
+    from sqlalchemy import func, select, update
+
+    from core.events.models import SubscriptionAttempt, SubscriptionMessage
+    from core.subscriptions import sweeper
+    from tenancy.db import tenant_session, tenant_transaction
+
+    t = make_tenant("prune")
+    r = client.post("/v1/subscriptions", headers=t.headers, json={
+        "url": receiver.url("/prune"), "event_types": ["job.failed"]})
+    receiver.secrets["/prune"] = [r.get_json()["secret"]]
+    old, fresh, waiting = (send_test_event(client, t, r.get_json()["id"]) for _ in range(3))
+    assert deliver_now(t, old) == deliver_now(t, fresh) == "delivered"
+    with tenant_context(t.ref), tenant_transaction() as session:
+        session.execute(update(SubscriptionMessage).where(SubscriptionMessage.id.in_([old, waiting])).values(
+            updated_at=func.now() - timedelta(days=31)))
+    with tenant_context(t.ref):
+        assert sweeper.prune() == 1  # `waiting` is still to be sent: kept however old
+        with tenant_session() as session:
+            kept = set(map(str, session.scalars(select(SubscriptionMessage.id))))
+            attempts = set(map(str, session.scalars(select(SubscriptionAttempt.message_id))))
+    assert kept == {fresh, waiting} and attempts == {fresh}
