@@ -101,7 +101,7 @@ def _settle_statement():
         ("duration_ms", attempts.c.duration_ms.type), ("error", attempts.c.error.type),
         ("body", attempts.c.response_body.type), ("event_type", attempts.c.event_type.type),
         ("delay", box.c.countdown.type), ("countdown", box.c.countdown.type), ("ok", subs.c.enabled.type),
-        ("gave_up", subs.c.enabled.type), ("requeue", subs.c.enabled.type))}
+        ("gave_up", subs.c.enabled.type), ("requeue", subs.c.enabled.type), ("endpoint", subs.c.enabled.type))}
     now = func.now()
     logged = insert(attempts).values(
         subscription_id=p["subscription_id"], message_id=p["id"], event_type=p["event_type"], outcome=p["outcome"],
@@ -119,7 +119,7 @@ def _settle_statement():
     ).select_from(settled).where(p["requeue"])).returning(box.c.id, box.c.args).cte("queued"))
     changes = case((p["ok"], or_(subs.c.consecutive_failures > 0, subs.c.failing_since.is_not(None))),
                    else_=or_(p["gave_up"], subs.c.failing_since.is_(None)))
-    marked = (update(subs).where(subs.c.id == p["subscription_id"], changes).values(
+    marked = (update(subs).where(subs.c.id == p["subscription_id"], p["endpoint"], changes).values(
         consecutive_failures=case((p["ok"], 0), (p["gave_up"], subs.c.consecutive_failures + 1),
                                   else_=subs.c.consecutive_failures),
         failing_since=case((p["ok"], None), else_=func.coalesce(subs.c.failing_since, now)))
@@ -150,12 +150,17 @@ def deliver(message_id) -> str:
 
 
 def deliver_in_order(message_ids: list[str]) -> list[str]:
-    """A replay: each message after the one before (creation order), under one slot of the tenant."""
+    """A replay: each message after the one before (creation order), each under one of the tenant's slots (waited
+    for, up to a lease: an order cannot be kept by putting a message back)."""
     config = settings()
     lease = config.subscription_connect_timeout + config.subscription_timeout + LEASE_MARGIN
     outcomes = []
     for message_id in message_ids:
-        token = slots.take(config.subscription_tenant_concurrency, lease)
+        token, deadline = None, time.monotonic() + lease
+        while token is None and time.monotonic() < deadline:
+            token = slots.take(config.subscription_tenant_concurrency, lease)
+            if token is None:
+                time.sleep(0.1)
         try:
             outcomes.append(deliver_holding_slot(message_id))
         finally:
@@ -244,7 +249,8 @@ def _settle(claimed: Claimed, result: Result, duration: int, config) -> str:
             "status": outcome_status, "outcome": outcome, "code": result.status_code, "duration_ms": duration,
             "error": error[:ERROR_CHARS] if error else None, "body": result.body, "event_type": claimed.event_type,
             "delay": delay, "countdown": countdown, "ok": outcome == DELIVERED,
-            "gave_up": outcome_status == FAILED, "requeue": requeue}.items()}).mappings().one()
+            "gave_up": outcome_status == FAILED, "requeue": requeue,
+            "endpoint": outcome != "refused"}.items()}).mappings().one()
     outbox.publish(recorder.messages(row["queued"], countdown=countdown))
     metrics.webhook_attempts.labels(outcome).inc()
     if outcome == DELIVERED:
@@ -258,7 +264,7 @@ def _settle(claimed: Claimed, result: Result, duration: int, config) -> str:
 def _disable_reason(claimed: Claimed, outcome: str, failures: int | None, config) -> str | None:
     if outcome == "gone":
         return "the endpoint answered 410 Gone"
-    if outcome == DELIVERED:
+    if outcome in (DELIVERED, "refused"):  # refused: our limit, not the endpoint's failure
         return None
     if failures is not None and failures >= config.subscription_disable_after_messages:
         return f"{failures} messages in a row could not be delivered"

@@ -85,6 +85,8 @@ def test_a_payload_over_the_limit_is_refused_not_sent(client, make_tenant, recei
     [m] = wait_until(lambda: [m for m in messages_of(t, sub["id"]) if m.status == "failed"])
     assert "exceeds the limit" in m.last_error and m.attempts == 1
     assert receiver.at("/big") == []
+    state = subscription_of(t, sub["id"])  # our limit, not the endpoint's failure
+    assert state.enabled and state.failing_since is None and state.consecutive_failures == 0
 
 
 def test_one_tenants_slow_endpoint_does_not_hold_up_another_tenants_deliveries(
