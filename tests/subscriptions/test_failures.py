@@ -121,3 +121,23 @@ def test_one_tenants_slow_endpoint_does_not_hold_up_another_tenants_deliveries(
         receiver._answer = original
     wait_until(lambda: len([a for a in receiver.at("/slow") if a.answer < 300]) == 4)
     assert most[0] == 1  # never more than the tenant's one slot
+
+
+def test_an_endpoint_failing_for_days_is_disabled_at_its_next_failure(client, make_tenant, receiver, worker):
+    from datetime import timedelta
+
+    from sqlalchemy import func, update
+
+    from core.events.models import Subscription
+    from tenancy.db import tenant_transaction
+
+    t = make_tenant("days")
+    sub = subscribe(client, t, receiver, "/days")
+    with tenant_context(t.ref), tenant_transaction() as session:  # it has been failing for six days
+        session.execute(update(Subscription).where(Subscription.id == sub["id"]).values(
+            failing_since=func.now() - timedelta(days=6)))
+    receiver.scripts["/days"] = [503]
+    run_jobs(client, t, 1)
+    wait_until(lambda: not subscription_of(t, sub["id"]).enabled)
+    assert "has been failing since" in subscription_of(t, sub["id"]).disabled_reason
+    assert wait_until(lambda: notifications_of(t, "subscription-disabled"))
