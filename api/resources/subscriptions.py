@@ -8,7 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import access
-from api.common import JsonBoolean, PageArgsSchema, idempotent, newest_first_page, page_schema
+from api.common import FullMatch, JsonBoolean, PageArgsSchema, idempotent, newest_first_page, page_schema
 from core.events import catalogue
 from core.events.models import MESSAGE_STATUSES
 from core.subscriptions import service as subscriptions
@@ -22,6 +22,12 @@ blp = Blueprint("subscriptions", __name__, url_prefix="/v1/subscriptions", descr
     "types and their bodies are listed under `x-webhooks`."))
 
 OUTCOMES = ("delivered", "retrying", "failed", "gone", "refused")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+URL_PATTERN = (rf"https?://(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::{_PORT})?"
+               r"(?:[/?][^\s#\\\x00-\x1f\x7f]*)?")
+URL_RULES = [ma.validate.Length(min=1, max=2000), FullMatch(URL_PATTERN, error="must be an http(s) URL without "
+                                                                                  "credentials or fragment")]
 EVENT_TYPE = ma.fields.String(validate=ma.validate.OneOf(catalogue.EVENT_TYPES))
 
 
@@ -78,15 +84,18 @@ class _Filters(Strict):
 
 
 class SubscriptionCreateSchema(_Filters):
-    url = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2000),
-                           metadata={"example": "https://hooks.example.com/zixly"})
+    url = ma.fields.String(required=True, validate=URL_RULES, metadata={
+        "example": "https://hooks.example.com/zixly",
+        "description": "Where to POST events: https (plain http only where the deployment allows it, for local "
+                       "development), a host name or IP address, an optional port and path; no credentials or "
+                       "fragment. It must resolve to public addresses only (checked now and at every delivery)."})
     event_types = ma.fields.List(EVENT_TYPE, required=True, validate=ma.validate.Length(min=1, max=20),
                                  metadata={"example": ["job.failed", "delivery.dead_lettered"]})
     enabled = JsonBoolean(load_default=True)
 
 
 class SubscriptionPatchSchema(_Filters):
-    url = ma.fields.String(validate=ma.validate.Length(min=1, max=2000))
+    url = ma.fields.String(validate=URL_RULES)
     event_types = ma.fields.List(EVENT_TYPE, validate=ma.validate.Length(min=1, max=20))
     enabled = JsonBoolean()
     recover = JsonBoolean(load_default=False, metadata={
@@ -126,17 +135,9 @@ class SubscriptionAttemptQueryArgsSchema(PageArgsSchema):
 
 
 class SubscriptionReplaySchema(Strict):
-    message_id = ma.fields.UUID(load_default=None, metadata={"description": "One message (delivered or failed)."})
-    since = ma.fields.AwareDateTime(load_default=None, metadata={
-        "description": "Every message that failed, created at or after this."})
-    until = ma.fields.AwareDateTime(load_default=None)
-
-    @ma.validates_schema
-    def _one(self, data, **kwargs):
-        if (data.get("message_id") is None) == (data.get("since") is None):
-            raise ma.ValidationError("give either message_id or since")
-        if data.get("until") is not None and data.get("since") is None:
-            raise ma.ValidationError("until needs since", "until")
+    since = ma.fields.AwareDateTime(required=True, metadata={
+        "description": "Every message that failed, created at or after this (e.g. `recovery.since`)."})
+    until = ma.fields.AwareDateTime(load_default=None, metadata={"description": "… and before this."})
 
 
 class SubscriptionReplayResultSchema(ma.Schema):
@@ -224,9 +225,17 @@ class SubscriptionReplay(MethodView):
     @blp.arguments(SubscriptionReplaySchema)
     @blp.response(202, SubscriptionReplayResultSchema)
     def post(self, data, subscription_id):
-        """Send again one message, or every message that failed since a time; sent one after another in the order
-        they were created."""
+        """Send again every message that failed since a time, one after another in the order they were created."""
         return {"count": subscriptions.replay(subscription_id, actor=g.actor, **data)}
+
+
+@blp.route("/<string:subscription_id>/messages/<string:message_id>/replay")
+class SubscriptionMessageReplay(MethodView):
+    @access("ADMIN")
+    @blp.response(202, SubscriptionReplayResultSchema)
+    def post(self, subscription_id, message_id):
+        """Send one message again (delivered or failed), under the same `webhook-id`."""
+        return {"count": subscriptions.replay(subscription_id, actor=g.actor, message_id=message_id)}
 
 
 @blp.route("/<string:subscription_id>/test")

@@ -48,6 +48,16 @@ class InvalidSubscription(Invalid):
     code = "invalid-subscription"
 
 
+class UnsafeSubscriptionUrl(InvalidSubscription):
+    """The URL is not one Zixly may call: its scheme under this deployment's rules, or where it resolves."""
+
+    code = "unsafe-subscription-url"
+
+
+class UnknownConnection(InvalidSubscription):
+    code = "unknown-connection"
+
+
 class SubscriptionLimitReached(Conflict):
     code = "subscription-limit-reached"
 
@@ -70,7 +80,7 @@ def _check(session, values: dict) -> dict:
             values["url"] = validate_url(values["url"], rules)
             check_host(urlsplit(values["url"]).hostname or "", rules)
         except UnsafeAddress as exc:
-            raise InvalidSubscription("; ".join(f"{k}: {v}" for k, v in exc.errors.items())) from None
+            raise UnsafeSubscriptionUrl("; ".join(f"{k}: {v}" for k, v in exc.errors.items())) from None
     if "event_types" in values:
         unknown = sorted(set(values["event_types"]) - set(catalogue.EVENT_TYPES))
         if unknown or not values["event_types"]:
@@ -87,7 +97,7 @@ def _check(session, values: dict) -> dict:
         found = set(session.scalars(select(Connection.id).where(Connection.id.in_(wanted),
                                                                 Connection.deleted_at.is_(None)))) if wanted else set()
         if wanted - found:
-            raise InvalidSubscription(f"connection_ids: no connection {', '.join(sorted(map(str, wanted - found)))}")
+            raise UnknownConnection(f"connection_ids: no connection {', '.join(sorted(map(str, wanted - found)))}")
         values["connection_ids"] = sorted(wanted, key=str)
     return values
 

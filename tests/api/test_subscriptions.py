@@ -127,7 +127,8 @@ def test_bad_input_on_every_other_endpoint_is_a_problem_and_changes_nothing(clie
                      json={"message_id": str(uuid.uuid4()), "since": "2026-01-01T00:00:00Z"}), 422),
         (client.post(f"{path}/replay", headers=t.headers, json={"since": "yesterday"}), 422),
         (client.post(f"{path}/replay", headers=t.headers, json={"since": "2026-01-01T00:00:00"}), 422),  # naive
-        (client.post(f"{path}/replay", headers=t.headers, json={"message_id": str(uuid.uuid4())}), 404),
+        (client.post(f"{path}/messages/{uuid.uuid4()}/replay", headers=t.headers), 404),
+        (client.post(f"{path}/messages/not-a-uuid/replay", headers=t.headers), 404),
         (client.post("/v1/subscriptions/not-a-uuid/test", headers=t.headers), 404),
     ]
     for response, status in checks:
@@ -139,7 +140,8 @@ def test_bad_input_on_every_other_endpoint_is_a_problem_and_changes_nothing(clie
 def test_a_disabled_subscription_is_not_replayed_or_tested(client, make_tenant, loopback):
     t = make_tenant("off")
     sub = create(client, t, enabled=False).get_json()
-    for action, body in (("replay", {"since": "2026-01-01T00:00:00Z"}), ("test", None)):
+    for action, body in (("replay", {"since": "2026-01-01T00:00:00Z"}), ("test", None),
+                         (f"messages/{uuid.uuid4()}/replay", None)):
         r = client.post(f"/v1/subscriptions/{sub['id']}/{action}", headers=t.headers, json=body)
         assert is_problem(r, 409) and r.get_json()["type"].endswith("subscription-disabled")
     assert rows(t) == (1, 0, 1)
@@ -170,7 +172,7 @@ def test_another_tenants_subscriptions_are_404_for_every_operation(client, make_
         client.delete(path, headers=a.headers),
         client.post(f"{path}/rotate-secret", headers=a.headers),
         client.get(f"{path}/attempts", headers=a.headers),
-        client.post(f"{path}/replay", headers=a.headers, json={"message_id": test.get_json()["id"]}),
+        client.post(f"{path}/messages/{test.get_json()['id']}/replay", headers=a.headers),
         client.post(f"{path}/replay", headers=a.headers, json={"since": "2026-01-01T00:00:00Z"}),
         client.post(f"{path}/test", headers=a.headers),
     ):

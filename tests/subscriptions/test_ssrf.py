@@ -104,3 +104,20 @@ def test_settled_messages_past_the_retention_are_pruned_with_their_attempts(clie
             kept = set(map(str, session.scalars(select(SubscriptionMessage.id))))
             attempts = set(map(str, session.scalars(select(SubscriptionAttempt.message_id))))
     assert kept == {fresh, waiting} and attempts == {fresh}
+
+
+def test_one_message_replayed_arrives_again_under_the_same_webhook_id(client, make_tenant, receiver, knobs):
+    t = make_tenant("again")
+    r = client.post("/v1/subscriptions", headers=t.headers, json={
+        "url": receiver.url("/again"), "event_types": ["job.failed"]})
+    sub = r.get_json()
+    receiver.secrets["/again"] = [sub["secret"]]
+    message = send_test_event(client, t, sub["id"])
+    assert deliver_now(t, message) == "delivered"
+    r = client.post(f"/v1/subscriptions/{sub['id']}/messages/{message}/replay", headers=t.headers)
+    assert r.status_code == 202 and r.get_json() == {"count": 1}
+    with tenant_context(t.ref):
+        assert delivery.deliver_in_order([message]) == ["delivered"]  # what the replay task runs
+    first, second = receiver.at("/again")
+    assert first.msg_id == second.msg_id == f"msg_{uuid.UUID(message).hex}" and first.body == second.body
+    assert second.verified_by
