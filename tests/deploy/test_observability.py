@@ -111,7 +111,7 @@ def test_prometheus_scrapes_the_api_with_the_token_the_api_is_given(compose):
 
 def test_the_metric_contract_is_well_formed():
     contract = pq.load_contract()
-    assert len(contract) == 26
+    assert len(contract) == 30  # 26 + the four of event subscriptions
     for metric in contract.values():
         assert metric.type in {"counter", "gauge", "histogram"}
         assert metric.name.endswith("_total") == (metric.type == "counter"), metric.name
