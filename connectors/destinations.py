@@ -6,6 +6,7 @@ private, loopback, link-local, metadata, CGNAT, IPv4-mapped/6to4/NAT64 forms all
 that checked address itself (TLS still verifies the certificate for the host name), so a DNS answer that changes
 between the check and the connect never reaches the socket. Redirects are not followed; nothing is retried here.
 Plain http and loopback addresses are accepted only under `allow_loopback_http` (tests and local development).
+URLs are ASCII (an international host name in its punycode form).
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def validate_url(value: object, policy: DestinationPolicy) -> str:
     if not isinstance(value, str) or not value.strip():
         raise UnsafeAddress({"url": "must be an https URL"})
     url = value.strip()
-    if len(url) > MAX_URL_LENGTH or any(ch.isspace() or ord(ch) < 32 or ch == "\\" for ch in url):
+    if len(url) > MAX_URL_LENGTH or any(ch.isspace() or not 32 < ord(ch) < 127 or ch == "\\" for ch in url):
         raise UnsafeAddress({"url": "is too long or contains characters a URL cannot have"})
     try:
         parts = urlsplit(url)

@@ -24,8 +24,9 @@ blp = Blueprint("subscriptions", __name__, url_prefix="/v1/subscriptions", descr
 OUTCOMES = ("delivered", "retrying", "failed", "gone", "refused")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
-URL_PATTERN = (rf"https?://(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::{_PORT})?"
-               r"(?:[/?][^\s#\\\x00-\x1f\x7f]*)?")
+# anchored: a JSON Schema pattern matches anywhere; the path and query are printable ASCII but for `#` and `\`
+URL_PATTERN = (rf"^https?://(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::{_PORT})?"
+               r'(?:[/?][!"$-\[\]-~]*)?$')
 URL_RULES = [ma.validate.Length(min=1, max=2000), FullMatch(URL_PATTERN, error="must be an http(s) URL without "
                                                                                   "credentials or fragment")]
 EVENT_TYPE = ma.fields.String(validate=ma.validate.OneOf(catalogue.EVENT_TYPES))
