@@ -177,11 +177,14 @@ def bench_subscriptions(settings, *, workers=(2, 4), deliveries: int = 2000, pro
     from standardwebhooks.webhooks import Webhook
 
     receiver.webhook = Webhook(secret)
+    from bench.__main__ import _load
+
+    load_before = _load()
     try:
         runs = [_one_run(settings, ref, receiver, n, deliveries, progress) for n in workers]
     finally:
         receiver.stop()
-    return {"runs": runs, "unverified": receiver.unverified}
+    return {"runs": runs, "unverified": receiver.unverified, "load": (load_before, _load())}
 
 
 def report(result: dict) -> list[str]:
@@ -198,4 +201,6 @@ def report(result: dict) -> list[str]:
     worst_p95 = max(r["p95_ms"] for r in result["runs"])
     lines.append(f"  goals: >= 200 deliveries/s (best {best:.0f}), p95 <= 1000 ms (worst {worst_p95:.0f} ms); "
                  f"unverified deliveries: {result['unverified']}")
+    lines.append(f"  load average before / after: {result['load'][0]} / {result['load'][1]} (a shared machine's "
+                 f"other work slows every run alike; compare the ratios)")
     return lines
