@@ -36,7 +36,7 @@ from core.events.models import (
 from core.events import recorder, sealing
 from core.events.recorder import DELIVER_WEBHOOK
 from core.notify.service import notify
-from core.platform import metrics, outbox
+from core.platform import crypto, metrics, outbox
 from core.platform.models import OutboxMessage
 from core.platform.queue import celery_app
 from core.platform.runtime import settings
@@ -206,8 +206,12 @@ def _send(claimed: Claimed, config) -> Result:
     if len(body) > config.subscription_max_payload_bytes:
         return Result("refused", error=f"payload of {len(body)} bytes exceeds the limit of "
                                        f"{config.subscription_max_payload_bytes}")
-    secrets = [item["secret"] for item in signing.valid(sealing.open_secrets(claimed.subscription_id,
-                                                                             claimed.secrets_sealed))]
+    try:
+        secrets = [item["secret"] for item in signing.valid(sealing.open_secrets(claimed.subscription_id,
+                                                                                 claimed.secrets_sealed))]
+    except (crypto.DecryptionFailed, crypto.KeyringError) as exc:  # a retired data key: nothing can be signed
+        log.error("subscription %s: its secret cannot be opened: %s", claimed.subscription_id, exc)
+        return Result("refused", error="the subscription's signing secret cannot be opened (data keys)")
     msg_id, timestamp = f"msg_{claimed.id.hex}", int(time.time())
     headers = {"content-type": "application/json", "user-agent": USER_AGENT, "webhook-id": msg_id,
                "webhook-timestamp": str(timestamp),

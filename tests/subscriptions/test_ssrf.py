@@ -121,3 +121,23 @@ def test_one_message_replayed_arrives_again_under_the_same_webhook_id(client, ma
     first, second = receiver.at("/again")
     assert first.msg_id == second.msg_id == f"msg_{uuid.UUID(message).hex}" and first.body == second.body
     assert second.verified_by
+
+
+def test_a_secret_that_cannot_be_opened_fails_the_message_without_sending_it(client, make_tenant, receiver, knobs):
+    from sqlalchemy import update
+
+    from core.events import sealing
+    from core.events.models import Subscription
+    from tenancy.db import tenant_transaction
+
+    t = make_tenant("sealed")
+    r = client.post("/v1/subscriptions", headers=t.headers, json={
+        "url": receiver.url("/sealed"), "event_types": ["job.failed"]})
+    sub = r.get_json()
+    with tenant_context(t.ref), tenant_transaction() as session:  # sealed for another row: does not open here
+        session.execute(update(Subscription).where(Subscription.id == sub["id"]).values(
+            secrets_sealed=sealing.seal(uuid.uuid4(), [{"secret": sub["secret"], "expires_at": None}])))
+    message = send_test_event(client, t, sub["id"])
+    assert deliver_now(t, message) == "refused"
+    [m] = messages_of(t, sub["id"])
+    assert m.status == "failed" and "cannot be opened" in m.last_error and receiver.at("/sealed") == []
