@@ -2,11 +2,15 @@
 id (a sealed value copied to another row does not open), and re-sealed under the primary key on rotation."""
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select
 
 from core.events.models import Subscription
 from core.platform import crypto
 from tenancy.db import tenant_session, tenant_transaction
+
+log = logging.getLogger("zixly.subscriptions")
 
 
 def _context(subscription_id) -> str:
@@ -32,7 +36,12 @@ def reseal_tenant_subscriptions() -> int:
     for ident in ids:
         with tenant_transaction() as session:
             row = session.get(Subscription, ident, with_for_update=True)
-            if row is not None and ring.needs_rotation(row.secrets_sealed):
+            if row is None or not ring.needs_rotation(row.secrets_sealed):
+                continue
+            try:
                 row.secrets_sealed = ring.reseal(row.secrets_sealed, _context(row.id))
-                changed += 1
+            except crypto.DecryptionFailed:  # already unusable (its deliveries fail as refused): the rest go on
+                log.error("subscription %s: its secret does not open; not re-sealed", row.id)
+                continue
+            changed += 1
     return changed

@@ -141,3 +141,4 @@ def test_a_secret_that_cannot_be_opened_fails_the_message_without_sending_it(cli
     assert deliver_now(t, message) == "refused"
     [m] = messages_of(t, sub["id"])
     assert m.status == "failed" and "cannot be opened" in m.last_error and receiver.at("/sealed") == []
+    assert client.delete(f"/v1/subscriptions/{sub['id']}", headers=t.headers).status_code == 204
