@@ -19,6 +19,7 @@ from api.resources import (
     jobs,
     notifications,
     staff_tenants,
+    subscriptions,
     system,
     tenant,
     workflows,
@@ -37,7 +38,7 @@ from tenancy.context import InvalidSlug
 from tenancy.db import get_router
 
 BLUEPRINTS = (system.blp, staff_tenants.blp, tenant.blp, api_keys.blp, connections.blp, connections.oauth_blp,
-              hooks.blp, events.blp, jobs.blp, workflows.blp, notifications.blp, deliveries.blp)
+              hooks.blp, events.blp, jobs.blp, workflows.blp, notifications.blp, deliveries.blp, subscriptions.blp)
 
 _ERRORS = {
     provisioning.TenantExists: 409,

@@ -17,6 +17,7 @@ from flask import Flask
 
 from api import gunicorn_conf
 from api.problems import MEDIA_TYPE
+from core.events import catalogue
 
 API_KEY, BEARER = "ApiKeyAuth", "BearerAuth"
 TENANT_ROLES = ("VIEWER", "EDITOR", "ADMIN")
@@ -25,13 +26,14 @@ TENANT_ROLES = ("VIEWER", "EDITOR", "ADMIN")
 # operations are staff-only), so a new blueprint needs no entry here.
 TAG_GROUPS = {
     "Your tenant": ("tenant", "api_keys", "users", "notification_settings"),
-    "Integrations": ("connections", "oauth", "hooks", "workflows"),
+    "Integrations": ("connections", "oauth", "hooks", "workflows", "subscriptions"),
     "Activity": ("jobs", "events", "deliveries", "notifications"),
     "More": (),
     "System": ("system",),
     "Staff": (),
 }
-TAG_NAMES = {"api_keys": "API keys", "hooks": "Webhooks in", "tenant": "Your tenant", "oauth": "OAuth"}
+TAG_NAMES = {"api_keys": "API keys", "hooks": "Webhooks in", "subscriptions": "Event subscriptions",
+             "tenant": "Your tenant", "oauth": "OAuth"}
 
 _HEADER = {"schema": {"type": "string"}}
 HEADERS = {
@@ -151,6 +153,7 @@ def complete(spec: dict, app: Flask) -> dict:
         for method, op in item.items():
             if method in _METHODS:
                 _operation(spec, path, item, method, op, endpoints.get(path), operation_ids)
+    _event_catalogue(spec)
     _nullable_refs(spec)
     _links(spec)
     _tags(spec)
@@ -442,7 +445,37 @@ def _tags(spec) -> None:
                 op["tags"] = [names.get(t, t) for t in op.get("tags", [])]
 
 
-_TOP = ("openapi", "info", "servers", "tags", "x-tagGroups", "paths", "components")
+_TOP = ("openapi", "info", "servers", "tags", "x-tagGroups", "paths", "x-webhooks", "components")
+
+_SIGNATURE_HEADERS = [
+    {"name": "webhook-id", "in": "header", "required": True, "schema": {"type": "string"},
+     "description": "The message's id: the same on every retry and replay; de-duplicate on it."},
+    {"name": "webhook-timestamp", "in": "header", "required": True, "schema": {"type": "string"},
+     "description": "Seconds since the epoch when this attempt was signed; refuse stale ones (5 minutes)."},
+    {"name": "webhook-signature", "in": "header", "required": True, "schema": {"type": "string"},
+     "description": "Space-separated `v1,<base64>` HMAC-SHA256 signatures of `id.timestamp.body` (Standard "
+                    "Webhooks); two during a secret rotation's grace period. Verify with any Standard Webhooks "
+                    "library and your `whsec_…` secret."},
+]
+
+
+def _event_catalogue(spec) -> None:
+    """The event types subscriptions deliver (`x-webhooks`, as OpenAPI 3.1's `webhooks`), one body schema each."""
+    schemas = spec["components"].setdefault("schemas", {})
+    hooks = {}
+    for event_type, schema in catalogue.spec_catalogue().items():
+        name = "Event" + "".join(part.capitalize() for part in re.split(r"[._]", event_type))
+        schemas[name] = copy.deepcopy(schema)
+        hooks[event_type] = {"post": {
+            "tags": ["Event subscriptions"], "operationId": f"event_{event_type.replace('.', '_')}",
+            "summary": schema["properties"]["data"]["description"], "parameters": copy.deepcopy(_SIGNATURE_HEADERS),
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("schemas", name)}}},
+            "responses": {"2XX": {"description": "Received: the delivery ends."},
+                          "410": {"description": "Gone: the subscription is disabled at once."},
+                          "default": {"description": "Anything else (or no answer within 5 s) is retried with "
+                                                     "backoff over about 28 hours; Retry-After is honoured on "
+                                                     "429 and 503."}}}}
+    spec["x-webhooks"] = hooks
 
 
 _OPERATION = ("tags", "summary", "description", "operationId", "security", "parameters", "requestBody",

@@ -2,7 +2,8 @@
 
 Runs against the embedded servers (or DATABASE_URL / REDIS_URL), in a fresh database that is dropped after.
 Suites (default: all): provisioning, routing, profile, ingest, jobs, fleet, outbound, workflow, noisy,
-faults. Options: --tenants N
+faults, subscriptions. Options: --webhook-workers 2,4 and --webhook-deliveries N (subscriptions, default
+2000), --tenants N
 (provisioning: 200, fleet: 1000), --requests N (default 2000), --ingest-seconds S (default 10), --jobs N (default 1000),
 --fleet-workers N (default 4), --deliveries N (outbound, default 1000), --top N (profile: call sites printed, 25).
 Only the fleet benchmark: `make bench BENCH_ARGS="fleet --tenants 1000"`; the per-webhook profile with its top
@@ -176,7 +177,8 @@ def bench_routing(n: int) -> dict:
     return out
 
 
-SUITES = ("provisioning", "routing", "profile", "ingest", "jobs", "fleet", "outbound", "workflow", "noisy", "faults")
+SUITES = ("provisioning", "routing", "profile", "ingest", "jobs", "fleet", "outbound", "workflow", "noisy", "faults",
+          "subscriptions")
 
 
 def main() -> None:
@@ -189,6 +191,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--deliveries", type=int, default=1000)
     parser.add_argument("--top", type=int, default=25, help="profile: how many call sites to print")
+    parser.add_argument("--webhook-workers", default="2,4")
+    parser.add_argument("--webhook-deliveries", type=int, default=2000)
     args = parser.parse_args()
     suites = set(args.suites or SUITES)
     if suites - set(SUITES):
@@ -259,6 +263,12 @@ def main() -> None:
             from bench.faults import bench_faults
 
             faults = bench_faults(settings, home=home, progress=progress)
+        webhooks = None
+        if "subscriptions" in suites:
+            from bench.subscriptions import bench_subscriptions
+
+            webhooks = bench_subscriptions(settings, workers=[int(n) for n in args.webhook_workers.split(",")],
+                                           deliveries=args.webhook_deliveries, progress=progress)
         fleet = None
         if "fleet" in suites:
             from bench.fleet import bench_fleet
@@ -307,6 +317,10 @@ def main() -> None:
         from bench.faults import report as faults_report
 
         print("\n".join(faults_report(faults)))
+    if webhooks:
+        from bench.subscriptions import report as subscriptions_report
+
+        print("\n".join(subscriptions_report(webhooks)))
     if fleet:
         from bench.fleet import report
 

@@ -17,7 +17,7 @@ NOVU_CLOUD_US = "https://api.novu.co"
 NOVU_CLOUD_EU = "https://eu.api.novu.co"
 # Novu workflow ids (trigger identifiers) Zixly triggers; each must exist in the Novu environment.
 WORKFLOWS = ("job-failed", "delivery-dead-lettered", "connection-reauth-required", "tenant-welcome",
-             "api-key-created")
+             "api-key-created", "subscription-disabled")
 MAX_RECIPIENTS = 100  # Novu's limit per trigger
 NO_RETRIES = RetryConfig("none", BackoffStrategy(0, 0, 1.0, 0), False)
 _RETRYABLE_STATUS = {408, 409, 425, 429}  # 409: Novu is still processing this idempotency key

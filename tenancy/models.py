@@ -37,6 +37,7 @@ class Plan(CatalogBase):
     max_connections: Mapped[int] = mapped_column(Integer, server_default="50")
     max_hook_endpoints: Mapped[int] = mapped_column(Integer, server_default="50")
     retention_days: Mapped[int] = mapped_column(Integer, server_default="90")  # events, jobs, deliveries, notices
+    max_subscriptions: Mapped[int] = mapped_column(Integer, default=3)  # event subscriptions (core.subscriptions)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -15,8 +15,14 @@ from core import bootstrap
 from core.outbound import queues
 from core.platform import aws, logs, runtime
 from core.platform.config import Settings
-from core.platform.metrics import QueueDepthCollector, registry_for_scrape
-from core.platform.queue import celery_app
+from core.platform.metrics import (
+    WEBHOOK_OLDEST_KEY,
+    QueueDepthCollector,
+    RedisGaugeCollector,
+    registry_for_scrape,
+    webhook_oldest_undelivered,
+)
+from core.platform.queue import WEBHOOKS_QUEUE, celery_app
 
 _settings = bootstrap.init(Settings.from_env())
 logs.configure(_settings.log_level, _settings.log_format)
@@ -26,6 +32,7 @@ import workers.jobs  # noqa: E402,F401
 import workers.maintenance  # noqa: E402,F401
 import workers.notifications  # noqa: E402,F401
 import workers.outbound  # noqa: E402,F401
+import workers.subscriptions  # noqa: E402,F401
 
 app = celery_app
 log = logging.getLogger("zixly.worker")
@@ -36,10 +43,13 @@ def _serve_metrics(sender=None, **_):
     port = runtime.settings().worker_metrics_port
     if not port:
         return
-    collector = QueueDepthCollector([celery_app.conf.task_default_queue], redis_client=runtime.redis_client(),
-                                    sqs_client=queues.sqs_client(),
+    collector = QueueDepthCollector([celery_app.conf.task_default_queue, WEBHOOKS_QUEUE],
+                                    redis_client=runtime.redis_client(), sqs_client=queues.sqs_client(),
                                     sqs_queues=_outbound_queues())
-    start_http_server(port, registry=registry_for_scrape([collector]))
+    lag = RedisGaugeCollector(webhook_oldest_undelivered, "How long the most overdue subscription message has waited "
+                              "past its due time (fleet-wide, set by the webhook sweeper)", WEBHOOK_OLDEST_KEY,
+                              runtime.redis_client())
+    start_http_server(port, registry=registry_for_scrape([collector, lag]))
     log.info("worker metrics on :%s", port)
 
 

@@ -35,7 +35,8 @@ def keys_rotate():
         total = session.query(Tenant).filter(Tenant.status.in_(("active", "suspended"))).count()
     with click.progressbar(length=total, label="re-sealing tenants", show_pos=True) as bar:
         summary = rotate_data_keys(progress=lambda slug: bar.update(1))
-    click.echo(f"{summary['tenants']} tenant(s), {summary['connections_resealed']} connection(s) re-sealed")
+    click.echo(f"{summary['tenants']} tenant(s), {summary['connections_resealed']} connection(s) and "
+               f"{summary['subscriptions_resealed']} subscription(s) re-sealed")
     for slug, error in summary["failed"].items():
         click.echo(f"FAILED {slug}: {error}", err=True)
     if summary["failed"]:

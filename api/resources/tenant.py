@@ -24,6 +24,7 @@ class LimitsSchema(ma.Schema):
                                                      "tenant may have at once."})
     retention_days = ma.fields.Integer(metadata={"description": "Days finished jobs (with their steps), events, "
                                                  "deliveries and notifications are kept."})
+    max_subscriptions = ma.fields.Integer(metadata={"description": "Event subscriptions the plan allows."})
 
 
 class CurrentTenantSchema(ma.Schema):

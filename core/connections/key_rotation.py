@@ -1,11 +1,12 @@
-"""Data-key rotation: re-seal every tenant's connection secrets under the primary key, row by row under
-its own lock, so running connections keep working throughout."""
+"""Data-key rotation: re-seal every tenant's connection and subscription secrets under the primary key, row by
+row under its own lock, so running connections and deliveries keep working throughout."""
 from __future__ import annotations
 
 from sqlalchemy import and_, or_, select
 
 from core.connections.models import Connection
 from core.connections.sealing import SEALED_FIELDS, reseal
+from core.events.sealing import reseal_tenant_subscriptions
 from core.platform import crypto
 from tenancy.apikeys import tenant_ref
 from tenancy.context import tenant_context
@@ -36,11 +37,12 @@ def rotate_data_keys(progress=None) -> dict:
     with catalog_session() as session:
         tenants = [tenant_ref(t) for t in session.scalars(
             select(Tenant).where(Tenant.status.in_(("active", "suspended"))).order_by(Tenant.slug))]
-    summary = {"tenants": len(tenants), "connections_resealed": 0, "failed": {}}
+    summary = {"tenants": len(tenants), "connections_resealed": 0, "subscriptions_resealed": 0, "failed": {}}
     for tenant in tenants:
         try:
             with tenant_context(tenant):
                 summary["connections_resealed"] += reseal_tenant_connections()
+                summary["subscriptions_resealed"] += reseal_tenant_subscriptions()
         except Exception as exc:  # one tenant's failure is reported, the others still rotate
             summary["failed"][tenant.slug] = f"{type(exc).__name__}: {exc}"[:300]
         if progress:

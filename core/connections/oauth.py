@@ -29,7 +29,15 @@ from core.connections.providers import (
     redirect_uri,
 )
 from core.connections.sealing import store_tokens, token_hash, webhook_secrets
-from core.connections.store import SYSTEM, create_connection, get_connection, note_error, register_account
+from core.connections.store import (
+    SYSTEM,
+    connected,
+    create_connection,
+    get_connection,
+    note_error,
+    register_account,
+)
+from core.events import catalogue, recorder
 from core.platform import audit, signals
 from core.platform.actors import Actor
 from core.platform.errors import BadRequest, Conflict, Unavailable, UpstreamFailed
@@ -208,6 +216,7 @@ def _bind(conn: Connection, tokens: TokenSet, accounts: list[AccountInfo]) -> Co
         else:
             row.status, row.account_id, row.account_name = "active", chosen.account_id, chosen.name
             row.accounts, row.authorized_at = None, _now()
+            recorder.record(session, catalogue.CONNECTION_CONNECTED, connected(row), connection_id=row.id)
     conn = get_connection(conn.id)
     audit.record_now(actor=SYSTEM, action="connection.authorized", target_type="connection",
                      target_id=str(conn.id), details={"status": conn.status, "account_id": conn.account_id})

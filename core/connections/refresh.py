@@ -12,6 +12,7 @@ from core.connections.models import Connection
 from core.connections.providers import app_credentials, connector
 from core.connections.sealing import hmac_equal, store_tokens, tokens_of
 from core.connections.store import SYSTEM, get_connection, parse_connection_id
+from core.events import catalogue, recorder
 from core.platform import audit, metrics, signals
 from core.platform.errors import Unavailable
 from core.platform.runtime import redis_client, settings
@@ -27,6 +28,8 @@ def mark_reauth(conn_id, reason: str) -> None:
     with tenant_transaction() as session:
         row = session.get(Connection, conn_id, with_for_update=True)
         row.status, row.last_error, row.updated_at = "reauth_required", reason[:500], _now()
+        recorder.record(session, catalogue.CONNECTION_REAUTH_REQUIRED, {
+            "connection_id": str(conn_id), "provider": row.provider, "reason": reason[:500]}, connection_id=conn_id)
     audit.record_now(actor=SYSTEM, action="connection.reauth_required", target_type="connection",
                      target_id=str(conn_id), details={"reason": reason[:200]})
     signals.emit(signals.connection_reauth_required, tenant=current_tenant(), connection_id=conn_id,

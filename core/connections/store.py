@@ -17,6 +17,7 @@ from core.connections.errors import AccountAlreadyConnected, ConnectionNotFound,
 from core.connections.models import Connection
 from core.connections.providers import WEBHOOK_ONLY, app_credentials, connector, options_message
 from core.connections.sealing import seal, secret_item, token_hash, tokens_of
+from core.events import catalogue, recorder
 from core.platform import audit, signals
 from core.platform.actors import Actor
 from core.platform.errors import Conflict, Invalid
@@ -34,6 +35,11 @@ def _now() -> datetime:
 
 
 SYSTEM = Actor("system", "connections")
+
+
+def connected(row: Connection) -> dict:
+    """The `connection.connected` event's data (core.events.catalogue)."""
+    return {"connection_id": str(row.id), "provider": row.provider, "account_id": row.account_id}
 
 
 def parse_connection_id(value) -> uuid.UUID:
@@ -127,6 +133,7 @@ def select_account(connection_id, account_id: str) -> Connection:
         row = session.get(Connection, conn.id, with_for_update=True)
         row.status, row.account_id, row.account_name = "active", account_id, choices[account_id].get("name")
         row.accounts, row.authorized_at, row.updated_at = None, _now(), _now()
+        recorder.record(session, catalogue.CONNECTION_CONNECTED, connected(row), connection_id=row.id)
     signals.emit(signals.connection_activated, tenant=tenant, connection_id=conn.id)
     return get_connection(conn.id)
 

@@ -17,6 +17,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, case, func, literal, or_, select, update
 
 from core.execution.context import JobContext, provider_errors
+from core.events import catalogue, recorder
 from core.execution.lease import Lease, LeaseLost, held_by_owner, lease_end, new_owner
 from core.inbound.models import InboundEvent
 from core.jobs.models import Job, JobStep
@@ -78,12 +79,15 @@ def _complete_statement():
     done = (update(jobs).where(*held_by_owner())
             .values(status=COMPLETED, result=bindparam("result", type_=jobs.c.result.type), error=None,
                     finished_at=func.now(), updated_at=func.now(), lease_owner=None, lease_expires_at=None)
-            .returning(jobs.c.event_id).cte("done"))
+            .returning(jobs.c.event_id, jobs.c.id, jobs.c.workflow, jobs.c.attempts, jobs.c.finished_at).cte("done"))
     marked = (update(events).where(events.c.id.in_(select(done.c.event_id))).values(status="processed")
               .returning(events.c.id).cte("marked"))
     now = select(literal(COMPLETED)).select_from(done).scalar_subquery()
     before = select(jobs.c.status).where(jobs.c.id == job_id).with_for_update(read=True).scalar_subquery()
-    return select(func.coalesce(now, before)).add_cte(marked)
+    webhooks = recorder.recording(catalogue.JOB_COMPLETED, recorder.json_object(
+        job_id=done.c.id, workflow=done.c.workflow, attempts=done.c.attempts, finished_at=done.c.finished_at,
+        event_id=done.c.event_id), source=done, workflow=done.c.workflow)
+    return select(func.coalesce(now, before), recorder.outbox_rows(webhooks)).add_cte(marked)
 
 
 _CLAIM_STATEMENT, _COMPLETE_STATEMENT = _claim_statement(), _complete_statement()
@@ -140,7 +144,9 @@ def _finish(job_id, lease: Lease, *, result=None, error: str | None = None, retr
     """Record the outcome, if this run still holds the job; answers the job's status afterwards."""
     if error is None:
         with tenant_autocommit() as connection:
-            return connection.execute(_COMPLETE_STATEMENT, {**lease.params(), "result": result}).scalar_one()
+            status, webhooks = connection.execute(_COMPLETE_STATEMENT, {**lease.params(), "result": result}).one()
+        outbox.publish(recorder.messages(webhooks))
+        return status
     message = failed = None
     with tenant_transaction() as session:
         job = session.get(Job, job_id, with_for_update=True)
@@ -155,6 +161,10 @@ def _finish(job_id, lease: Lease, *, result=None, error: str | None = None, retr
         else:
             transition(job, FAILED)
             job.error, failed = error, job
+            recorder.record(session, catalogue.JOB_FAILED, {
+                "job_id": str(job.id), "workflow": job.workflow, "attempts": job.attempts, "error": error[:500],
+                "failed_at": job.finished_at.isoformat(), "event_id": str(job.event_id) if job.event_id else None},
+                workflow=job.workflow)
         if job.event_id and job.status == FAILED:
             session.get(InboundEvent, job.event_id).status = "failed"
         status = job.status

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, exists, literal, or_, select, true
 
 from core.connections.models import Connection
+from core.events import catalogue, recorder
 from core.inbound.models import InboundEvent
 from core.inbound.raw_inbox import kept_headers
 from core.jobs import creation
@@ -79,7 +80,11 @@ def _event_statement():
                 .returning(events.c.id).cte("inserted"))
     rows = creation.starts()
     _, messages = creation.queue_ctes(rows, inserted.c.id, select_from=inserted.join(rows, true()))
-    return (select(inserted.c.id.label("event_id"), messages.c.id.label("outbox_id"), messages.c.args)
+    webhooks = recorder.recording(catalogue.EVENT_RECEIVED, recorder.json_object(
+        event_id=inserted.c.id, provider=values.selected_columns[2], event_type=values.selected_columns[4],
+        connection_id=connection), source=inserted, connection_id=connection)
+    return (select(inserted.c.id.label("event_id"), messages.c.id.label("outbox_id"), messages.c.args,
+                   recorder.outbox_rows(webhooks).label("webhooks"))
             .select_from(inserted.outerjoin(messages, true())))
 
 
@@ -117,6 +122,7 @@ def add_events(connection, *, provider: str, connection_id, events, headers: dic
             if existing is not None:
                 results.append(Recorded(existing, True))
             continue
+        messages += recorder.messages(rows[0].webhooks)
         for row in rows:
             if row.outbox_id is not None:
                 messages.append(OutboxMessage(id=row.outbox_id, task=RUN_JOB, args=row.args, countdown=0.0))

@@ -14,7 +14,8 @@ from tenancy.db import catalog_session, tenant_session, tenant_transaction
 from tenancy.models import Tenant
 
 # tenant-welcome is not here: it goes to the admin contact given at tenant creation, before settings can exist.
-EVENTS = ("job-failed", "delivery-dead-lettered", "connection-reauth-required", "api-key-created")
+EVENTS = ("job-failed", "delivery-dead-lettered", "connection-reauth-required", "api-key-created",
+          "subscription-disabled")
 DEFAULT = {"enabled": True, "admins": True, "users": [], "topics": []}
 ADMINS_TOPIC = "admins"
 

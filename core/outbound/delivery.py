@@ -23,6 +23,7 @@ from sqlalchemy import and_, func, or_, update
 from connectors.errors import InvalidOptions, Permanent, RateLimited, ReauthRequired
 from connectors.registry import CONNECTORS
 from core.connections import api_calls
+from core.events import catalogue, recorder
 from core.outbound import token_bucket
 from core.outbound.models import Delivery
 from core.platform import metrics, signals
@@ -235,6 +236,10 @@ def bury(body: str) -> Outcome:
             if fresh:
                 row.status, row.updated_at = "dead", _now()
                 row.last_error = (f"out of attempts after {row.attempts}; last error: {row.last_error or '-'}")[:2000]
+                recorder.record(session, catalogue.DELIVERY_DEAD_LETTERED, {
+                    "delivery_id": str(row.id), "provider": row.provider, "connection_id": str(row.connection_id),
+                    "job_id": str(row.job_id) if row.job_id else None, "reason": row.last_error[:500]},
+                    connection_id=row.connection_id)
         if not fresh:
             return Outcome(True, "dropped", detail="delivered, failed or replayed since")
         metrics.deliveries.labels(row.provider, "dead").inc()

@@ -91,6 +91,17 @@ class Settings:
     novu_server_url: str = "https://api.novu.co"  # Novu Cloud US; EU: https://eu.api.novu.co; or self-hosted
     novu_timeout: float = 10.0  # seconds per trigger request
     novu_max_attempts: int = 10  # then the notification is `failed`
+    # Event subscriptions (core.subscriptions): seconds to wait before each retry (7 retries over ~28 h), jitter
+    # ±20 %; plain http and loopback receivers only when explicitly allowed (tests, local development)
+    subscription_retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    subscription_allow_loopback_http: bool = False
+    subscription_connect_timeout: float = 3.0
+    subscription_timeout: float = 5.0  # seconds to wait for the receiver's answer
+    subscription_tenant_concurrency: int = 4  # deliveries of one tenant in flight at once, over all workers
+    subscription_disable_after_messages: int = 20  # consecutive messages given up on (no success between)
+    subscription_disable_after_seconds: int = 5 * 86400  # failing continuously this long (no success between)
+    subscription_secret_grace_seconds: int = 86400  # a rotated-out secret keeps signing this long
+    subscription_max_payload_bytes: int = 256 * 1024
 
     def __post_init__(self):
         object.__setattr__(self, "hubspot_legacy_signatures", tuple(v.lower() for v in self.hubspot_legacy_signatures))
@@ -164,7 +175,15 @@ class Settings:
             novu_server_url=env.get("NOVU_SERVER_URL") or "https://api.novu.co",
             novu_timeout=float(env.get("NOVU_TIMEOUT_SECONDS") or 10.0),
             novu_max_attempts=int(env.get("NOVU_MAX_ATTEMPTS") or 10),
+            subscription_allow_loopback_http=_bool(env.get("ZIXLY_SUBSCRIPTIONS_ALLOW_LOOPBACK_HTTP"), False),
+            subscription_tenant_concurrency=int(env.get("ZIXLY_SUBSCRIPTION_TENANT_CONCURRENCY", 4)),
+            subscription_disable_after_messages=int(env.get("ZIXLY_SUBSCRIPTION_DISABLE_AFTER_MESSAGES", 20)),
+            subscription_disable_after_seconds=int(env.get("ZIXLY_SUBSCRIPTION_DISABLE_AFTER_SECONDS", 5 * 86400)),
+            subscription_secret_grace_seconds=int(env.get("ZIXLY_SUBSCRIPTION_SECRET_GRACE_SECONDS", 86400)),
         )
+        if env.get("ZIXLY_SUBSCRIPTION_RETRY_SCHEDULE"):
+            values["subscription_retry_schedule"] = tuple(
+                float(x) for x in _list(env["ZIXLY_SUBSCRIPTION_RETRY_SCHEDULE"]))
         values.update(overrides)
         if not values["database_url"]:
             raise RuntimeError("DATABASE_URL is not set (run through `zixly dev` / `make run` for embedded defaults)")

@@ -79,6 +79,18 @@ token_refreshes = Counter("zixly_token_refreshes_total", "OAuth token refreshes 
 token_refresh_failures = Counter("zixly_token_refresh_failures_total", "OAuth token refreshes that failed",
                                  ["provider"])
 
+# -- event subscriptions (core.subscriptions) ------------------------------------------------------------------
+# outcome: delivered | retrying | failed (given up) | gone (410: disabled) | refused (unsendable) | paced
+webhook_attempts = Counter("zixly_webhook_attempts_total", "Deliveries to tenants' subscription endpoints, by outcome",
+                           ["outcome"])
+webhook_latency = Histogram("zixly_webhook_delivery_seconds",
+                            "From an event's commit to its receiver's 2xx (retries included)", buckets=JOB_BUCKETS)
+webhook_subscriptions_disabled = Counter("zixly_webhook_subscriptions_disabled_total",
+                                         "Subscriptions disabled by Zixly", ["reason"])
+# written by the sweeper (core.subscriptions.sweeper) to Redis each run, read at scrape by RedisGaugeCollector
+webhook_oldest_undelivered = "zixly_webhook_oldest_undelivered_seconds"
+WEBHOOK_OLDEST_KEY = "zixly:webhooks:oldest-undelivered-seconds"
+
 # -- notifications and limits ---------------------------------------------------------------------------------
 notifications = Counter("zixly_notifications_total", "Notifications by outcome", ["status"])
 rate_limit_rejections = Counter("zixly_rate_limit_rejections_total", "Requests refused by a rate limit",
@@ -123,6 +135,25 @@ class QueueDepthCollector:
         if time.monotonic() - self._cached_at > self.ttl:
             self._cached, self._cached_at = self._sample(), time.monotonic()
         return self._cached
+
+
+class RedisGaugeCollector:
+    """A fleet-wide gauge a periodic task computes and leaves in Redis (with an expiry: a stopped task's value
+    goes missing rather than lying), read at scrape."""
+
+    def __init__(self, name: str, documentation: str, key: str, redis_client):
+        self.name, self.documentation, self.key, self.redis = name, documentation, key, redis_client
+
+    def collect(self):
+        gauge = GaugeMetricFamily(self.name, self.documentation)
+        try:
+            value = self.redis.get(self.key)
+        except Exception:
+            log.debug("%s unavailable", self.name, exc_info=True)
+            value = None
+        if value is not None:
+            gauge.add_metric([], float(value))
+        return [gauge]
 
 
 def multiprocess_dir() -> str | None:

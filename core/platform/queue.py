@@ -12,10 +12,14 @@ from tenancy.provisioning import load_tenant_ref
 
 # Notifications have their own queue on the same broker, so a Novu outage (tasks waiting out their backoff) never
 # queues ahead of jobs, and notification workers can be run and scaled apart (`zixly worker -Q notifications`).
-# A worker given no -Q consumes both.
+# A worker given no -Q consumes all three.
+# Deliveries to tenants' subscription endpoints likewise (`webhooks`): a slow endpoint waits there, not before jobs.
 NOTIFICATIONS_QUEUE = "notifications"
-QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in ("zixly", NOTIFICATIONS_QUEUE))
-ROUTES = {"zixly.tenant.send_notification": {"queue": NOTIFICATIONS_QUEUE}}
+WEBHOOKS_QUEUE = "webhooks"
+QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in ("zixly", NOTIFICATIONS_QUEUE, WEBHOOKS_QUEUE))
+ROUTES = {"zixly.tenant.send_notification": {"queue": NOTIFICATIONS_QUEUE},
+          "zixly.tenant.deliver_webhook": {"queue": WEBHOOKS_QUEUE},
+          "zixly.tenant.replay_webhooks": {"queue": WEBHOOKS_QUEUE}}
 
 
 class _Channel(kombu_redis.Channel):
@@ -89,5 +93,7 @@ def configure(settings: Settings) -> None:
             "requeue-stale-notifications": {"task": "zixly.fleet.requeue_stale_notifications", "schedule": 300.0},
             "refill-schema-pool": {"task": "zixly.fleet.refill_schema_pool", "schedule": 60.0},
             "schedule-polls": {"task": "zixly.fleet.schedule_polls", "schedule": 30.0},
+            "sweep-webhooks": {"task": "zixly.fleet.sweep_webhooks", "schedule": 30.0},
+            "prune-webhooks": {"task": "zixly.fleet.prune_webhooks", "schedule": 3600.0},
         },
     )

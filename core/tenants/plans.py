@@ -26,7 +26,8 @@ def plan_limits(name: str) -> dict:
                                    "webhook_requests_per_minute": p.webhook_requests_per_minute,
                                    "max_connections": p.max_connections,
                                    "max_hook_endpoints": p.max_hook_endpoints,
-                                   "retention_days": p.retention_days}
+                                   "retention_days": p.retention_days,
+                                   "max_subscriptions": p.max_subscriptions}
                           for p in session.scalars(select(Plan))}
             _loaded = time.monotonic()
     return _cache[name]

@@ -22,7 +22,8 @@ def test_settings_start_at_the_defaults_for_every_event(client, make_tenant):
     r = client.get("/v1/notification-settings", headers=t.headers)
     assert r.status_code == 200
     assert r.get_json() == {"events": {e: DEFAULT for e in (
-        "job-failed", "delivery-dead-lettered", "connection-reauth-required", "api-key-created")}}
+        "job-failed", "delivery-dead-lettered", "connection-reauth-required", "api-key-created",
+        "subscription-disabled")}}
 
 
 def test_put_replaces_the_events_named_and_keeps_the_others(client, make_tenant):

@@ -323,7 +323,7 @@ def test_the_code_exports_every_metric_that_alerts_and_dashboards_use(app):
     from prometheus_client import REGISTRY
 
     from core.platform import metrics
-    from core.platform.metrics import QueueDepthCollector
+    from core.platform.metrics import QueueDepthCollector, RedisGaugeCollector
 
     defined = {}
     for obj in vars(metrics).values():
@@ -332,6 +332,9 @@ def test_the_code_exports_every_metric_that_alerts_and_dashboards_use(app):
             defined[obj._name + suffix] = (obj._type, tuple(obj._labelnames))
     for family in QueueDepthCollector([])._sample():
         defined[family.name] = (family.type, ("queue",))
+    for family in RedisGaugeCollector(metrics.webhook_oldest_undelivered, "", metrics.WEBHOOK_OLDEST_KEY,
+                                      None).collect():
+        defined[family.name] = (family.type, ())
     for name, collector in list(REGISTRY._names_to_collectors.items()):
         if name.startswith("flask_http_request") and hasattr(collector, "_labelnames"):
             defined[collector._name + ("_total" if collector._type == "counter" else "")] = (

@@ -29,8 +29,12 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=not RANDOM
 UNKNOWN_REFERENCE = {"unknown-plan", "unknown-shard"}
 # 422s that depend on something a JSON schema cannot say: the provider's own option rules (a Shopify shop must be
 # x.myshopify.com and resolve to a public address), which provider apps this deployment has, which connections and
-# mappings a tenant has (workflow settings), and whether a webhook-only connection takes options.
-STATE_DEPENDENT = {"invalid-connection-options", "provider-not-configured", "invalid-workflow-settings"}
+# mappings a tenant has (workflow settings), whether a webhook-only connection takes options, and where a
+# subscription's URL resolves.
+STATE_DEPENDENT = {"invalid-connection-options", "provider-not-configured", "invalid-workflow-settings",
+                   # a subscription URL must resolve to public addresses (and be https where the deployment says
+                   # so); its connection filters must name the tenant's connections
+                   "unsafe-subscription-url", "unknown-connection"}
 
 # Checks that are not run, and why. Everything else schemathesis registers runs (test_every_check_is_enabled).
 DISABLED_CHECKS = {"use_after_free"}

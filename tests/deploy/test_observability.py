@@ -16,7 +16,7 @@ PROM = ROOT / "prometheus"
 GRAFANA = ROOT / "grafana"
 REQUIRED_ALERTS = {"ZixlyHighErrorRate", "ZixlyQueueBacklog", "ZixlyWorkerDown", "ZixlySlowJobs",
                    "ZixlyDeadLettersPresent", "ZixlyTokenRefreshFailures", "ZixlyRateLimitStorageDown",
-                   "ZixlyJobsStranded"}
+                   "ZixlyJobsStranded", "ZixlyWebhookDeliveryLag"}
 
 
 def run(argv, **kwargs):
@@ -111,7 +111,7 @@ def test_prometheus_scrapes_the_api_with_the_token_the_api_is_given(compose):
 
 def test_the_metric_contract_is_well_formed():
     contract = pq.load_contract()
-    assert len(contract) == 30  # + retention deleted; the raw inbox: processed, lag, set aside
+    assert len(contract) == 34  # 26 + retention, the raw inbox (3), event subscriptions (4)
     for metric in contract.values():
         assert metric.type in {"counter", "gauge", "histogram"}
         assert metric.name.endswith("_total") == (metric.type == "counter"), metric.name

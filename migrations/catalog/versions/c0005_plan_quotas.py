@@ -3,7 +3,7 @@ events, jobs, deliveries and notifications are kept; erased tenants as tombstone
 (what staff did to a tenant, kept in the catalog because an erased tenant's own audit log is gone)
 
 Revision ID: c0005
-Revises: c0003
+Revises: c0004
 Create Date: 2026-12-03
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "c0005"
-down_revision = "c0003"
+down_revision = "c0004"
 branch_labels = None
 depends_on = None
 

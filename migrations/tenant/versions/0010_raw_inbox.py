@@ -2,7 +2,7 @@
 and jobs behind the answer (core.inbound.processor) and deleted in the transaction that does it
 
 Revision ID: t0010
-Revises: t0008
+Revises: t0009
 Create Date: 2026-12-03
 """
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
 revision = "t0010"
-down_revision = "t0008"
+down_revision = "t0009"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,298 @@
+"""Delivering one message to its subscription's endpoint (a worker task): claim, sign, POST, record.
+
+Invariants. A message is sent by one claim at a time (pending and due, or `sending` whose lease lapsed: a dead
+worker's message is sent again — at least once, under the same `webhook-id`). Every attempt is logged with its
+outcome. A 2xx ends it; a 410 fails it and disables the subscription at once; anything else is retried on the
+schedule (core.subscriptions.schedule, Retry-After honoured) and given up on when it is spent. An endpoint that
+keeps failing (N messages given up on in a row, or failing continuously for days) is disabled and the tenant's
+admins are told through Novu, never through the failing endpoint. At most `subscription_tenant_concurrency`
+deliveries of one tenant are in flight at once (core.subscriptions.slots); a delivery that finds none free is
+put back a moment later without occupying a worker.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import urllib3
+from sqlalchemy import String, and_, bindparam, case, cast, func, insert, literal, or_, select, update
+
+from connectors.destinations import post
+from connectors.errors import Unresolvable, UnsafeAddress
+from core.events.models import (
+    DELIVERED,
+    FAILED,
+    PENDING,
+    SENDING,
+    Subscription,
+    SubscriptionAttempt,
+    SubscriptionMessage,
+)
+from core.events import recorder, sealing
+from core.events.recorder import DELIVER_WEBHOOK
+from core.notify.service import notify
+from core.platform import crypto, metrics, outbox
+from core.platform.models import OutboxMessage
+from core.platform.queue import celery_app
+from core.platform.runtime import settings
+from core.subscriptions import schedule, signing, slots
+from core.subscriptions.service import policy
+from tenancy.context import current_tenant
+from tenancy.db import tenant_autocommit, tenant_transaction
+
+log = logging.getLogger("zixly.subscriptions")
+ERROR_CHARS = 500
+USER_AGENT = "Zixly-Webhooks/1.0"
+LEASE_MARGIN = 10.0  # seconds a claim outlives the longest attempt (connect + read timeouts)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: uuid.UUID
+    subscription_id: uuid.UUID
+    event_type: str
+    data: dict
+    created_at: datetime
+    attempts: int
+    url: str
+    secrets_sealed: str
+    failing_since: datetime | None
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: str  # delivered | retrying | failed | gone | refused
+    status_code: int | None = None
+    error: str | None = None
+    body: str | None = None
+    retry_after: float | None = None
+
+
+def _claim_statement():
+    messages, subs = SubscriptionMessage.__table__, Subscription.__table__
+    now = func.now()
+    lease = now + func.make_interval(0, 0, 0, 0, 0, 0, bindparam("lease", type_=messages.c.attempts.type))
+    due = or_(and_(messages.c.status == PENDING, messages.c.next_attempt_at <= now),
+              and_(messages.c.status == SENDING, messages.c.lease_until <= now))
+    return (update(messages)
+            .where(messages.c.id == bindparam("message_id", type_=messages.c.id.type),
+                   subs.c.id == messages.c.subscription_id,
+                   subs.c.enabled.is_(True), subs.c.deleted_at.is_(None), due)
+            .values(status=SENDING, attempts=messages.c.attempts + 1, lease_until=lease, updated_at=now)
+            .returning(messages.c.id, messages.c.subscription_id, messages.c.event_type, messages.c.data,
+                       messages.c.created_at, messages.c.attempts, subs.c.url, subs.c.secrets_sealed,
+                       subs.c.failing_since))
+
+
+def _settle_statement():
+    """In one statement: the attempt logged; the message settled (if this claim still holds it) and, when it is to
+    be retried soon, its next task in the outbox; the subscription's failure record updated only when it changes
+    (a healthy endpoint's row is never written, so concurrent deliveries do not queue on it)."""
+    messages, subs, attempts, box = (SubscriptionMessage.__table__, Subscription.__table__,
+                                     SubscriptionAttempt.__table__, OutboxMessage.__table__)
+    p = {name: bindparam(f"p_{name}", type_=kind) for name, kind in (
+        ("id", messages.c.id.type), ("subscription_id", subs.c.id.type), ("claimed_attempts", messages.c.attempts.type),
+        ("status", messages.c.status.type), ("outcome", attempts.c.outcome.type), ("code", attempts.c.status_code.type),
+        ("duration_ms", attempts.c.duration_ms.type), ("error", attempts.c.error.type),
+        ("body", attempts.c.response_body.type), ("event_type", attempts.c.event_type.type),
+        ("delay", box.c.countdown.type), ("countdown", box.c.countdown.type), ("ok", subs.c.enabled.type),
+        ("gave_up", subs.c.enabled.type), ("requeue", subs.c.enabled.type), ("endpoint", subs.c.enabled.type))}
+    now = func.now()
+    logged = insert(attempts).values(
+        subscription_id=p["subscription_id"], message_id=p["id"], event_type=p["event_type"], outcome=p["outcome"],
+        status_code=p["code"], duration_ms=p["duration_ms"], error=p["error"], response_body=p["body"],
+    ).returning(attempts.c.id).cte("logged")
+    next_at = func.coalesce(now + func.make_interval(0, 0, 0, 0, 0, 0, p["delay"]), messages.c.next_attempt_at)
+    settled = (update(messages).where(messages.c.id == p["id"], messages.c.status == SENDING,
+                                      messages.c.attempts == p["claimed_attempts"])
+               .values(status=p["status"], next_attempt_at=next_at, lease_until=None, response_status=p["code"],
+                       last_error=p["error"], updated_at=now,
+                       delivered_at=case((p["status"] == DELIVERED, now), else_=messages.c.delivered_at))
+               .returning(messages.c.id).cte("settled"))
+    queued = (insert(box).from_select(["task", "args", "countdown"], select(
+        literal(DELIVER_WEBHOOK), func.jsonb_build_array(cast(settled.c.id, String)), p["countdown"]
+    ).select_from(settled).where(p["requeue"])).returning(box.c.id, box.c.args).cte("queued"))
+    changes = case((p["ok"], or_(subs.c.consecutive_failures > 0, subs.c.failing_since.is_not(None))),
+                   else_=or_(p["gave_up"], subs.c.failing_since.is_(None)))
+    marked = (update(subs).where(subs.c.id == p["subscription_id"], p["endpoint"], changes).values(
+        consecutive_failures=case((p["ok"], 0), (p["gave_up"], subs.c.consecutive_failures + 1),
+                                  else_=subs.c.consecutive_failures),
+        failing_since=case((p["ok"], None), else_=func.coalesce(subs.c.failing_since, now)))
+        .returning(subs.c.consecutive_failures).cte("marked"))
+    return select(
+        select(func.count()).select_from(logged).scalar_subquery().label("logged"),
+        select(func.count()).select_from(settled).scalar_subquery().label("settled"),
+        recorder.outbox_rows(queued).label("queued"),
+        select(marked.c.consecutive_failures).scalar_subquery().label("consecutive_failures"))
+
+
+_CLAIM, _SETTLE = _claim_statement(), _settle_statement()
+
+
+def deliver(message_id) -> str:
+    """The task: deliver one message if it is due; answers what happened."""
+    config = settings()
+    lease = config.subscription_connect_timeout + config.subscription_timeout + LEASE_MARGIN
+    token = slots.take(config.subscription_tenant_concurrency, lease)
+    if token is None:
+        _put_back(message_id)
+        metrics.webhook_attempts.labels("paced").inc()
+        return "paced"
+    try:
+        return deliver_holding_slot(message_id)
+    finally:
+        slots.give_back(token)
+
+
+def deliver_in_order(message_ids: list[str]) -> list[str]:
+    """A replay: each message after the one before (creation order), each under one of the tenant's slots (waited
+    for, up to a lease: an order cannot be kept by putting a message back)."""
+    config = settings()
+    lease = config.subscription_connect_timeout + config.subscription_timeout + LEASE_MARGIN
+    outcomes = []
+    for message_id in message_ids:
+        token, deadline = None, time.monotonic() + lease
+        while token is None and time.monotonic() < deadline:
+            token = slots.take(config.subscription_tenant_concurrency, lease)
+            if token is None:
+                time.sleep(0.1)
+        try:
+            outcomes.append(deliver_holding_slot(message_id))
+        finally:
+            if token is not None:
+                slots.give_back(token)
+    return outcomes
+
+
+def _put_back(message_id) -> None:
+    try:
+        celery_app.send_task(DELIVER_WEBHOOK, args=[str(message_id)], countdown=random.uniform(0.2, 0.6),
+                             retry=False, ignore_result=True)
+    except Exception as exc:  # the broker is away: the sweeper sends the message once it is overdue
+        log.warning("could not put back webhook %s: %s", message_id, exc)
+
+
+def deliver_holding_slot(message_id) -> str:
+    config = settings()
+    try:
+        ident = uuid.UUID(str(message_id))
+    except ValueError:
+        return "missing"
+    lease = int(config.subscription_connect_timeout + config.subscription_timeout + LEASE_MARGIN)
+    with tenant_autocommit() as connection:
+        row = connection.execute(_CLAIM, {"message_id": ident, "lease": lease}).mappings().first()
+    if row is None:  # delivered, given up, not due, held by another claim, or its subscription is off
+        return "not-due"
+    claimed = Claimed(**row)
+    started = time.monotonic()
+    result = _send(claimed, config)
+    duration = int((time.monotonic() - started) * 1000)
+    return _settle(claimed, result, duration, config)
+
+
+def body_of(claimed: Claimed) -> bytes:
+    stamp = claimed.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return json.dumps({"type": claimed.event_type, "timestamp": stamp, "data": claimed.data},
+                      separators=(",", ":"), sort_keys=True).encode()
+
+
+def _send(claimed: Claimed, config) -> Result:
+    body = body_of(claimed)
+    if len(body) > config.subscription_max_payload_bytes:
+        return Result("refused", error=f"payload of {len(body)} bytes exceeds the limit of "
+                                       f"{config.subscription_max_payload_bytes}")
+    try:
+        secrets = [item["secret"] for item in signing.valid(sealing.open_secrets(claimed.subscription_id,
+                                                                                 claimed.secrets_sealed))]
+    except (crypto.DecryptionFailed, crypto.KeyringError) as exc:  # a retired data key: nothing can be signed
+        log.error("subscription %s: its secret cannot be opened: %s", claimed.subscription_id, exc)
+        return Result("refused", error="the subscription's signing secret cannot be opened (data keys)")
+    msg_id, timestamp = f"msg_{claimed.id.hex}", int(time.time())
+    headers = {"content-type": "application/json", "user-agent": USER_AGENT, "webhook-id": msg_id,
+               "webhook-timestamp": str(timestamp),
+               "webhook-signature": signing.signature_header(secrets, msg_id, timestamp, body)}
+    try:
+        answer = post(claimed.url, body, headers, policy())
+    except Unresolvable:
+        return Result("retrying", error="the host did not resolve")
+    except UnsafeAddress as exc:
+        return Result("retrying", error="refused by the SSRF guard: " + "; ".join(exc.errors.values()))
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        return Result("retrying", error=f"{type(exc).__name__}: {exc}"[:ERROR_CHARS])
+    if 200 <= answer.status < 300:
+        return Result(DELIVERED, answer.status, body=answer.body)
+    if answer.status == 410:
+        return Result("gone", answer.status, error="the endpoint answered 410 Gone", body=answer.body)
+    wait = schedule.retry_after(answer.headers.get("retry-after")) if answer.status in (429, 503) else None
+    return Result("retrying", answer.status, error=f"HTTP {answer.status}", body=answer.body, retry_after=wait)
+
+
+def _settle(claimed: Claimed, result: Result, duration: int, config) -> str:
+    outcome, delay = result.outcome, None
+    if outcome == "retrying":
+        delay = schedule.next_delay(config.subscription_retry_schedule, claimed.attempts, result.retry_after)
+        if delay is None:
+            outcome = FAILED
+    if outcome in ("gone", "refused"):
+        outcome_status = FAILED
+    else:
+        outcome_status = {DELIVERED: DELIVERED, FAILED: FAILED, "retrying": PENDING}[outcome]
+    countdown = min(delay or 0.0, config.broker_visibility_timeout / 2)
+    requeue = delay is not None and delay <= config.broker_visibility_timeout / 2  # longer: the sweeper sends it
+    error = result.error
+    if outcome == FAILED:
+        error = f"gave up after {claimed.attempts} attempts; last: {result.error or '-'}"
+    with tenant_autocommit() as connection:
+        row = connection.execute(_SETTLE, {f"p_{k}": v for k, v in {
+            "id": claimed.id, "subscription_id": claimed.subscription_id, "claimed_attempts": claimed.attempts,
+            "status": outcome_status, "outcome": outcome, "code": result.status_code, "duration_ms": duration,
+            "error": error[:ERROR_CHARS] if error else None, "body": result.body, "event_type": claimed.event_type,
+            "delay": delay, "countdown": countdown, "ok": outcome == DELIVERED,
+            "gave_up": outcome_status == FAILED, "requeue": requeue,
+            "endpoint": outcome != "refused"}.items()}).mappings().one()
+    outbox.publish(recorder.messages(row["queued"], countdown=countdown))
+    metrics.webhook_attempts.labels(outcome).inc()
+    if outcome == DELIVERED:
+        metrics.webhook_latency.observe(max(0.0, (datetime.now(UTC) - claimed.created_at).total_seconds()))
+    reason = _disable_reason(claimed, outcome, row["consecutive_failures"], config)
+    if reason is not None:
+        disable(claimed.subscription_id, reason=reason, kind="gone" if outcome == "gone" else "failing")
+    return outcome
+
+
+def _disable_reason(claimed: Claimed, outcome: str, failures: int | None, config) -> str | None:
+    if outcome == "gone":
+        return "the endpoint answered 410 Gone"
+    if outcome in (DELIVERED, "refused"):  # refused: our limit, not the endpoint's failure
+        return None
+    if failures is not None and failures >= config.subscription_disable_after_messages:
+        return f"{failures} messages in a row could not be delivered"
+    since = claimed.failing_since
+    if since is not None and datetime.now(UTC) - since >= timedelta(seconds=config.subscription_disable_after_seconds):
+        return f"the endpoint has been failing since {since.isoformat()}"
+    return None
+
+
+def disable(subscription_id, *, reason: str, kind: str) -> bool:
+    """Disable the subscription (if it still is enabled) and tell the tenant's admins through Novu."""
+    with tenant_transaction() as session:
+        row = session.execute(update(Subscription).where(Subscription.id == subscription_id,
+                                                         Subscription.enabled.is_(True))
+                              .values(enabled=False, disabled_reason=reason, disabled_at=func.now())
+                              .returning(Subscription.url, Subscription.disabled_at, Subscription.failing_since)
+                              ).first()
+    if row is None:
+        return False
+    metrics.webhook_subscriptions_disabled.labels(kind).inc()
+    log.warning("subscription %s of %s disabled: %s", subscription_id, current_tenant().slug, reason)
+    notify(event="subscription-disabled", subject=f"subscription:{subscription_id}:{row.disabled_at.isoformat()}",
+           payload={"subscription_id": str(subscription_id), "url": row.url, "reason": reason,
+                    "failing_since": row.failing_since.isoformat() if row.failing_since else None,
+                    "disabled_at": row.disabled_at.isoformat()})
+    return True
+
