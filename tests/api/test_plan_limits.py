@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from core.connections import store
 from core.connections.quota import PlanLimitReached
+from core.inbound import processor
 from core.inbound.models import InboundEvent
 from core.tenants import plans
 from sandbox.signing import sign
@@ -46,6 +47,9 @@ def deliver(client, endpoint, *, signed=True):
 
 
 def events(t) -> int:
+    """The tenant's events once the inbox processor has fanned out what was kept raw behind the answers."""
+    with tenant_context(t.ref):
+        processor.process_pending()
     with tenant_context(t.ref), tenant_session() as session:
         return session.scalar(select(func.count()).select_from(InboundEvent))
 

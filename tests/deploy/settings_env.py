@@ -31,6 +31,18 @@ LIBRARY_ENV = {
 }
 
 DESCRIPTIONS = {
+    "ZIXLY_SUBSCRIPTIONS_ALLOW_LOOPBACK_HTTP": "Allow http:// and loopback receivers for event subscriptions (tests "
+                                               "and local development only; production needs https to public "
+                                               "addresses).",
+    "ZIXLY_SUBSCRIPTION_DISABLE_AFTER_MESSAGES": "Messages given up on in a row after which a subscription is "
+                                                 "disabled and its tenant's admins are told.",
+    "ZIXLY_SUBSCRIPTION_DISABLE_AFTER_SECONDS": "Seconds of continuous failure after which a subscription is "
+                                                "disabled at its next failure (default 5 days).",
+    "ZIXLY_SUBSCRIPTION_RETRY_SCHEDULE": "Comma-separated seconds before each retry of a subscription message "
+                                         "(default 5,300,1800,7200,18000,36000,36000; ±20 % jitter).",
+    "ZIXLY_SUBSCRIPTION_SECRET_GRACE_SECONDS": "Seconds a rotated-out subscription secret keeps signing beside the "
+                                               "new one.",
+    "ZIXLY_SUBSCRIPTION_TENANT_CONCURRENCY": "Deliveries of one tenant in flight at once, over all workers.",
     "DATABASE_URL": "The catalog database (PostgreSQL ≥ 15), e.g. `postgresql+psycopg://user:pass@host:5432/zixly`; "
                     "behind RDS Proxy in AWS.",
     "REDIS_URL": "Redis for Celery, rate limits and locks, e.g. `redis://host:6379/0` (`rediss://…` with TLS).",

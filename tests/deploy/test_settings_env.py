@@ -8,7 +8,10 @@ from core.platform.config import Settings
 from tests.deploy.settings_env import environment_for, settings_env_vars
 
 # Settings no variable sets: a server process started from the environment always has their defaults.
-NO_VARIABLE = {"key_last_used_resolution", "idempotency_ttl_hours"}
+# Settings no variable sets: constants tests may override, and the subscription retry schedule, whose variable
+# (ZIXLY_SUBSCRIPTION_RETRY_SCHEDULE, a list of seconds) is read apart from the keyword arguments
+NO_VARIABLE = {"key_last_used_resolution", "idempotency_ttl_hours", "subscription_connect_timeout",
+               "subscription_timeout", "subscription_max_payload_bytes", "subscription_retry_schedule"}
 
 
 def _from_env(monkeypatch, tmp_path, env) -> Settings:

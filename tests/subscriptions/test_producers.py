@@ -8,8 +8,13 @@ import uuid
 
 from standardwebhooks.webhooks import Webhook
 
+from sqlalchemy import select
+
 from core.connections import refresh, store
+from core.inbound import processor
+from core.inbound.models import InboundEvent
 from tenancy.context import tenant_context
+from tenancy.db import tenant_session
 from tests.subscriptions.conftest import run_jobs, subscribe, wait_until
 
 SECRET = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
@@ -21,15 +26,19 @@ def custom_connection(tenant):
     return conn.id, token
 
 
-def send_hook(client, token, event_type):
+def send_hook(client, tenant, token, event_type):
+    """A verified webhook, fanned out as `zixly inbox` does behind the answer; its event's id."""
     body = f'{{"type": "{event_type}", "data": {{"id": "x"}}}}'
     msg_id, now = "msg_" + uuid.uuid4().hex, int(time.time())
     signature = Webhook(SECRET).sign(msg_id, _datetime(now), body)
     r = client.post(f"/v1/hooks/{token}", data=body, headers={
         "webhook-id": msg_id, "webhook-timestamp": str(now), "webhook-signature": signature,
         "Content-Type": "application/json"})
-    assert r.status_code == 200, r.get_json()
-    return r.get_json()["events"][0]
+    assert r.status_code == 200 and r.get_json()["received"] == 1, r.get_json()
+    with tenant_context(tenant.ref):
+        processor.process_pending()
+    with tenant_context(tenant.ref), tenant_session() as session:
+        return str(session.scalar(select(InboundEvent.id).where(InboundEvent.provider_event_id == msg_id)))
 
 
 def _datetime(seconds):
@@ -51,8 +60,8 @@ def test_producers_record_their_events_for_the_matching_subscriptions(client, ma
     subscribe(client, t, receiver, "/p-echo", ["job.failed"], workflows=["echo"])
     subscribe(client, t, receiver, "/p-other", ["job.failed"], workflows=["hubspot-deal-won-to-asana"])
 
-    one = send_hook(client, first_token, "invoice.paid")
-    two = send_hook(client, second_token, "invoice.voided")
+    one = send_hook(client, t, first_token, "invoice.paid")
+    two = send_hook(client, t, second_token, "invoice.voided")
     [failed] = run_jobs(client, t, 1, fail="permanent")
     with tenant_context(t.ref):
         refresh.mark_reauth(first, "invalid_grant")
