@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 
 from zixly_cli.auth import auth
+from zixly_cli.console import console
 from zixly_cli.aws import aws
 from zixly_cli.db import db
 from zixly_cli.dev import dev
@@ -23,7 +24,7 @@ def main():
     """Zixly: multi-tenant integration API."""
 
 
-for command in (tenants, db, shards, auth, keys, openapi, worker, beat, outbound, aws, dev):
+for command in (tenants, db, shards, auth, keys, openapi, worker, beat, outbound, aws, dev, console):
     main.add_command(command)
 
 if __name__ == "__main__":

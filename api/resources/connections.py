@@ -320,7 +320,7 @@ class OAuthCallback(MethodView):
         reached someone else, so it must never become usable."""
         params = {k: v for k, v in request.args.items() if isinstance(v, str)}
         result = oauth.complete_oauth(params, browser_nonce=consent_cookies.take_from_callback(args["state"]))
-        target = settings().oauth_return_url
+        target = result.return_to or settings().oauth_return_url  # the console's page when it started the flow
         if target:
             sep = "&" if "?" in target else "?"
             return redirect(target + sep + urlencode({"connection": str(result.connection.id),

@@ -4,13 +4,27 @@ the outbox row was deleted), or a RUNNING job past its lease whose task gave up,
 Invariant: every job still to run — QUEUED, or RUNNING with no live lease — that has no outbox message waiting
 and has been idle longer than `jobs_stranded_after` gets a new outbox message in the same statement that marks it
 swept (so it is re-published at most once per threshold: one call measures idleness against one cutoff, taken
-when it starts, so a batch never re-sweeps what an earlier batch of the same call swept), published after commit; the relay sends it if the
-broker is still away. A job re-published while its first task still waits in the broker costs a no-op task: the
+when it starts, so a batch never re-sweeps what an earlier batch of the same call swept), published after
+commit; the relay sends it if the broker is still away. A job re-published while its first task still waits in the broker costs a no-op task: the
 claim runs a job once (core.execution).
 """
 from __future__ import annotations
 
-from sqlalchemy import DateTime, Float, Integer, String, bindparam, cast, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    Float,
+    Integer,
+    String,
+    bindparam,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from core.jobs.creation import RUN_JOB
 from core.jobs.models import Job

@@ -91,6 +91,18 @@ class Settings:
     novu_server_url: str = "https://api.novu.co"  # Novu Cloud US; EU: https://eu.api.novu.co; or self-hosted
     novu_timeout: float = 10.0  # seconds per trigger request
     novu_max_attempts: int = 10  # then the notification is `failed`
+    # The console (console/): people sign in by OpenID Connect at the issuer the API trusts (`jwt_issuer`,
+    # discovery at `<jwt_issuer>/.well-known/openid-configuration`), as this client
+    console_oidc_client_id: str | None = None
+    console_oidc_client_secret: str | None = field(default=None, repr=False)
+    console_secret_key: str | None = field(default=None, repr=False)  # signs the session cookie
+    console_cookie_secure: bool = True  # off only for plain-http development
+    console_session_seconds: int = 8 * 3600
+    console_dev_login: bool = False  # one-time sign-in links (`zixly console link`); development only
+    # live pages (Server-Sent Events): one stream lasts this long, then the browser reconnects; at most this many
+    # streams per process hold a thread at once (gunicorn's threads are few), the rest are told to come back later
+    console_stream_seconds: int = 25
+    console_max_streams: int = 2
 
     def __post_init__(self):
         object.__setattr__(self, "hubspot_legacy_signatures", tuple(v.lower() for v in self.hubspot_legacy_signatures))
@@ -164,6 +176,14 @@ class Settings:
             novu_server_url=env.get("NOVU_SERVER_URL") or "https://api.novu.co",
             novu_timeout=float(env.get("NOVU_TIMEOUT_SECONDS") or 10.0),
             novu_max_attempts=int(env.get("NOVU_MAX_ATTEMPTS") or 10),
+            console_oidc_client_id=env.get("ZIXLY_CONSOLE_OIDC_CLIENT_ID") or None,
+            console_oidc_client_secret=env.get("ZIXLY_CONSOLE_OIDC_CLIENT_SECRET") or None,
+            console_secret_key=env.get("ZIXLY_CONSOLE_SECRET_KEY") or _read(home / "console-secret"),
+            console_cookie_secure=_bool(env.get("ZIXLY_CONSOLE_COOKIE_SECURE"), True),
+            console_session_seconds=int(env.get("ZIXLY_CONSOLE_SESSION_SECONDS") or 8 * 3600),
+            console_dev_login=_bool(env.get("ZIXLY_CONSOLE_DEV_LOGIN"), False),
+            console_stream_seconds=int(env.get("ZIXLY_CONSOLE_STREAM_SECONDS") or 25),
+            console_max_streams=int(env.get("ZIXLY_CONSOLE_MAX_STREAMS") or 2),
         )
         values.update(overrides)
         if not values["database_url"]:

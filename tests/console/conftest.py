@@ -1,0 +1,114 @@
+"""The whole site (API + console) for the console's tests: a real HTTP server in a thread, the provider
+simulators, and a local OpenID Connect provider that is the issuer the API trusts for these tests.
+
+Sign-in helpers: `sign_in(client, ...)` goes through the real OIDC flow (the test client plays the browser,
+the provider is a real server); `dev_sign_in` uses a one-time development link.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from sqlalchemy import delete
+from werkzeug.serving import make_server
+
+from console import dev_links, sessions
+from core import bootstrap
+from sandbox import Simulator
+from tenancy.db import catalog_transaction
+from tenancy.models import AccountIndex
+from tests.console.oidc_provider import OidcProvider
+
+PROVIDERS = ("xero", "hubspot", "shopify", "asana", "salesforce")
+APPS = {p: (f"zixly-{p}-client", f"zixly-{p}-secret-{uuid.uuid4().hex}") for p in PROVIDERS}
+CLIENT_ID, CLIENT_SECRET = "zixly-console", f"console-secret-{uuid.uuid4().hex}"
+
+
+@dataclass
+class Site:
+    app: object
+    url: str
+    sim: Simulator
+    idp: OidcProvider
+    settings: object
+
+
+@pytest.fixture(scope="package")
+def site(app, settings, jwt_keys):
+    holder = {}
+    server = make_server("127.0.0.1", 0, lambda env, start: holder["app"](env, start), threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    sim = Simulator(poll_interval=0.02).start()
+    for provider, (cid, secret) in APPS.items():
+        sim.register_app(provider, cid, secret, [f"{url}/v1/oauth/callback"])
+    idp = OidcProvider(jwt_keys / "jwt-private.pem", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                       audience=settings.jwt_audience, staff_audience=settings.jwt_staff_audience).start()
+    local = dataclasses.replace(
+        settings, jwt_issuer=idp.url, console_oidc_client_id=CLIENT_ID, console_oidc_client_secret=CLIENT_SECRET,
+        console_secret_key=uuid.uuid4().hex, console_dev_login=True, console_cookie_secure=True,
+        public_base_url=url, provider_simulator_url=sim.url, provider_credentials=dict(APPS),
+        console_stream_seconds=5)
+    from console.app import create_app
+
+    holder["app"] = create_app(local)
+    thread = threading.Thread(target=server.serve_forever, name="console-site", daemon=True)
+    thread.start()
+    yield Site(holder["app"], url, sim, idp, local)
+    server.shutdown()
+    thread.join(timeout=10)
+    idp.stop()
+    sim.stop()
+    bootstrap.init(settings)
+
+
+@pytest.fixture()
+def free_accounts(site):
+    """The simulators' fixed accounts released after each test, so the next can connect them afresh."""
+    yield
+    with catalog_transaction() as session:
+        session.execute(delete(AccountIndex).where(AccountIndex.provider.in_(list(PROVIDERS))))
+
+
+@pytest.fixture()
+def browser_client(site):
+    """A browser: the test client of the whole site, with its own cookie jar."""
+    def make():
+        return site.app.test_client()
+    return make
+
+
+def dev_sign_in(client, *, tenant=None, role="ADMIN", staff=False, subject=None):
+    path = dev_links.issue(staff=staff, tenant=tenant, role=role, subject=subject)
+    r = client.get(path)
+    assert r.status_code == 303, r.get_data(as_text=True)
+    return client
+
+
+def sign_in(site, client, *, subject, tenant=None, role=None, staff=False, next_path=None):
+    """The real OIDC flow: the console sends the browser to the provider, which sends it back with a code."""
+    site.idp.sign_in_as(subject=subject, tenant=tenant, role=role, staff=staff)
+    r = client.get("/console/login/start", query_string={"next": next_path} if next_path else None)
+    assert r.status_code == 303 and r.headers["Location"].startswith(site.idp.url + "/authorize?")
+    back = requests.get(r.headers["Location"], allow_redirects=False, timeout=10)
+    assert back.status_code == 302
+    callback = urlsplit(back.headers["Location"])
+    return client.get(f"{callback.path}?{callback.query}")
+
+
+def csrf_of(client) -> str:
+    session = sessions.load(client.get_cookie(sessions.COOKIE, path=sessions.COOKIE_PATH).value)
+    return session.csrf
+
+
+def post(site, client, path, data=None, *, origin=True, token=True):
+    """A form post as the browser sends it: this site's Origin and the session's CSRF token."""
+    form = dict(data or {})
+    if token:
+        form.setdefault("csrf_token", csrf_of(client))
+    headers = {"Origin": site.url} if origin is True else ({"Origin": origin} if origin else {})
+    return client.post(path, data=form, headers=headers)
