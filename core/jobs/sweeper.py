@@ -5,8 +5,8 @@ Invariant: every job still to run — QUEUED, or RUNNING with no live lease — 
 and has been idle longer than `jobs_stranded_after` gets a new outbox message in the same statement that marks it
 swept (so it is re-published at most once per threshold: one call measures idleness against one cutoff, taken
 when it starts, so a batch never re-sweeps what an earlier batch of the same call swept), published after
-commit; the relay sends it if the broker is still away. A job re-published while its first task still waits in the broker costs a no-op task: the
-claim runs a job once (core.execution).
+commit; the relay sends it if the broker is still away. A job re-published while its first task still waits in
+the broker costs a no-op task: the claim runs a job once (core.execution).
 """
 from __future__ import annotations
 
