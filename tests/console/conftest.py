@@ -7,9 +7,11 @@ the provider is a real server); `dev_sign_in` uses a one-time development link.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -112,3 +114,50 @@ def post(site, client, path, data=None, *, origin=True, token=True):
         form.setdefault("csrf_token", csrf_of(client))
     headers = {"Origin": site.url} if origin is True else ({"Origin": origin} if origin else {})
     return client.post(path, data=form, headers=headers)
+
+
+# --- the real browser: Debian's Chromium driven by Playwright, one browser per session ------------------------
+CHROMIUM = os.environ.get("ZIXLY_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SCREENSHOTS = Path(os.environ.get("ZIXLY_SCREENSHOTS") or Path(__file__).resolve().parents[2] / "build" / "screenshots")
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def new_page(chromium):
+    """A fresh browser profile (its own cookies) per call: `new_page(width=390)` for a phone."""
+    contexts = []
+
+    def make(width: int = 1280, height: int = 860):
+        context = chromium.new_context(viewport={"width": width, "height": height})
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def shot(page, name: str) -> None:
+    """Keep a screenshot of the page as a test artefact (build/screenshots, or ZIXLY_SCREENSHOTS)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def browser_sign_in(site, page, **person):
+    site.idp.sign_in_as(**person)
+    page.goto(f"{site.url}/console/login")
+    page.get_by_role("link", name="Sign in with your organisation's account").click()
+    page.wait_for_url("**/console/**")
