@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from api.app import DOMAIN_ERRORS
 from console.pages import render
+from console.sessions import ConsoleNotConfigured
 
 log = logging.getLogger("zixly.console")
 TITLES = {400: "Bad request", 401: "Please sign in", 403: "Not allowed", 404: "Not found",
@@ -43,6 +44,8 @@ def handle(exc: Exception):
     status = _status_of(exc)
     if status is not None and status != 500:
         return page(status, str(exc))
+    if isinstance(exc, ConsoleNotConfigured):
+        return page(503, str(exc))
     if isinstance(exc, OperationalError | InterfaceError):
         return page(503, "The database is not available right now; nothing was changed. Try again shortly.")
     log.exception("unhandled console error on %s %s", request.method, request.path)
