@@ -10,7 +10,7 @@ from flask import Flask, redirect, url_for
 from api import auth as api_auth
 from api.app import create_app as create_api_app
 from console import blueprints, errors
-from console.views import auth, connections, jobs, keys, overview, staff, workflows  # noqa: F401 (routes)
+from console.views import activity, auth, connections, jobs, keys, overview, staff, workflows  # noqa: F401
 from core.platform.config import Settings
 
 ROOT_ENDPOINTS = ("console_root", "console_login_shortcut")

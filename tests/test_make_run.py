@@ -31,9 +31,9 @@ def start_dev(home: Path, port: int) -> tuple[subprocess.Popen, dict]:
             break
         lines.append(line)
         if m := re.search(r"X-API-Key: (zx_\w+_\S+)", line):
-            found["key"] = m.group(1)
+            found.setdefault("key", m.group(1))  # the first: later lines quote it inside curl examples
         if m := re.search(r"Bearer (\S+)", line):
-            found["staff"] = m.group(1)
+            found.setdefault("staff", m.group(1))
         if m := re.search(r"demo admin\s+(http\S+)", line):
             found["console_admin"] = m.group(1)
     assert "staff" in found and "console_admin" in found, "".join(lines)
