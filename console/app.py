@@ -10,7 +10,17 @@ from flask import Flask, redirect, url_for
 from api import auth as api_auth
 from api.app import create_app as create_api_app
 from console import blueprints, errors
-from console.views import activity, auth, connections, jobs, keys, overview, staff, workflows  # noqa: F401
+from console.views import (  # noqa: F401 (their routes)
+    activity,
+    auth,
+    connections,
+    jobs,
+    keys,
+    notifications,
+    overview,
+    staff,
+    workflows,
+)
 from core.platform.config import Settings
 
 ROOT_ENDPOINTS = ("console_root", "console_login_shortcut")

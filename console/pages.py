@@ -8,7 +8,8 @@ from console import guard, sessions
 NAV = (("Overview", "console_tenant.overview", "VIEWER"), ("Connections", "console_tenant.connections", "VIEWER"),
        ("Workflows", "console_tenant.workflows", "VIEWER"), ("Jobs", "console_tenant.jobs", "VIEWER"),
        ("Events", "console_tenant.events", "VIEWER"), ("Deliveries", "console_tenant.deliveries", "VIEWER"),
-       ("API keys", "console_tenant.api_keys", "ADMIN"), ("Audit log", "console_tenant.audit_log", "ADMIN"))
+       ("API keys", "console_tenant.api_keys", "ADMIN"), ("Notifications", "console_tenant.notifications", "ADMIN"),
+       ("Audit log", "console_tenant.audit_log", "ADMIN"))
 STAFF_NAV = (("Tenants", "console_staff.tenants", None), ("Fleet", "console_staff.fleet", None))
 
 

@@ -59,3 +59,22 @@ def test_deliveries_page_and_audit_log_roles(site, browser_client, make_tenant):
     audit = admin.get("/console/audit-log").get_data(as_text=True)
     assert "tenant.created" in audit
     assert post(site, admin, f"/console/deliveries/{uuid.uuid4()}/replay").status_code == 404
+
+
+def test_notification_settings_bad_topic_changes_nothing_then_saves(site, browser_client, make_tenant):
+    from core.notify import settings as notify_settings
+
+    t = make_tenant("notif")
+    admin = dev_sign_in(browser_client(), tenant=t.slug, role="ADMIN")
+    form = {"job-failed.enabled": "1", "job-failed.admins": "1", "job-failed.topics": "ops, -bad topic"}
+    r = post(site, admin, "/console/notifications", form)
+    assert r.status_code == 422 and 'id="job-failed.topics-error"' in r.get_data(as_text=True)
+    with tenant_context(t.ref):
+        assert notify_settings.get_settings()["job-failed"]["topics"] == []
+    r = post(site, admin, "/console/notifications", {**form, "job-failed.topics": "ops"})
+    assert r.status_code == 303
+    with tenant_context(t.ref):
+        saved = notify_settings.get_settings()
+    assert saved["job-failed"]["topics"] == ["ops"] and saved["api-key-created"]["enabled"] is False
+    editor = dev_sign_in(browser_client(), tenant=t.slug, role="EDITOR")
+    assert editor.get("/console/notifications").status_code == 403
