@@ -1,5 +1,6 @@
 """gunicorn settings for the API: Prometheus multiprocess bookkeeping, no access log (tokens live in
-webhook paths; the app writes its own JSON request log with the route, never the path), and request limits
+webhook paths; the app writes its own JSON request log with the route, never the path; gunicorn's own lines are
+JSON too, api/gunicorn_logging.py), and request limits
 whose refusals are problem documents like every other answer (api/gunicorn_worker.py)."""
 import os
 import shutil
@@ -13,6 +14,8 @@ limit_request_field_size = 8190  # bytes of one header: larger is a 431
 limit_request_fields = 100  # headers: more is a 431
 graceful_timeout = 30
 accesslog = None
+if os.environ.get("ZIXLY_LOG_FORMAT", "json") == "json":  # the default, as Settings reads it
+    logger_class = "api.gunicorn_logging.JsonLogger"
 
 
 def on_starting(server):

@@ -1,8 +1,9 @@
 """The development stack: embedded PostgreSQL, Redis and moto servers on loopback (for `zixly dev` and the test
 suite), and the processes `zixly dev` runs on them (API, worker with beat, outbound consumer, provider simulators).
 
-Nothing here imports the rest of Zixly except `sandbox` (the simulators); `zixly dev` (zixly_cli/dev.py) prepares
-the database and the demo tenant itself.
+Importing the package imports nothing of the rest of Zixly; only `test_events` (which reads the tenant's
+connections) uses `core`, and `simulators` the `sandbox`. `zixly dev` (zixly_cli/dev.py) prepares the database
+and the demo tenant itself.
 
     ports.py       free_port, wait_for_port
     postgres.py    EmbeddedPostgres (the `pgserver` wheel)
@@ -10,6 +11,8 @@ the database and the demo tenant itself.
     stack.py       DevStack: starts the servers the environment does not name
     processes.py   DevServices: the API (gunicorn), the Celery worker with beat and the outbound consumer
     simulators.py  start_simulators: the provider simulators with Zixly's development apps registered
+    test_events.py send_test_event: make a simulator emit a signed webhook for a tenant's connection
+    dev_env.py     the running stack's environment, kept in ZIXLY_HOME for `zixly dev send-webhook`
 """
 from devstack.ports import free_port, wait_for_port
 from devstack.postgres import EmbeddedPostgres

@@ -57,8 +57,10 @@ class DevServices:
 
     def start(self, timeout: float = 60) -> None:
         py = sys.executable
-        self.procs.append(spawn([py, "-m", "celery", "-A", "workers.app", "worker", "-B", "--loglevel", "INFO",
-                                 "--concurrency", "2", "--schedule", str(self.home / "celerybeat-schedule")]))
+        # --quiet: no text banner; what the worker logs is JSON lines like every other process's
+        self.procs.append(spawn([py, "-m", "celery", "-A", "workers.app", "--quiet", "worker", "-B",
+                                 "--loglevel", "INFO", "--concurrency", "2",
+                                 "--schedule", str(self.home / "celerybeat-schedule")]))
         self.procs.append(spawn([py, "-m", "workers.consumer", "--threads", "2"]))
         self.procs.append(spawn([py, "-m", "gunicorn", "-c", "python:api.gunicorn_conf",
                                  "--bind", f"127.0.0.1:{self.port}", "--workers", "2", "--threads", "4",

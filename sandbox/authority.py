@@ -15,6 +15,7 @@ class App:
     client_id: str
     client_secret: str
     redirect_uris: tuple[str, ...] = ()
+    webhook_key: str | None = None  # Xero: the app's webhooks key (the others sign with the client secret)
 
 
 @dataclass

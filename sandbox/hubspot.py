@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from werkzeug.wrappers import Request, Response
 
 from sandbox.authority import App, Grant
+from sandbox.demo import CUSTOMERS
 from sandbox.provider import Provider, json_response, route
 
 HUB_ID = 7700111
@@ -53,6 +54,13 @@ class HubSpot(Provider):
         self._store(self.deals, {"dealname": "Acme renewal", "amount": "1500", "dealstage": "contractsent",
                                  "pipeline": "default"}, object_id="9001")
         self.contact_deals: dict[str, list[str]] = {next(iter(self.contacts)): ["9001"]}  # Jane's deal
+        for customer in CUSTOMERS:  # the customers Xero bills (sandbox.demo), each with an open deal
+            first, _, last = customer.name.partition(" ")
+            person = self._store(self.contacts, {"firstname": first, "lastname": last, "email": customer.email,
+                                                 "company": customer.name})
+            self._store(self.deals, {"dealname": f"{customer.name} renewal", "amount": customer.deal_amount,
+                                     "dealstage": "contractsent", "pipeline": "default"}, object_id=customer.deal_id)
+            self.contact_deals[person["id"]] = [customer.deal_id]
 
     def _store(self, table: dict, properties: dict, object_id: str | None = None) -> dict:
         now = time.time()

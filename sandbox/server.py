@@ -11,7 +11,7 @@ import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from sandbox import signing
+from sandbox import control, signing
 from sandbox.asana import Asana
 from sandbox.authority import App, Authority
 from sandbox.hubspot import HubSpot
@@ -21,6 +21,7 @@ from sandbox.shopify import Shopify
 from sandbox.xero import Xero
 
 PROVIDERS: tuple[type[Provider], ...] = (Xero, HubSpot, Shopify, Asana, Salesforce)
+CONTROL = "_sandbox"  # the simulator's own endpoints (sandbox.control), beside the providers'
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -107,9 +108,11 @@ class Simulator:
         return self.providers[name]
 
     def register_app(self, provider: str, client_id: str, client_secret: str,
-                     redirect_uris: tuple[str, ...] | list[str] = ()) -> None:
+                     redirect_uris: tuple[str, ...] | list[str] = (), webhook_key: str | None = None) -> None:
+        """An OAuth app at the provider; `webhook_key` is Xero's webhooks key for it (the others sign their
+        deliveries with the client secret)."""
         self.provider(provider)
-        self.authority.register(provider, App(client_id, client_secret, tuple(redirect_uris)))
+        self.authority.register(provider, App(client_id, client_secret, tuple(redirect_uris), webhook_key))
 
     def configure(self, provider: str, *, access_ttl: float | None = None, rotate_refresh: bool | None = None,
                   refresh_grace: float | None = None) -> None:
@@ -182,6 +185,8 @@ class Simulator:
         return response(environ, start_response)
 
     def _dispatch(self, request: Request, provider_name: str, host: str, path: str) -> Response:
+        if provider_name == CONTROL:
+            return control.handle(request, f"/{host}{path}".rstrip("/"), self.providers, self.authority)
         provider = self.providers.get(provider_name)
         found = provider.match(request.method, f"{host}{path}") if provider else None
         if provider is None or found is None:

@@ -50,7 +50,7 @@ class Shopify(Provider):
             self.shops[domain] = {"id": 548380009 + len(self.shops), "name": name, "email": f"owner@{domain}",
                                   "domain": domain, "myshopify_domain": domain, "currency": "USD",
                                   "country_code": "US", "plan_name": "basic", "iana_timezone": "America/New_York"}
-            self.orders[domain] = {450789469: _order(450789469)}
+            self.orders[domain] = {450789469: new_order(450789469)}
         return self.shops[domain]
 
     # --- OAuth shapes -------------------------------------------------------------------------------------------
@@ -125,7 +125,7 @@ class Shopify(Provider):
         return json_response({"order": order})
 
 
-def _order(order_id: int) -> dict:
+def new_order(order_id: int) -> dict:
     return {"id": order_id, "admin_graphql_api_id": f"gid://shopify/Order/{order_id}", "name": "#1001",
             "order_number": 1001, "email": "bob.norman@mail.example.com", "currency": "USD",
             "financial_status": "paid", "fulfillment_status": None, "total_price": "598.94",

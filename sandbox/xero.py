@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from werkzeug.wrappers import Request, Response
 
 from sandbox.authority import App, Grant
+from sandbox.demo import CUSTOMERS
 from sandbox.provider import Provider, json_response, route
 
 ORGANISATIONS = (
@@ -66,8 +67,8 @@ class Xero(Provider):
         self.disconnected: set[tuple[str, str]] = set()   # (grant id, tenant id)
         base = time.time() - 10 * 86400
         for org in self.organisations.values():
-            for n, name in enumerate(("Ridgeway University", "City Agency", "Marine Systems"), start=1):
-                contact = self._new_contact(org, {"Name": name, "EmailAddress": f"accounts{n}@example.com"})
+            for n, customer in enumerate(CUSTOMERS, start=1):
+                contact = self._new_contact(org, {"Name": customer.name, "EmailAddress": customer.email})
                 contact["UpdatedDateUTC"] = xero_date(base + n * 3600)
             for n in range(1, 6):
                 contact = list(org.contacts.values())[n % 3]

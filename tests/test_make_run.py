@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -38,13 +39,18 @@ def start_dev(home: Path, port: int) -> tuple[subprocess.Popen, dict]:
             found["console_admin"] = m.group(1)
     assert "staff" in found and "console_admin" in found, "".join(lines)
     found["pids"] = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+    # keep draining the output (a full pipe would block the services); stop_dev returns all of it
+    proc.drain = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    proc.drain.start()
+    proc.lines = lines
     return proc, found
 
 
 def stop_dev(proc: subprocess.Popen) -> str:
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    return out
+    proc.wait(timeout=60)
+    proc.drain.join(timeout=30)
+    return "".join(proc.lines)
 
 
 def processes_using(home: Path, pids=()) -> list:
@@ -120,3 +126,63 @@ def test_make_run_serves_stops_cleanly_and_reuses_data(tmp_path):
         stop_dev(proc)
     time.sleep(0.5)
     assert processes_using(home, second["pids"]) == []
+
+
+def connect(base: str, key: str, provider: str) -> dict:
+    """Through the simulated provider's consent, in one "browser" (a cookie jar), as the README shows."""
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    created = json.loads(post(f"{base}/v1/connections", {"provider": provider}, {"X-API-Key": key}, browser))
+    consent = urllib.request.build_opener(NoRedirect).open(created["authorize_url"], timeout=10)
+    conn = json.loads(get(consent.headers["Location"], opener=browser)[1])["connection"]
+    if conn["status"] == "select_account":
+        request = urllib.request.Request(f"{base}/v1/connections/{conn['id']}", method="PATCH",
+                                         data=json.dumps({"account_id": conn["accounts"][0]["account_id"]}).encode(),
+                                         headers={"X-API-Key": key, "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            conn = json.loads(resp.read())
+    assert conn["status"] == "active", conn
+    return conn
+
+
+def test_make_run_first_run_a_test_event_completes_the_flagship_workflow_and_logs_are_json(tmp_path):
+    """The first run from the README's CLI path: connect Xero and HubSpot, enable the workflow, `zixly dev
+    send-webhook xero invoice.paid`: the app-level hook verifies with the development secret `make run` set, the
+    seeded customer's job completes, `echo` (opt-in) starts nothing, and the services log JSON lines."""
+    home = tmp_path / "zixly-home"
+    port = free_port()
+    proc, found = start_dev(home, port)
+    try:
+        base, key = f"http://127.0.0.1:{port}", found["key"]
+        headers = {"X-API-Key": key, "Content-Type": "application/json"}
+        xero, hubspot = connect(base, key, "xero"), connect(base, key, "hubspot")
+        request = urllib.request.Request(f"{base}/v1/workflows/xero-invoice-paid-to-hubspot", method="PUT",
+                                         headers=headers, data=json.dumps({"enabled": True, "connections": {
+                                             "source": xero["id"], "target": hubspot["id"]}}).encode())
+        urllib.request.urlopen(request, timeout=10).close()
+        assert json.loads(get(f"{base}/v1/workflows/echo", {"X-API-Key": key})[1])["enabled"] is False
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "AWS_ENDPOINT_URL")}
+        sent = subprocess.run([str(BIN / "zixly"), "dev", "send-webhook", "xero", "invoice.paid"], env={
+            **env, "ZIXLY_HOME": str(home)}, capture_output=True, text=True, timeout=60,
+            cwd=Path(__file__).resolve().parent.parent)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        result = json.loads(sent.stdout)
+        assert result["status"] == 200 and result["changed"]["status"] == "PAID"  # the app hook secret is set
+        deadline, jobs = time.monotonic() + 60, []
+        while time.monotonic() < deadline:
+            jobs = json.loads(get(f"{base}/v1/jobs", {"X-API-Key": key})[1])["items"]
+            if jobs and jobs[0]["status"] in ("COMPLETED", "FAILED"):
+                break
+            time.sleep(0.3)
+        assert [(j["workflow"], j["status"]) for j in jobs] == [("xero-invoice-paid-to-hubspot", "COMPLETED")]
+        assert (home / "xero-webhook-key").stat().st_mode & 0o777 == 0o600
+    finally:
+        out = stop_dev(proc)
+    served = out.split("Ctrl-C stops everything.", 1)[1].split("stopping …", 1)[0]
+    lines = [line for line in served.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line the services wrote is a JSON object
+    plain = re.compile(r"^\[\d{4}-\d\d-\d\d [^]]*\] \[\d+\] \[[A-Z]+\]")  # gunicorn's own text format
+    assert not [line for line in out.splitlines() if plain.match(line)]  # before the banner too (start-up)
+    assert '"logger": "gunicorn.error"' in out
+    finished = [r for r in records if r.get("event") == "job.finished"]
+    assert finished and finished[0]["tenant"] == "demo" and finished[0]["request_id"]
+    assert {"time", "level", "logger", "tenant", "request_id", "job_id"} <= set(records[0])

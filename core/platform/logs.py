@@ -62,6 +62,7 @@ def configure(level: str = "INFO", fmt: str = "json", stream=None) -> None:
     handler._zixly = True
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # warnings (a library's, Celery's run-as-root one) are log lines too
 
 
 def install_celery_propagation(app) -> None:

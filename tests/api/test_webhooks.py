@@ -57,6 +57,12 @@ def count(t, model):
         return s.scalar(select(func.count()).select_from(model))
 
 
+def enable_echo(client, t, event_types=("*",)):
+    """Opt the tenant in to `echo` (off by default): one job per event, to count what an event starts."""
+    r = client.put("/v1/workflows/echo", json={"enabled": True, "event_types": list(event_types)}, headers=t.headers)
+    assert r.status_code == 200, r.get_json()
+
+
 def post_xero(client, body, key=XERO_KEY):
     return client.post("/v1/hooks/apps/xero", data=body, headers={"x-xero-signature": b64hmac(key, body),
                                                                    "Content-Type": "application/json"})
@@ -93,11 +99,13 @@ def test_xero_delivery_routes_each_event_to_its_tenant(client, make_tenant):
     org_a, org_b = str(uuid.uuid4()), str(uuid.uuid4())
     connect(a, "xero", org_a)
     connect(b, "xero", org_b)
+    enable_echo(client, a)
+    enable_echo(client, b)
     body = xero_body(xero_event(org_a), xero_event(org_b), xero_event(org_b), xero_event(str(uuid.uuid4())))
     r = post_xero(client, body)
     assert r.status_code == 200
     assert count(a, InboundEvent) == 1 and count(b, InboundEvent) == 2
-    assert count(a, Job) == 1 and count(b, Job) == 2  # echo is enabled for every event type
+    assert count(a, Job) == 1 and count(b, Job) == 2  # each tenant opted in to echo for every event type
     with tenant_context(b.ref), tenant_session() as s:
         assert all(e.raw_body is None for e in s.scalars(select(InboundEvent)))  # body carried A's event too
     # redelivery: same events, nothing new, no second job
@@ -144,6 +152,7 @@ def test_shopify_replay_with_a_fresh_webhook_id_is_a_duplicate(client, make_tena
     replay of a captured delivery) is a duplicate and starts nothing again."""
     t = make_tenant()
     _, token = connect(t, "shopify", f"{t.slug}.myshopify.com")  # Zixly's app secret signs it (no own secret)
+    enable_echo(client, t)
     body = json.dumps({"id": 820982911946154508, "email": "jon@example.com", "updated_at": shopify_now()}).encode()
     first = client.post(f"/v1/hooks/{token}", data=body, headers=shopify_headers(body, "orders/create"))
     replay = client.post(f"/v1/hooks/{token}", data=body, headers=shopify_headers(body, "orders/create"))
@@ -265,6 +274,7 @@ def test_events_list_and_replay(client, make_tenant):
     t = make_tenant()
     org = str(uuid.uuid4())
     connect(t, "xero", org)
+    enable_echo(client, t)
     post_xero(client, xero_body(xero_event(org), xero_event(org)))
     items = client.get("/v1/events", headers=t.headers).get_json()["items"]
     assert len(items) == 2 and all(e["provider"] == "xero" for e in items)
@@ -338,6 +348,7 @@ def test_a_route_a_moment_behind_never_stores_into_a_deleted_connection(client, 
 
     a, org = make_tenant("xstale"), str(uuid.uuid4())
     conn, _ = connect(a, "xero", org)
+    enable_echo(client, a)
     assert post_xero(client, xero_body(xero_event(org))).status_code == 200
     stale = routecache.lookup(("account", "xero", org))
     assert stale is not None and stale[1] == conn.id
@@ -378,6 +389,7 @@ def test_published_outbox_rows_are_deleted_after_the_answer(client, make_tenant)
 
     a, org = make_tenant("xbox"), str(uuid.uuid4())
     connect(a, "xero", org)
+    enable_echo(client, a)
     for _ in range(3):
         assert post_xero(client, xero_body(xero_event(org))).status_code == 200
     outbox.flush_published()  # what the process's sweeper thread does every 0.2 s
@@ -398,6 +410,7 @@ def test_events_for_a_tenant_being_moved_get_503_and_come_again(client, make_ten
     secret = "whsec_" + base64.b64encode(raw).decode()
     connect(a, "xero", org)
     _, token = connect(a, "custom", secrets=[secret])
+    enable_echo(client, a)
     body = json.dumps({"type": "invoice.paid", "data": {"id": "inv_9"}}).encode()
     msg_id, ts = "msg_" + uuid.uuid4().hex, str(int(time.time()))
     sig = base64.b64encode(hmac.new(raw, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()).decode()
@@ -448,6 +461,7 @@ def test_an_event_starts_each_enabled_workflow_it_triggers_in_the_same_statement
     t = make_tenant()
     shop = f"{t.slug}.myshopify.com"
     conn, token = connect(t, "shopify", shop)
+    enable_echo(client, t)
     with tenant_context(t.ref), tenant_transaction() as s:
         s.add(WorkflowSetting(name="shopify-order-to-xero-invoice", enabled=True, max_attempts=7,
                               connections={"source": str(conn.id)}))
@@ -511,3 +525,20 @@ def test_hubspot_legacy_signature_is_refused_by_default_and_cannot_downgrade_v3(
         bootstrap.init(dataclasses.replace(settings, app_webhook_secrets=APP_SECRETS))
         app.config["PUBLIC_BASE_URL"] = None
     assert count(t, InboundEvent) == 1
+
+
+def test_echo_is_opt_in_an_event_starts_no_echo_job_until_the_tenant_enables_it(client, make_tenant):
+    """A new tenant has echo disabled (migration t0008): a webhook starts nothing; once enabled for an event
+    type, exactly that type starts it."""
+    t = make_tenant()
+    org = str(uuid.uuid4())
+    connect(t, "xero", org)
+    assert client.get("/v1/workflows/echo", headers=t.headers).get_json()["enabled"] is False
+    assert post_xero(client, xero_body(xero_event(org))).status_code == 200
+    assert count(t, InboundEvent) == 1 and count(t, Job) == 0
+    enable_echo(client, t, event_types=["UPDATE:CONTACT"])
+    assert post_xero(client, xero_body(xero_event(org))).status_code == 200  # an UPDATE:INVOICE
+    assert count(t, InboundEvent) == 2 and count(t, Job) == 0
+    enable_echo(client, t, event_types=["UPDATE:INVOICE"])
+    assert post_xero(client, xero_body(xero_event(org))).status_code == 200
+    assert count(t, InboundEvent) == 3 and count(t, Job) == 1

@@ -82,3 +82,23 @@ def test_db_upgrade_migrates_every_tenant_and_names_failures(cli, make_tenant, t
             conn.exec_driver_sql(f'DROP TABLE "{t.ref.schema}".notes')
             conn.exec_driver_sql(f"UPDATE \"{t.ref.schema}\".alembic_version SET version_num = '{head}'")
             conn.exec_driver_sql(f"UPDATE catalog.tenants SET schema_revision = '{head}' WHERE slug = '{t.slug}'")
+
+
+def test_dev_send_webhook_needs_a_running_stack_and_refuses_bad_input_by_name(cli, settings, tmp_path, monkeypatch,
+                                                                              make_tenant):
+    monkeypatch.setenv("ZIXLY_HOME", str(tmp_path))
+    r = cli.invoke(main, ["dev", "send-webhook", "xero", "invoice.paid"])
+    assert r.exit_code == 1 and "no running `zixly dev`" in r.output, r.output
+    # what a running `zixly dev` records (devstack.dev_env); the environment set here wins over the file
+    (tmp_path / "dev-env.json").write_text('{"ZIXLY_PUBLIC_BASE_URL": "http://127.0.0.1:9"}')
+    for name, value in (("ZIXLY_DATA_KEYS", settings.data_keys), ("ZIXLY_PUBLIC_BASE_URL", "http://127.0.0.1:9"),
+                        ("ZIXLY_PROVIDER_SIMULATOR_URL", "http://127.0.0.1:9")):
+        monkeypatch.setenv(name, value)
+    t = make_tenant()
+    for args, says in ((["xero", "invoice.voided"], "no test event 'xero' 'invoice.voided'"),
+                       (["xero", "invoice.paid", "--tenant", "nobody-here"], "no tenant 'nobody-here'"),
+                       (["xero", "invoice.paid", "--tenant", t.slug], "connect an account of xero first"),
+                       (["hubspot", "deal.won", "--tenant", t.slug, "--connection", "not-an-id"],
+                        "this tenant has no connection not-an-id")):
+        r = cli.invoke(main, ["dev", "send-webhook", *args])
+        assert r.exit_code == 1 and says in r.output, r.output

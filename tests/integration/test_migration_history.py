@@ -31,3 +31,31 @@ def test_t0004_seals_plaintext_webhook_secrets_in_a_format_the_service_opens(app
     finally:
         with engine.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
+
+
+def test_t0008_makes_echo_opt_in_but_keeps_a_tenant_s_own_choice(app):
+    """0002 seeded echo enabled for every event; t0008 removes that row where the tenant never saved echo's
+    settings (no `workflow.updated` audit entry for it), and leaves it where the tenant did."""
+    engine = get_router().catalog_engine
+    schemas = {choice: f"t_{unique_slug('echo')}" for choice in ("untouched", "chosen")}
+    try:
+        with engine.begin() as conn:
+            for choice, schema in schemas.items():
+                conn.exec_driver_sql(f"CREATE SCHEMA {quote_ident(schema)}")
+                assert upgrade_tenant(conn, schema, target="t0007") == "t0007"
+                seeded = conn.execute(text(f"SELECT enabled, event_types FROM {quote_ident(schema)}"
+                                           ".workflow_settings WHERE name = 'echo'")).one()
+                assert seeded == (True, ["*"])
+                if choice == "chosen":
+                    conn.execute(text(f"INSERT INTO {quote_ident(schema)}.audit_log (actor_type, actor_id, action, "
+                                      "target_type, target_id) VALUES ('api_key', 'k1', 'workflow.updated', "
+                                      "'workflow', 'echo')"))
+                assert upgrade_tenant(conn, schema, target="t0008") == "t0008"
+        with engine.begin() as conn:
+            left = {choice: conn.execute(text(f"SELECT count(*) FROM {quote_ident(schema)}.workflow_settings "
+                                              "WHERE name = 'echo'")).scalar() for choice, schema in schemas.items()}
+        assert left == {"untouched": 0, "chosen": 1}
+    finally:
+        with engine.begin() as conn:
+            for schema in schemas.values():
+                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
