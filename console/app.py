@@ -18,6 +18,7 @@ from console.views import (  # noqa: F401 (their routes)
     keys,
     notifications,
     overview,
+    records,
     staff,
     workflows,
 )

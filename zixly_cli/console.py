@@ -1,6 +1,6 @@
 """`zixly console link`: a one-time sign-in link to the console, for development (ZIXLY_CONSOLE_DEV_LOGIN=1).
 
-Run it with the environment the server runs with (its REDIS_URL); `make run` prints one for the demo tenant's
+It reaches a running `make run` by itself (devstack.dev_env); `make run` prints one link for the demo tenant's
 admin and one for staff when it starts.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ import os
 import click
 
 from console import dev_links
+from devstack import dev_env
 from zixly_cli import common
 
 
@@ -24,6 +25,7 @@ def console():
 @click.option("--role", type=click.Choice(["ADMIN", "EDITOR", "VIEWER"]), default="ADMIN", show_default=True)
 def link(staff, tenant, role):
     """Print a one-time sign-in link (development only)."""
+    dev_env.load(common.home())  # a running `zixly dev`'s settings, unless the environment names others
     common.boot()
     base = os.environ.get("ZIXLY_PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
     try:

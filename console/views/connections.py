@@ -2,7 +2,7 @@
 test, delete, and the webhook endpoint with its secrets (rotation). VIEWERs read; ADMINs change."""
 from __future__ import annotations
 
-from flask import redirect, request
+from flask import g, redirect, request
 
 from api import consent_cookies
 from api.resources.connections import PROVIDERS, ConnectionCreateSchema, SecretCreateSchema
@@ -13,8 +13,9 @@ from console.pages import done, render
 from core.connections import api_calls, hook_secrets, oauth, sealing, store
 from core.connections.consent_binding import BROWSER
 from core.connections.providers import WEBHOOK_ONLY
-from core.platform.errors import Invalid
+from core.platform.errors import Conflict, Invalid, NotFound, Unavailable, UpstreamFailed
 from core.platform.runtime import settings
+from devstack import test_events
 
 RETURN_PATH = "/console/connections/return"
 OPTION_FIELDS = {"shopify": ("shop", "Shop domain (x.myshopify.com)"),
@@ -84,7 +85,26 @@ def _detail(conn) -> dict:
 
 
 def _test_events(conn) -> list[str]:
-    return []
+    """Development only (the provider simulators and one-time links on): the events the simulator can send."""
+    if not (settings().console_dev_login and settings().provider_simulator_url) or conn.status != "active":
+        return []
+    return [e.event for e in test_events.events_for(conn.provider)]
+
+
+@blp.post("/connections/<connection_id>/test-event")
+@requires("ADMIN")
+def send_test_event(connection_id):
+    conn = store.get_connection(connection_id)
+    if request.form.get("event") not in _test_events(conn):
+        return done("This connection offers no such test event.", "console_tenant.connection", kind="error",
+                    connection_id=connection_id)
+    try:
+        sent = test_events.send_test_event(conn.provider, request.form["event"], tenant_slug=g.console_tenant.slug,
+                                           connection_id=str(conn.id))
+    except (Invalid, NotFound, Conflict, Unavailable, UpstreamFailed) as exc:
+        return done(f"Not sent: {exc}", "console_tenant.connection", kind="error", connection_id=connection_id)
+    return done(f"Sent {conn.provider} {sent['event']} ({sent.get('resource_id') or 'a record'}); Zixly answered "
+                f"{sent['status']}. Its job appears below.", "console_tenant.jobs")
 
 
 @blp.get("/connections/<connection_id>")

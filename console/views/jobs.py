@@ -9,6 +9,7 @@ from console import forms, live
 from console.blueprints import tenant as blp
 from console.guard import requires
 from console.pages import done, render
+from console.views import records
 from core.jobs import artifacts
 from core.jobs import service as jobs
 from core.workflows.registry import WORKFLOWS
@@ -49,7 +50,8 @@ def jobs_stream():
 
 def _detail_html(job_id) -> tuple[str, bool]:
     job, steps = jobs.get_job(job_id)
-    html = render_template("partials/job_live.html", job=job, steps=steps, records=jobs.related_records(job.id))
+    html = render_template("partials/job_live.html", job=job, steps=steps, records=jobs.related_records(job.id),
+                           readable=records.readable)
     return html, job.status in FINAL
 
 

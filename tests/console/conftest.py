@@ -6,8 +6,10 @@ the provider is a real server); `dev_sign_in` uses a one-time development link.
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
+import secrets
 import threading
 import uuid
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ from werkzeug.serving import make_server
 
 from console import dev_links, sessions
 from core import bootstrap
+from core.outbound import queues
+from core.platform import aws
 from sandbox import Simulator
 from tenancy.db import catalog_transaction
 from tenancy.models import AccountIndex
@@ -29,6 +33,8 @@ from tests.console.oidc_provider import OidcProvider
 PROVIDERS = ("xero", "hubspot", "shopify", "asana", "salesforce")
 APPS = {p: (f"zixly-{p}-client", f"zixly-{p}-secret-{uuid.uuid4().hex}") for p in PROVIDERS}
 CLIENT_ID, CLIENT_SECRET = "zixly-console", f"console-secret-{uuid.uuid4().hex}"
+XERO_WEBHOOK_KEY = base64.b64encode(secrets.token_bytes(48)).decode()  # Xero's webhooks key for Zixly's app
+OUTBOUND = ("xero", "hubspot")
 
 
 @dataclass
@@ -41,23 +47,31 @@ class Site:
 
 
 @pytest.fixture(scope="package")
-def site(app, settings, jwt_keys):
+def site(app, settings, jwt_keys, servers):
     holder = {}
     server = make_server("127.0.0.1", 0, lambda env, start: holder["app"](env, start), threaded=True)
     url = f"http://127.0.0.1:{server.server_port}"
     sim = Simulator(poll_interval=0.02).start()
     for provider, (cid, secret) in APPS.items():
-        sim.register_app(provider, cid, secret, [f"{url}/v1/oauth/callback"])
+        sim.register_app(provider, cid, secret, [f"{url}/v1/oauth/callback"],
+                         webhook_key=XERO_WEBHOOK_KEY if provider == "xero" else None)
     idp = OidcProvider(jwt_keys / "jwt-private.pem", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
                        audience=settings.jwt_audience, staff_audience=settings.jwt_staff_audience).start()
     local = dataclasses.replace(
         settings, jwt_issuer=idp.url, console_oidc_client_id=CLIENT_ID, console_oidc_client_secret=CLIENT_SECRET,
         console_secret_key=uuid.uuid4().hex, console_dev_login=True, console_cookie_secure=True,
         public_base_url=url, provider_simulator_url=sim.url, provider_credentials=dict(APPS),
-        console_stream_seconds=5)
+        console_stream_seconds=5, outbound_queue_prefix=f"co{os.getpid()}{secrets.token_hex(3)}",
+        app_webhook_secrets={"xero": (XERO_WEBHOOK_KEY,), "hubspot": (APPS["hubspot"][1],),
+                             "shopify": (APPS["shopify"][1],)},
+        outbound_quotas={"hubspot": "1000/1", "xero": "1000/1"})
     from console.app import create_app
 
     holder["app"] = create_app(local)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(name, servers.get(name, "testing"))
+    aws.ensure_outbound_queues(queues.sqs_client(), prefix=local.outbound_queue_prefix, providers=OUTBOUND,
+                               visibility=3, max_receive=3)
     thread = threading.Thread(target=server.serve_forever, name="console-site", daemon=True)
     thread.start()
     yield Site(holder["app"], url, sim, idp, local)

@@ -217,12 +217,14 @@ def test_tenant_a_cannot_reach_tenant_bs_objects_by_url_or_form(site, browser_cl
         job_b = jobs.create_job(workflow="echo", data={}, actor=PYTEST)
         jobs.cancel_job(job_b.id)
         key_b = apikeys.list_api_keys(limit=1)[0]
-    for path in (f"/console/connections/{conn_b}", f"/console/jobs/{job_b.id}", f"/console/jobs/{job_b.id}/stream"):
+    for path in (f"/console/connections/{conn_b}", f"/console/jobs/{job_b.id}", f"/console/jobs/{job_b.id}/stream",
+                 f"/console/jobs/{job_b.id}/records/1"):
         r = admin_a.get(path)
         assert r.status_code == 404 and "text/html" in r.content_type, path
     for path in (f"/console/connections/{conn_b}/delete", f"/console/connections/{conn_b}/test",
                  f"/console/connections/{conn_b}/secrets", f"/console/jobs/{job_b.id}/retry",
-                 f"/console/api-keys/{key_b.id}/revoke"):
+                 f"/console/api-keys/{key_b.id}/revoke", f"/console/connections/{conn_b}/test-event",
+                 f"/console/connections/{conn_b}/reconnect", f"/console/connections/{conn_b}/account"):
         assert post(site, admin_a, path).status_code == 404, path
     r = post(site, admin_a, "/console/workflows/xero-invoice-paid-to-hubspot", {"connection_target": conn_b,
                                                                               "max_attempts": "4"})
@@ -244,3 +246,18 @@ def test_unknown_pages_and_errors_are_the_consoles_own_html(site, admin):
     assert browser.get("/v1/nope").content_type == "application/problem+json"
     r = browser.get("/console/jobs?status=BOGUS")
     assert r.status_code == 422 and "Must be one of" in r.get_data(as_text=True)
+
+
+def test_the_test_event_button_is_for_development_only(site, admin, monkeypatch):
+    import dataclasses
+
+    from core.platform import runtime
+
+    t, browser = admin
+    conn_id = connect(site, browser, "hubspot")
+    assert "Send a test event" in browser.get(f"/console/connections/{conn_id}").get_data(as_text=True)
+    monkeypatch.setattr(runtime, "_settings", dataclasses.replace(runtime.settings(), console_dev_login=False))
+    assert "Send a test event" not in browser.get(f"/console/connections/{conn_id}").get_data(as_text=True)
+    r = post(site, browser, f"/console/connections/{conn_id}/test-event", {"event": "deal.won"})
+    assert r.status_code == 303 and "no such test event" in browser.get(r.headers["Location"]).get_data(as_text=True)
+    assert [c for c in site.sim.calls("hubspot") if "/_sandbox/" in c.path] == []
