@@ -15,6 +15,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
@@ -48,8 +49,11 @@ _lock = threading.Lock()
 
 
 def configured() -> bool:
+    """A client id and an issuer URL: https, or plain http on loopback only (a local provider in tests)."""
     s = settings()
-    return bool(s.console_oidc_client_id and s.jwt_issuer.startswith(("https://", "http://")))
+    parts = urlsplit(s.jwt_issuer)
+    secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost"))
+    return bool(s.console_oidc_client_id and secure and parts.hostname)
 
 
 def _metadata() -> dict:

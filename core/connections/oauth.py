@@ -69,6 +69,7 @@ def start_connection(*, provider: str, name: str, options: dict, actor: Actor, a
                      return_to: str | None = None) -> Started:
     """Validate, store a pending connection, and hand back the provider's consent (or, for webhook-only
     senders, an active connection with its first generated secret)."""
+    _local_path(return_to)  # before anything is stored
     if provider in WEBHOOK_ONLY:
         if options:
             raise InvalidConnectionOptions("this provider takes no options")
@@ -121,6 +122,7 @@ def authorize(conn: Connection, *, consent: str = BROWSER, return_to: str | None
 
 def reauthorize(connection_id, *, actor: Actor, consent: str = BROWSER,
                 return_to: str | None = None) -> tuple[Connection, Authorization]:
+    _local_path(return_to)
     conn = get_connection(connection_id)
     if conn.provider in WEBHOOK_ONLY:
         raise Conflict("this connection has no OAuth consent")

@@ -130,3 +130,31 @@ def test_root_and_login_lead_to_the_console(site, browser_client):
     page = browser.get("/console/login")
     assert page.status_code == 200 and "Sign in" in page.get_data(as_text=True)
     assert oidc.configured()
+
+
+def test_sign_in_needs_an_https_issuer_except_on_loopback(site, monkeypatch):
+    import dataclasses
+
+    from core.platform import runtime
+
+    for issuer, ok in (("https://id.example.com", True), ("http://id.example.com", False), ("zixly-dev", False),
+                       ("http://127.0.0.1:9", True)):
+        monkeypatch.setattr(runtime, "_settings", dataclasses.replace(site.settings, jwt_issuer=issuer))
+        assert oidc.configured() is ok, issuer
+
+
+def test_a_consent_can_return_only_to_a_path_of_this_site(site, make_tenant):
+    import pytest
+
+    from core.connections import oauth
+    from tenancy.context import tenant_context
+
+    t = make_tenant("retto")
+    with tenant_context(t.ref):
+        for target in ("https://evil.example/console", "//evil.example/x", "/\\\\evil.example"):
+            with pytest.raises(ValueError):
+                oauth.start_connection(provider="asana", name="", options={}, actor=Actor("staff", "pytest"),
+                                       return_to=target)
+        from core.connections import store
+
+        assert store.list_connections(limit=5) == []
