@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+import marshmallow as ma
+
 from flask import request
 
 from api.resources.workflows import WorkflowPutSchema
@@ -30,6 +32,23 @@ def _setting_names(workflow: dict) -> list[str]:
     return ["enabled", "max_attempts"] + (["schedule_seconds"] if workflow["scheduled"] else [])
 
 
+def _chooses_event_types(workflow: dict) -> bool:
+    """Only a workflow triggered by any provider (echo) has its event types chosen per tenant."""
+    return bool(workflow["trigger"]) and workflow["trigger"]["provider"] == "*"
+
+
+def _event_types(workflow: dict, form) -> tuple[dict, dict]:
+    if not _chooses_event_types(workflow):
+        return {}, {}
+    chosen = [t.strip() for t in form.get("event_types", "").split(",") if t.strip()]
+    field = WorkflowPutSchema().fields["event_types"]
+    try:
+        return {"event_types": field.deserialize(chosen)}, {}
+    except ma.ValidationError as exc:
+        return {}, {"event_types": " ".join(map(str, exc.messages)) if isinstance(exc.messages, list)
+                    else str(exc.messages)}
+
+
 def _form_page(name: str, *, errors=None, values=None, status=200):
     workflow = workflow_settings.get_workflow(name)
     module = WORKFLOWS[name]
@@ -38,11 +57,13 @@ def _form_page(name: str, *, errors=None, values=None, status=200):
     values = values if values is not None else {
         **{n: workflow[n] for n in _setting_names(workflow)},
         **{MAPPING_PREFIX + k: v for k, v in workflow["mappings"].items()},
-        **{CONNECTION_PREFIX + k: v for k, v in workflow["connections"].items()}}
+        **{CONNECTION_PREFIX + k: v for k, v in workflow["connections"].items()},
+        "event_types": ", ".join(workflow["event_types"])}
     return render("workflow.html", status=status, workflow=workflow, candidates=candidates,
                   settings_fields=forms.fields_of(WorkflowPutSchema(), _setting_names(workflow)),
                   mapping_fields=forms.fields_of(module.Mappings()), mapping_prefix=MAPPING_PREFIX,
-                  connection_prefix=CONNECTION_PREFIX, errors=errors or {}, values=values)
+                  connection_prefix=CONNECTION_PREFIX, errors=errors or {}, values=values,
+                  chooses_event_types=_chooses_event_types(workflow))
 
 
 @blp.get("/workflows/<name>")
@@ -75,10 +96,11 @@ def save_workflow(name):
     data, errors = forms.parse(WorkflowPutSchema(), request.form, _setting_names(workflow))
     mappings, mapping_errors = forms.parse(WORKFLOWS[name].Mappings(), request.form, prefix=MAPPING_PREFIX)
     bound, binding_errors = _bound_connections(workflow, request.form)
-    errors |= {MAPPING_PREFIX + k: v for k, v in mapping_errors.items()} | binding_errors
+    event_types, type_errors = _event_types(workflow, request.form)
+    errors |= {MAPPING_PREFIX + k: v for k, v in mapping_errors.items()} | binding_errors | type_errors
     if errors:
         return _form_page(name, errors=errors, values=request.form, status=422)
-    data |= {"mappings": mappings, "connections": bound}
+    data |= {"mappings": mappings, "connections": bound, **event_types}
     try:
         workflow_settings.put_workflow(name, data, actor=guard.actor())
     except InvalidWorkflowSettings as exc:

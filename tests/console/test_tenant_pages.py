@@ -263,3 +263,21 @@ def test_the_test_event_button_is_for_development_only(site, admin, monkeypatch)
     assert r.status_code == 303 and "no such test event" in browser.get(r.headers["Location"]).get_data(as_text=True)
     with tenant_context(t.ref):
         assert inbox.list_events(limit=5) == []  # nothing was sent
+
+
+def test_echo_is_enabled_for_chosen_event_types(site, admin):
+    t, browser = admin
+    page = browser.get("/console/workflows/echo").get_data(as_text=True)
+    assert 'name="event_types"' in page
+    too_many = ", ".join(f"type{i}" for i in range(51))
+    bad = post(site, browser, "/console/workflows/echo", {"enabled": "1", "max_attempts": "4",
+                                                          "event_types": too_many})
+    assert bad.status_code == 422 and 'id="event_types-error"' in bad.get_data(as_text=True)
+    with tenant_context(t.ref):
+        assert workflow_settings.get_workflow("echo")["event_types"] == []
+    r = post(site, browser, "/console/workflows/echo", {"enabled": "1", "max_attempts": "4",
+                                                        "event_types": "*, invoice.paid"})
+    assert r.status_code == 303, r.get_data(as_text=True)
+    with tenant_context(t.ref):
+        saved = workflow_settings.get_workflow("echo")
+    assert saved["enabled"] and saved["event_types"] == ["*", "invoice.paid"]
