@@ -124,3 +124,46 @@ def test_staff_onboard_a_tenant_and_suspending_it_signs_its_users_out(site, new_
     staff.get_by_role("link", name="Fleet").click()
     expect(staff.get_by_role("heading", name="Schema revisions")).to_be_visible()
     shot(staff, "14-staff-fleet")
+
+
+def test_events_deliveries_notifications_audit_and_error_pages(site, new_page, make_tenant):
+    import uuid
+
+    from connectors.base import WebhookEvent
+    from core.inbound import inbox
+
+    t = make_tenant("bmore")
+    with tenant_context(t.ref):
+        inbox.record_events(provider="custom", connection_id=None, headers={}, raw_body=None, events=[WebhookEvent(
+            event_id=uuid.uuid4().hex, event_type="order.created", account_id=None, resource_id="o-1",
+            occurred_at=None, payload={"order": 1})])
+    page = new_page()
+    browser_sign_in(site, page, subject="eda", tenant=t.slug, role="ADMIN")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Events").click()
+    page.get_by_role("row").filter(has_text="order.created").get_by_role("link").click()
+    expect(page.get_by_role("heading", name="custom · order.created")).to_be_visible()
+    shot(page, "15-event")
+    page.get_by_role("button", name="Replay").click()
+    expect(page.get_by_role("status").filter(has_text="Replayed")).to_be_visible()
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Deliveries").click()
+    expect(page.get_by_role("cell", name="No deliveries.")).to_be_visible()
+    shot(page, "16-deliveries")
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Notifications").click()
+    page.get_by_label("Extra topics (comma-separated)").first.fill("not a topic!")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator('[id="job-failed.topics-error"]')).to_be_visible()
+    shot(page, "17-notifications-field-error")
+    page.get_by_label("Extra topics (comma-separated)").first.fill("ops")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status").filter(has_text="saved")).to_be_visible()
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit log").click()
+    expect(page.get_by_role("cell", name="notification_settings.updated")).to_be_visible()
+    shot(page, "18-audit-log")
+
+    page.goto(f"{site.url}/console/jobs/{uuid.uuid4()}")
+    expect(page.get_by_role("heading", name="Not found (404)")).to_be_visible()
+    assert "Traceback" not in page.content()
+    shot(page, "19-not-found")
