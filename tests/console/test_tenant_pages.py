@@ -281,3 +281,19 @@ def test_echo_is_enabled_for_chosen_event_types(site, admin):
     with tenant_context(t.ref):
         saved = workflow_settings.get_workflow("echo")
     assert saved["enabled"] and saved["event_types"] == ["*", "invoice.paid"]
+
+
+def test_the_overview_counts_this_tenants_jobs_only(site, browser_client, make_tenant):
+    from core.jobs import stats
+
+    a, b = make_tenant("ov-a"), make_tenant("ov-b")
+    with tenant_context(b.ref):
+        for _ in range(3):
+            jobs.create_job(workflow="echo", data={}, actor=PYTEST)
+    with tenant_context(a.ref):
+        jobs.create_job(workflow="echo", data={}, actor=PYTEST)
+        assert sum(h["total"] for h in stats.jobs_per_hour(hours=24)) == 1
+    page = dev_sign_in(browser_client(), tenant=a.slug, role="VIEWER").get("/console/overview")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "No jobs in the last" not in text
+    assert "<td>1</td><td>0</td>" in text and "<td>3</td>" not in text
