@@ -9,7 +9,7 @@ from flask import Flask, redirect, url_for
 
 from api import auth as api_auth
 from api.app import create_app as create_api_app
-from console import blueprints, errors
+from console import blueprints, errors, headers
 from console.views import (  # noqa: F401 (their routes)
     activity,
     auth,
@@ -36,4 +36,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.add_url_rule("/login", "console_login_shortcut", lambda: redirect(url_for("console_auth.login")))
     api_auth.PUBLIC_ENDPOINTS.update(ROOT_ENDPOINTS)
     errors.register(app)
+    headers.init_app(app)
     return app

@@ -19,5 +19,6 @@ tenant.before_request(guard.tenant_area)
 tenant.teardown_request(guard.clear_tenant)
 staff.before_request(guard.staff_area)
 ALL = (assets, auth, tenant, staff)
+
 for _blp in ALL:
     _blp.register_error_handler(Exception, errors.handle)

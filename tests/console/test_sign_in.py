@@ -158,3 +158,11 @@ def test_a_consent_can_return_only_to_a_path_of_this_site(site, make_tenant):
         from core.connections import store
 
         assert store.list_connections(limit=5) == []
+
+
+def test_console_pages_forbid_framing_and_foreign_scripts_and_are_not_cached(site, browser_client):
+    for path in ("/console/login", "/console/nope"):
+        r = browser_client().get(path)
+        assert r.headers["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in r.headers[
+            "Content-Security-Policy"] and "script-src 'self'" in r.headers["Content-Security-Policy"]
+        assert r.headers["Cache-Control"] == "no-store", path
