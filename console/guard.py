@@ -131,6 +131,17 @@ def staff_area():
     check_form()
 
 
+def still_signed_in() -> bool:
+    """For a long answer (a live stream): the session still exists and, for a user, the tenant is still active."""
+    session = sessions.load(request.cookies.get(sessions.COOKIE))
+    if session is None:
+        return False
+    if session.kind != "user":
+        return True
+    tenant = load_tenant_ref(current_app.extensions["zixly_router"], session.tenant)
+    return tenant is not None and tenant.status == "active"
+
+
 def clear_tenant(_exc=None) -> None:
     token = g.pop("console_tenant_token", None)
     if token is not None:

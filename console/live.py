@@ -5,7 +5,8 @@ gunicorn runs few threads per worker (api/gunicorn_conf.py), and an open stream 
 `console_max_streams` streams per process are open at once, and a request beyond that is answered at once
 with only a `retry` hint, so the browser comes back a little later. Each tick re-renders the fragment inside
 the tenant's context and sends it only when it changed; a fragment that says it is final closes the stream
-(`event: done`, which the page's `sse-close` obeys).
+(`event: done`, which the page's `sse-close` obeys). A stream also ends at the first tick after its session
+ended or its tenant stopped being active.
 """
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ def _message(event: str, html: str) -> str:
     return f"event: {event}\n{data}\n\n"
 
 
-def stream(tenant: TenantRef, fragment: Callable[[], tuple[str, bool]], *, event: str) -> Response:
-    """`fragment()` -> (html, final). Sent at once, then whenever it changes, until final or time is up."""
+def stream(tenant: TenantRef, fragment: Callable[[], tuple[str, bool]], *, event: str,
+           alive: Callable[[], bool] = lambda: True) -> Response:
+    """`fragment()` -> (html, final). Sent at once, then whenever it changes, until final, time is up, or
+    `alive()` turns false (signed out, tenant suspended: the browser's reconnect then meets the sign-in)."""
     slots = _semaphore()
     deadline = time.monotonic() + settings().console_stream_seconds
 
@@ -59,7 +62,7 @@ def stream(tenant: TenantRef, fragment: Callable[[], tuple[str, bool]], *, event
                 if final:
                     yield _message("done", "")
                     return
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline or not alive():
                     return
                 time.sleep(TICK)
         finally:

@@ -63,7 +63,8 @@ def deliveries_page():
 @requires("VIEWER")
 def deliveries_stream():
     filters, _ = _query(DeliveryQueryArgsSchema(), DELIVERY_FILTERS)
-    return live.stream(g.console_tenant, lambda: (_delivery_rows(filters), False), event="rows")
+    return live.stream(g.console_tenant, lambda: (_delivery_rows(filters), False), event="rows",
+                       alive=guard.still_signed_in)
 
 
 @blp.post("/deliveries/<delivery_id>/replay")

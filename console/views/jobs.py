@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import g, render_template, request
 
 from api.resources.jobs import JobQueryArgsSchema
-from console import forms, live
+from console import forms, guard, live
 from console.blueprints import tenant as blp
 from console.guard import requires
 from console.pages import done, render
@@ -45,7 +45,8 @@ def jobs_stream():
     filters, errors = _filters()
     if errors:
         filters = {k: None for k in FILTERS}
-    return live.stream(g.console_tenant, lambda: (_rows_html(filters), False), event="rows")
+    return live.stream(g.console_tenant, lambda: (_rows_html(filters), False), event="rows",
+                       alive=guard.still_signed_in)
 
 
 def _detail_html(job_id) -> tuple[str, bool]:
@@ -71,7 +72,7 @@ def job(job_id):
 @requires("VIEWER")
 def job_stream(job_id):
     record, _ = jobs.get_job(job_id)
-    return live.stream(g.console_tenant, lambda: _detail_html(record.id), event="job")
+    return live.stream(g.console_tenant, lambda: _detail_html(record.id), event="job", alive=guard.still_signed_in)
 
 
 @blp.post("/jobs/<job_id>/retry")

@@ -80,3 +80,20 @@ def test_beyond_the_cap_a_stream_answers_only_a_retry_hint(site, viewer):
             slots.release()
     r = browser.get(f"/console/jobs/{job.id}/stream")  # a slot is free again: the (final) job and done
     assert "event: job" in r.get_data(as_text=True) and "event: done" in r.get_data(as_text=True)
+
+
+def test_a_stream_ends_when_the_tenant_is_suspended(site, viewer):
+    from core.tenants import service as tenants
+
+    t, browser = viewer
+    with tenant_context(t.ref):
+        job = jobs.create_job(workflow="echo", data={}, actor=PYTEST)
+    r = browser.get(f"/console/jobs/{job.id}/stream", buffered=False)
+    stream = events_of(r)
+    next(stream)  # retry
+    assert next(stream)[0] == "job"
+    tenants.update_tenant(t.slug, actor=PYTEST, status="suspended")
+    with tenant_context(t.ref):
+        jobs.cancel_job(job.id)  # a change an open stream would push
+    assert list(stream) == []  # ended at once: nothing more reaches a suspended tenant's page
+    assert browser.get(f"/console/jobs/{job.id}/stream").status_code == 302  # the reconnect: signed out
