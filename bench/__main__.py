@@ -1,7 +1,7 @@
 """`make bench`: provisioning speed and tenant-routing overhead, side by side in one run, with the machine.
 
 Runs against the embedded servers (or DATABASE_URL / REDIS_URL), in a fresh database that is dropped after.
-Suites (default: all): provisioning, routing, ingest, jobs, fleet, outbound, workflow. Options: --tenants N
+Suites (default: all): provisioning, routing, ingest, jobs, fleet, outbound, workflow, console. Options: --tenants N
 (provisioning: 200, fleet: 1000), --requests N (default 2000), --ingest-seconds S (default 10), --jobs N (default 1000),
 --fleet-workers N (default 4), --deliveries N (outbound, default 1000). Only the fleet benchmark:
 `make bench BENCH_ARGS="fleet --tenants 1000"`.
@@ -174,7 +174,7 @@ def bench_routing(n: int) -> dict:
     return out
 
 
-SUITES = ("provisioning", "routing", "ingest", "jobs", "fleet", "outbound", "workflow")
+SUITES = ("provisioning", "routing", "ingest", "jobs", "fleet", "outbound", "workflow", "console")
 
 
 def main() -> None:
@@ -241,6 +241,11 @@ def main() -> None:
             os.environ.setdefault("AWS_ACCESS_KEY_ID", env.get("AWS_ACCESS_KEY_ID", "testing"))
             os.environ.setdefault("AWS_SECRET_ACCESS_KEY", env.get("AWS_SECRET_ACCESS_KEY", "testing"))
             workflow = bench_workflow(settings, aws_endpoint_url=env["AWS_ENDPOINT_URL"], progress=progress)
+        console = None
+        if "console" in suites:
+            from bench.console import bench_console
+
+            console = bench_console(settings, requests=min(args.requests, 500), progress=progress)
         fleet = None
         if "fleet" in suites:
             from bench.fleet import bench_fleet
@@ -277,6 +282,11 @@ def main() -> None:
         from bench.workflow_latency import report as workflow_report
 
         print("\n".join(workflow_report(workflow)))
+    if console:
+        from bench.console import report as console_report
+
+        print()
+        print("\n".join(console_report(console)))
     if fleet:
         from bench.fleet import report
 
