@@ -32,6 +32,7 @@ class SimulatedEvent:
     event: str
     description: str
     app_level: bool  # True: the provider's one URL for Zixly's app; False: the connection's own hook endpoint
+    subscriber_secret: bool = False  # Standard Webhooks: the sender is configured with the connection's secret
 
 
 TEST_EVENTS: dict[tuple[str, str], SimulatedEvent] = {(e.provider, e.event): e for e in (
@@ -40,6 +41,10 @@ TEST_EVENTS: dict[tuple[str, str], SimulatedEvent] = {(e.provider, e.event): e f
     SimulatedEvent("hubspot", "deal.won", "A deal moves to closedwon (the first open deal of the portal)",
                    app_level=True),
     SimulatedEvent("shopify", "orders/create", "A customer places an order in the shop", app_level=False),
+    SimulatedEvent("asana", "task.completed", "A task of the workspace is completed (Asana's handshake first, once)",
+                   app_level=False),
+    SimulatedEvent("salesforce", "invoice.paid", "A Revenova invoice is marked Paid (outbound Standard Webhook)",
+                   app_level=False, subscriber_secret=True),
 )}
 
 
@@ -98,11 +103,18 @@ def send_test_event(provider: str, event: str, *, tenant_slug: str, connection_i
         app = app_credentials(provider, conn)
         target = (f"{base.rstrip('/')}/v1/hooks/apps/{provider}" if spec.app_level and not conn.app_client_id
                   else f"{base.rstrip('/')}/v1/hooks/{sealing.hook_token(conn)}")
+        secrets_ = sealing.webhook_secret_values(conn) if spec.subscriber_secret else []
+    if spec.subscriber_secret:  # as the admin configures the sender: the connection's newest secret, its URL
+        if not secrets_:
+            raise NoConnectionForTestEvent(f"the {provider} connection has no webhook secret yet; add one "
+                                           f"(POST /v1/connections/{conn.id}/webhook/secrets)")
+        _ask(simulator, "subscriptions", {"provider": provider, "target_url": target, "secret": secrets_[-1]},
+             timeout, ok=201)
     request = {"provider": provider, "event": event, "target_url": target, "client_id": app.client_id,
                "account": conn.account_id}
     if resource_id:
         request["resource_id"] = str(resource_id)
-    answer = _ask(simulator, request, timeout)
+    answer = _ask(simulator, "webhooks", request, timeout)
     response = answer.get("response")
     return {"provider": provider, "event": event, "connection_id": str(conn.id), "account": answer.get("account"),
             "resource_id": answer.get("resource_id"), "changed": answer.get("changed") or {},
@@ -127,9 +139,9 @@ def _connection(provider: str, connection_id: str | None):
     return conn
 
 
-def _ask(simulator: str, request: dict, timeout: float) -> dict:
+def _ask(simulator: str, endpoint: str, request: dict, timeout: float, ok: int = 200) -> dict:
     try:
-        answer = requests.post(f"{simulator.rstrip('/')}/_sandbox/webhooks", json=request, timeout=timeout)
+        answer = requests.post(f"{simulator.rstrip('/')}/_sandbox/{endpoint}", json=request, timeout=timeout)
     except requests.RequestException as exc:
         raise SimulatorUnavailable(f"the provider simulator at {simulator} cannot be reached "
                                     f"({type(exc).__name__})") from None
@@ -137,7 +149,7 @@ def _ask(simulator: str, request: dict, timeout: float) -> dict:
         body = answer.json()
     except ValueError:
         body = {}
-    if answer.status_code != 200 or not isinstance(body, dict):
+    if answer.status_code != ok or not isinstance(body, dict):
         reason = body.get("error") if isinstance(body, dict) else None
         raise SimulatorRefused(f"the simulator did not send the event: {reason or answer.status_code}")
     return body

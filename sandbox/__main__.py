@@ -11,13 +11,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5055)
-    parser.add_argument("--app", action="append", default=[], metavar="PROVIDER:CLIENT_ID:CLIENT_SECRET",
-                        help="register an OAuth app (repeatable)")
+    parser.add_argument("--app", action="append", default=[], metavar="PROVIDER:CLIENT_ID:CLIENT_SECRET[:KEY]",
+                        help="register an OAuth app (repeatable); KEY: Xero's webhooks key for it")
     args = parser.parse_args(argv)
     simulator = Simulator(args.host, args.port).start()
     for spec in args.app:
-        provider, client_id, secret = spec.split(":", 2)
-        simulator.register_app(provider, client_id, secret)
+        provider, client_id, secret, *key = spec.split(":", 3)
+        simulator.register_app(provider, client_id, secret, webhook_key=key[0] if key else None)
     print(simulator.url, flush=True)
     try:
         threading.Event().wait()

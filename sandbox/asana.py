@@ -35,6 +35,7 @@ class Asana(Provider):
         self.projects = {PROJECT["gid"]: dict(PROJECT)}
         self.tasks: dict[str, dict] = {}
         self.ids = itertools.count(1200000000001000)
+        self.hook_secrets: dict[str, str] = {}  # target URL -> the X-Hook-Secret its handshake agreed
 
     def consent(self, request: Request, host: str, app: App) -> dict:
         return {"user_gid": USER["gid"]}
@@ -68,10 +69,14 @@ class Asana(Provider):
         workspace = data.get("workspace") or (projects[0]["workspace"] if projects else None)
         if workspace not in {w["gid"] for w in WORKSPACES}:
             return _errors("workspace: Missing input", 400)
+        task = self.add_task(data["name"], workspace, data.get("notes", ""), projects)
+        return json_response({"data": task}, 201)
+
+    def add_task(self, name: str, workspace: str, notes: str = "", projects: list[dict] | tuple = ()) -> dict:
         gid = str(next(self.ids))
-        task = {"gid": gid, "resource_type": "task", "name": data["name"], "notes": data.get("notes", ""),
+        task = {"gid": gid, "resource_type": "task", "name": name, "notes": notes,
                 "completed": False, "created_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
                 "assignee": None, "workspace": {"gid": workspace, "resource_type": "workspace"},
                 "projects": [{"gid": p["gid"], "name": p["name"], "resource_type": "project"} for p in projects]}
         self.tasks[gid] = task
-        return json_response({"data": task}, 201)
+        return task

@@ -7,13 +7,17 @@ emit a webhook exactly as it would send it, and `GET /_sandbox/webhooks` lists t
     → 200 {"provider", "event", "account", "resource_id", "changed", "status", "delivered", "response"}
 
 The delivery is signed with the subscribed app's own secret, held here as the provider holds it (Xero: the app's
-webhooks key; HubSpot and Shopify: the app's client secret): the caller never supplies a secret. Bad input is a
+webhooks key; HubSpot and Shopify: the app's client secret; Asana: the X-Hook-Secret its handshake with the
+target agreed, made on the first delivery to it): the caller never supplies a secret with an event. Salesforce's
+outbound webhooks are Standard Webhooks: the subscriber's secret is configured at the sender, which is
+`POST /_sandbox/subscriptions {"provider": "salesforce", "target_url", "secret"}` here. Bad input is a
 400 and changes nothing; an event that cannot happen (unknown account or record) is a 422 and changes nothing;
 a target that cannot be reached is a 502 (the event itself has happened, as it would have at the provider).
 """
 from __future__ import annotations
 
 import json
+import secrets
 from urllib.parse import urlsplit
 
 import requests
@@ -25,6 +29,7 @@ from sandbox.provider import Provider, json_response
 from sandbox.webhook_events import EVENTS, EventRefused, emit
 
 PATH = "/webhooks"
+SUBSCRIPTIONS = "/subscriptions"
 FIELDS = ("provider", "event", "target_url", "client_id", "account", "resource_id")
 
 
@@ -33,8 +38,57 @@ def _error(status: int, message: str) -> Response:
 
 
 def signing_secret(provider: str, app: App) -> str | None:
-    """The secret the provider signs the app's deliveries with."""
+    """The secret the provider signs the app's deliveries with (Asana: per webhook, see `_asana_hook_secret`)."""
     return app.webhook_key if provider == "xero" else app.client_secret
+
+
+def _subscribe(request: Request, providers: dict[str, Provider]) -> Response:
+    """`POST /_sandbox/subscriptions {"provider": "salesforce", "target_url", "secret"}`: what an admin does in
+    Salesforce's setup for a Standard Webhooks sender: the subscriber's secret (whsec_…) for its URL."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) != {"provider", "target_url", "secret"}:
+        return _error(400, "the body must be a JSON object with exactly provider, target_url and secret")
+    if body["provider"] != "salesforce":
+        return _error(400, "only salesforce takes its subscriber's secret (the others sign with their own)")
+    if not all(isinstance(body[k], str) and body[k] for k in ("target_url", "secret")):
+        return _error(400, "target_url and secret must be non-empty strings")
+    if not body["secret"].startswith("whsec_"):
+        return _error(400, "a Standard Webhooks secret starts with whsec_")
+    providers["salesforce"].subscriptions[body["target_url"]] = body["secret"]
+    return json_response({"provider": "salesforce", "target_url": body["target_url"]}, 201)
+
+
+def _asana_hook_secret(asana, target_url: str) -> str | Response:
+    """Asana's handshake, once per target: it POSTs an X-Hook-Secret, the target must echo it with a 2xx, and
+    that secret signs every later delivery to it (a refused handshake creates no webhook: 502)."""
+    known = asana.hook_secrets.get(target_url)
+    if known:
+        return known
+    secret = secrets.token_hex(16)
+    try:
+        answer = requests.post(target_url, data=b"", headers={"X-Hook-Secret": secret}, timeout=15,
+                               allow_redirects=False)
+    except requests.RequestException as exc:
+        return _error(502, f"the webhook handshake could not be made: {type(exc).__name__}")
+    if not answer.ok or answer.headers.get("X-Hook-Secret") != secret:
+        return _error(502, f"the target refused Asana's webhook handshake ({answer.status_code}): "
+                      f"{_short(answer)}")
+    asana.hook_secrets[target_url] = secret
+    return secret
+
+
+def _secret_before_the_event(provider: Provider, app: App | None, body: dict) -> str | Response:
+    """The app's signing secret (Salesforce: its subscriber's), or the refusal that leaves everything unchanged."""
+    secret = signing_secret(provider.name, app) if app else None
+    if provider.name == "salesforce" and app:  # a Standard Webhooks sender signs with its subscriber's secret
+        secret = provider.subscriptions.get(body["target_url"])
+        if not secret:
+            return _error(422, "no outbound webhook subscription for this target_url: POST /_sandbox/subscriptions "
+                          "with its secret first")
+    if not secret:
+        return _error(400, f"no {provider.name} app {body['client_id']!r} with a webhook signing secret is "
+                      "registered in the simulator")
+    return secret
 
 
 def _parse(request: Request) -> dict | str:
@@ -56,6 +110,8 @@ def _parse(request: Request) -> dict | str:
 
 
 def handle(request: Request, path: str, providers: dict[str, Provider], authority: Authority) -> Response:
+    if path == SUBSCRIPTIONS and request.method == "POST":
+        return _subscribe(request, providers)
     if path != PATH:
         return _error(404, "no such control endpoint in the simulator")
     if request.method == "GET":
@@ -71,15 +127,17 @@ def handle(request: Request, path: str, providers: dict[str, Provider], authorit
     if body["event"] not in EVENTS[provider.name]:
         return _error(400, f"the {provider.name} simulator emits no {body['event']!r} event; it emits: "
                       f"{', '.join(EVENTS[provider.name])}")
-    app = authority.app(provider.name, body["client_id"])
-    secret = signing_secret(provider.name, app) if app else None
-    if not secret:
-        return _error(400, f"no {provider.name} app {body['client_id']!r} with a webhook signing secret is "
-                      "registered in the simulator")
+    secret = _secret_before_the_event(provider, authority.app(provider.name, body["client_id"]), body)
+    if isinstance(secret, Response):
+        return secret
     try:
         emission = emit(provider, body["event"], account=body["account"], resource_id=body.get("resource_id"))
     except EventRefused as exc:
         return _error(422, str(exc))
+    if provider.name == "asana":  # the task is complete whether or not anyone is subscribed to hear of it
+        secret = _asana_hook_secret(provider, body["target_url"])
+        if isinstance(secret, Response):
+            return secret
     payload, headers = signing.sign(provider.name, body["target_url"], emission.payload, secret, **emission.options)
     answer = {"provider": provider.name, "event": body["event"], "account": emission.account,
               "resource_id": emission.resource_id, "changed": emission.changed}

@@ -68,6 +68,7 @@ class Salesforce(Provider):
 
     def seed(self) -> None:
         self.records: dict[str, dict[str, dict]] = {INVOICE: {}}
+        self.subscriptions: dict[str, str] = {}  # outbound webhook target URL -> the secret its subscriber gave
         self.cursors: dict[str, list[dict]] = {}
         self.ids = itertools.count(10001)
         self.used = 0

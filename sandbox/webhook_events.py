@@ -14,13 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from sandbox.asana import USER, WORKSPACES, Asana
 from sandbox.hubspot import HUB_ID, HubSpot
 from sandbox.provider import Provider
+from sandbox.salesforce import EXTERNAL_ID, INVOICE, ORG_ID, Salesforce, sf_datetime
 from sandbox.shopify import Shopify, new_order
 from sandbox.xero import Organisation, Xero, xero_date
 
 HUBSPOT_APP_ID = 123456  # the app id the simulated HubSpot reports for Zixly's app (access-token info)
-_sequence = itertools.count(1)
+_sequence = itertools.count(1)  # Xero's event sequence numbers
+_hubspot_event_ids = itertools.count(int(time.time() * 1000))  # unique, and above any of an earlier run
 
 
 class EventRefused(ValueError):
@@ -106,7 +109,7 @@ def hubspot_deal_won(hubspot: HubSpot, *, account: str, resource_id: str | None 
     now = time.time()
     deal["properties"].update(dealstage="closedwon", hs_lastmodifieddate=_utc(now, "%Y-%m-%dT%H:%M:%S.000Z"))
     deal["updatedAt"] = deal["properties"]["hs_lastmodifieddate"]
-    payload = [{"eventId": int(now * 1000) * 10 + next(_sequence) % 10, "subscriptionId": 2101,
+    payload = [{"eventId": next(_hubspot_event_ids), "subscriptionId": 2101,
                 "portalId": HUB_ID, "appId": HUBSPOT_APP_ID, "occurredAt": int(now * 1000),
                 "subscriptionType": "deal.propertyChange", "attemptNumber": 0, "objectId": int(deal["id"]),
                 "propertyName": "dealstage", "propertyValue": "closedwon", "changeSource": "CRM_UI",
@@ -130,11 +133,60 @@ def shopify_order_created(shopify: Shopify, *, account: str, resource_id: str | 
                     options={"shop": account, "topic": "orders/create"})
 
 
+# --- Asana --------------------------------------------------------------------------------------------------------
+def asana_task_completed(asana: Asana, *, account: str, resource_id: str | None = None) -> Emission:
+    """A task of the workspace is marked complete (the oldest open one, or a new onboarding task if none)."""
+    if account not in {w["gid"] for w in WORKSPACES}:
+        raise EventRefused(f"Asana has no workspace {account!r}; known: {', '.join(w['gid'] for w in WORKSPACES)}")
+    if resource_id:
+        task = asana.tasks.get(str(resource_id))
+        if task is None or task["workspace"]["gid"] != account:
+            raise EventRefused(f"workspace {account} has no task {resource_id!r}")
+    else:
+        open_tasks = [t for t in asana.tasks.values() if t["workspace"]["gid"] == account and not t["completed"]]
+        task = min(open_tasks, key=lambda t: int(t["gid"])) if open_tasks else asana.add_task(
+            "Send the welcome pack", account)
+    now = time.time()
+    task.update(completed=True, completed_at=_utc(now, "%Y-%m-%dT%H:%M:%S.000Z"))
+    payload = {"events": [{"user": {"gid": USER["gid"], "resource_type": "user"},
+                           "created_at": task["completed_at"], "action": "changed",
+                           "resource": {"gid": task["gid"], "resource_type": "task",
+                                        "resource_subtype": "default_task"},
+                           "parent": None, "change": {"field": "completed", "action": "changed"}}]}
+    return Emission(payload, account, task["gid"], {"task": task["name"], "completed": True})
+
+
+# --- Salesforce (a Revenova org) ------------------------------------------------------------------------------------
+def salesforce_invoice_paid(salesforce: Salesforce, *, account: str, resource_id: str | None = None) -> Emission:
+    """A Revenova customer invoice is marked Paid (the oldest open one unless `resource_id` names one); the org's
+    outbound webhook announces it in the Standard Webhooks shape."""
+    if account != ORG_ID:
+        raise EventRefused(f"Salesforce has no org {account!r}; the simulated one is {ORG_ID}")
+    invoices = salesforce.records[INVOICE]
+    if resource_id:
+        record = invoices.get(str(resource_id))
+        if record is None:
+            raise EventRefused(f"the org has no {INVOICE} {resource_id!r}")
+    else:
+        unpaid = [r for r in invoices.values() if r["rtms__Status__c"] != "Paid"]
+        if not unpaid:
+            raise EventRefused("every invoice of the org is paid already; name one with resource_id")
+        record = min(unpaid, key=lambda r: r["Name"])
+    stamp = sf_datetime(datetime.now(timezone.utc))
+    record.update(rtms__Status__c="Paid", LastModifiedDate=stamp, SystemModstamp=stamp)
+    payload = {"type": "invoice.paid", "timestamp": _utc(time.time()) + "Z",
+               "data": {k: record[k] for k in ("Id", "Name", "rtms__Total__c", "rtms__Status__c", EXTERNAL_ID)}}
+    return Emission(payload, ORG_ID, record["Id"], {"invoice": record["Name"], "status": "Paid"},
+                    options={"msg_id": f"msg_{secrets.token_hex(12)}"})
+
+
 Emitter = Callable[..., Emission]
 EVENTS: dict[str, dict[str, Emitter]] = {
     "xero": {"invoice.paid": xero_invoice_paid},
     "hubspot": {"deal.won": hubspot_deal_won},
     "shopify": {"orders/create": shopify_order_created},
+    "asana": {"task.completed": asana_task_completed},
+    "salesforce": {"invoice.paid": salesforce_invoice_paid},
 }
 
 

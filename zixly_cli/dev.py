@@ -147,7 +147,8 @@ def _dev_app_webhook_key(home: Path) -> None:
 @click.option("--resource", "resource_id", default=None, help="Which record (an invoice id, a deal id …).")
 def send_webhook(provider, event, tenant_slug, connection_id, resource_id):
     """Make the running simulator emit EVENT at PROVIDER and send Zixly the signed webhook, e.g.
-    `zixly dev send-webhook xero invoice.paid` (events: xero invoice.paid, hubspot deal.won, shopify orders/create).
+    `zixly dev send-webhook xero invoice.paid` (events: xero invoice.paid, hubspot deal.won,
+    shopify orders/create, asana task.completed, salesforce invoice.paid).
     Reads the URLs of the running `zixly dev` from .zixly/ (the environment wins)."""
     if not dev_env.load(common.home()):
         raise click.ClickException("no running `zixly dev` found in ZIXLY_HOME (start it with `make run`)")

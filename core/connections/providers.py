@@ -12,7 +12,8 @@ import time
 from connectors.env import ConnectorEnv
 from connectors.errors import InvalidOptions
 from connectors.oauth import AppCredentials
-from connectors.registry import CONNECTORS, UnknownProvider, get_connector
+from connectors.registry import CONNECTORS, SCHEMES, UnknownProvider, get_connector
+from connectors.standard_webhooks import StandardWebhooksScheme
 from core.connections.errors import ProviderNotConfigured
 from core.connections.models import Connection
 from core.connections.sealing import open_field
@@ -96,8 +97,11 @@ def redirect_uri() -> str:
 
 
 def new_secret(provider: str) -> str:
+    """A webhook secret Zixly makes for a connection, in the form its provider's scheme reads: Standard Webhooks
+    senders (custom, Salesforce) take `whsec_` + base64, whose decoded bytes are the key."""
     raw = secrets.token_bytes(24)
-    return "whsec_" + base64.b64encode(raw).decode() if provider in WEBHOOK_ONLY else secrets.token_urlsafe(32)
+    standard = provider in WEBHOOK_ONLY or isinstance(SCHEMES.get(provider), StandardWebhooksScheme)
+    return "whsec_" + base64.b64encode(raw).decode() if standard else secrets.token_urlsafe(32)
 
 
 def options_message(exc: InvalidOptions) -> str:

@@ -79,6 +79,8 @@ def test_metrics_after_a_flow_has_every_family_with_sensible_values(client, make
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
     with tenant_context(t.ref):
         _, token = store.create_connection(provider="custom", webhook_secrets=[secret])
+    assert client.put("/v1/workflows/echo", json={"enabled": True, "event_types": ["*"]},  # echo is opt-in
+                      headers=t.headers).status_code == 200
     body = json.dumps({"type": "invoice.paid", "data": {"id": "inv-1"}}).encode()
     msg_id = f"msg_{uuid.uuid4().hex}"
     assert client.post(f"/v1/hooks/{token}", data=body, headers=standard_sign(secret, body, msg_id)).status_code == 200

@@ -40,7 +40,8 @@ from tenancy.models import AccountIndex
 from tests.conftest import unique_slug
 
 PROVIDERS = ("xero", "hubspot")  # the outbound queues the flagship workflow writes through
-APPS = {p: (f"zixly-{p}-client", f"zixly-{p}-secret-{uuid.uuid4().hex}") for p in (*PROVIDERS, "shopify")}
+APPS = {p: (f"zixly-{p}-client", f"zixly-{p}-secret-{uuid.uuid4().hex}")
+        for p in (*PROVIDERS, "shopify", "asana", "salesforce")}
 XERO_WEBHOOK_KEY = base64.b64encode(secrets.token_bytes(48)).decode()
 
 
@@ -212,7 +213,8 @@ def test_test_events_reach_only_the_tenants_own_connections(admin, api_url):
 
 
 @pytest.mark.parametrize("provider, event, options", [
-    ("hubspot", "deal.won", {}), ("shopify", "orders/create", {"shop": "zixly-demo.myshopify.com"})])
+    ("hubspot", "deal.won", {}), ("shopify", "orders/create", {"shop": "zixly-demo.myshopify.com"}),
+    ("asana", "task.completed", {})])
 def test_other_test_events_are_verified_kept_and_start_what_is_enabled(admin, sim, provider, event, options):
     conn = admin.connect(provider, **options)
     echo = admin.call("PUT", "/v1/workflows/echo", json={"enabled": True, "event_types": ["*"]})
@@ -224,7 +226,27 @@ def test_other_test_events_are_verified_kept_and_start_what_is_enabled(admin, si
     if provider == "shopify":  # the connection's own endpoint names the events it kept
         assert len(sent["events"]) == 1
         assert int(sent["resource_id"]) in sim.provider("shopify").orders["zixly-demo.myshopify.com"]
+    elif provider == "asana":  # Asana shook hands with the connection's endpoint first: its secret signs
+        assert len(sent["events"]) == 1 and sim.provider("asana").tasks[sent["resource_id"]]["completed"]
+        conn_view = admin.call("GET", f"/v1/connections/{conn['id']}").json()
+        assert len(conn_view["webhook"]["secrets"]) == 1
     else:
         assert sim.provider("hubspot").deals[sent["resource_id"]]["properties"]["dealstage"] == "closedwon"
     assert wait_for_job(admin, "echo")["status"] == "COMPLETED"
     assert count(admin, InboundEvent) == 1
+
+
+def test_a_salesforce_test_event_needs_the_connection_s_secret_which_the_sender_then_signs_with(admin, sim):
+    conn = admin.connect("salesforce", login_url="https://login.salesforce.com")
+    with pytest.raises(NoConnectionForTestEvent, match="no webhook secret yet"):  # nothing to configure the sender
+        send_test_event("salesforce", "invoice.paid", tenant_slug=admin.slug)
+    added = admin.call("POST", f"/v1/connections/{conn['id']}/webhook/secrets", json={})
+    assert added.status_code == 201, added.text
+    assert admin.call("PUT", "/v1/workflows/echo", json={"enabled": True, "event_types": ["invoice.paid"]}).ok
+
+    sent = send_test_event("salesforce", "invoice.paid", tenant_slug=admin.slug)
+
+    assert sent["status"] == 200 and len(sent["events"]) == 1
+    assert sim.provider("salesforce").records["rtms__CustomerInvoice__c"][sent["resource_id"]][
+        "rtms__Status__c"] == "Paid"
+    assert wait_for_job(admin, "echo")["status"] == "COMPLETED"

@@ -3,6 +3,7 @@ data first, the delivery is signed with the app's own secret and verifies with Z
 tampered copy does not, and bad requests change nothing."""
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import threading
@@ -17,16 +18,23 @@ from connectors.base import InboundRequest, VerificationFailed
 from connectors.hubspot import HubSpotScheme
 from connectors.registry import get_scheme
 from sandbox import Simulator
+from sandbox.asana import WORKSPACES
 from sandbox.hubspot import HUB_ID
+from sandbox.salesforce import ORG_ID
 from sandbox.shopify import DEMO_SHOP
 from sandbox.xero import ORGANISATIONS
 
 ORG = ORGANISATIONS[0]["tenantId"]
 APPS = {"xero": ("zx-xero", "xero-client-secret", "xero-webhooks-key-0123456789"),
         "hubspot": ("zx-hubspot", "hubspot-client-secret", None),
-        "shopify": ("zx-shopify", "shopify-client-secret", None)}
-ACCOUNTS = {"xero": ORG, "hubspot": str(HUB_ID), "shopify": DEMO_SHOP}
-EVENTS = {"xero": "invoice.paid", "hubspot": "deal.won", "shopify": "orders/create"}
+        "shopify": ("zx-shopify", "shopify-client-secret", None),
+        "asana": ("zx-asana", "asana-client-secret", None),
+        "salesforce": ("zx-salesforce", "salesforce-client-secret", None)}
+SUBSCRIBER_SECRET = "whsec_" + base64.b64encode(b"z" * 24).decode()  # what Zixly gives Salesforce's setup
+WORKSPACE = WORKSPACES[0]["gid"]
+ACCOUNTS = {"xero": ORG, "hubspot": str(HUB_ID), "shopify": DEMO_SHOP, "asana": WORKSPACE, "salesforce": ORG_ID}
+EVENTS = {"xero": "invoice.paid", "hubspot": "deal.won", "shopify": "orders/create", "asana": "task.completed",
+          "salesforce": "invoice.paid"}
 
 
 @pytest.fixture
@@ -40,11 +48,16 @@ def sim():
 
 @pytest.fixture
 def receiver():
-    """An HTTP endpoint keeping what it receives (the provider's view of Zixly's hook URL)."""
+    """An HTTP endpoint keeping what it receives (the provider's view of Zixly's hook URL); it completes Asana's
+    handshake by echoing X-Hook-Secret, except under /refuse."""
     received: list[InboundRequest] = []
 
     def app(environ, start_response):
         request = Request(environ)
+        hook_secret = request.headers.get("X-Hook-Secret")
+        if hook_secret:
+            echoed = {} if request.path.endswith("/refuse") else {"X-Hook-Secret": hook_secret}
+            return Response(status=200, headers=echoed)(environ, start_response)
         received.append(InboundRequest(request.method, request.url, dict(request.headers), request.get_data()))
         return Response('{"received": 1}', mimetype="application/json")(environ, start_response)
 
@@ -56,11 +69,21 @@ def receiver():
     server.server_close()
 
 
+def subscribe(sim, url: str, **body) -> requests.Response:
+    answer = requests.post(f"{sim.url}/_sandbox/subscriptions", timeout=10, json={
+        "provider": "salesforce", "target_url": url, "secret": SUBSCRIBER_SECRET, **body})
+    return answer
+
+
 def emit(sim, **body) -> requests.Response:
     return requests.post(f"{sim.url}/_sandbox/webhooks", json=body, timeout=10)
 
 
-def signing_secret(provider: str) -> str:
+def signing_secret(sim, provider: str, url: str) -> str:
+    if provider == "asana":  # agreed by the handshake, per target
+        return sim.provider("asana").hook_secrets[url]
+    if provider == "salesforce":  # the subscriber's, configured at the sender
+        return SUBSCRIBER_SECRET
     _, client_secret, key = APPS[provider]
     return key or client_secret
 
@@ -90,23 +113,26 @@ def test_xero_invoice_paid_marks_the_invoice_paid_then_sends_xeros_signed_delive
 def test_emitted_webhooks_verify_with_the_connectors_scheme_and_a_tampered_copy_does_not(sim, receiver, provider):
     url, received = receiver
     client_id = APPS[provider][0]
+    if provider == "salesforce":
+        subscribe(sim, url)
     answer = emit(sim, provider=provider, event=EVENTS[provider], target_url=url, client_id=client_id,
                   account=ACCOUNTS[provider])
     assert answer.status_code == 200, answer.text
     [request] = received
     scheme = HubSpotScheme() if provider == "hubspot" else get_scheme(provider)
-    scheme.verify(request, [signing_secret(provider)], now=time.time())
+    scheme.verify(request, [signing_secret(sim, provider, url)], now=time.time())
     [event] = scheme.events(request)
-    assert event.resource_id == answer.json()["resource_id"]
-    if provider != "shopify":  # an order names no shop in its signed body (it goes to the connection's URL)
+    named = event.payload["data"]["Id"] if provider == "salesforce" else event.resource_id  # Standard Webhooks:
+    assert named == answer.json()["resource_id"]  # the record is in the body only
+    if provider in ("xero", "hubspot"):  # app-level deliveries name their account in the signed body
         assert event.account_id == ACCOUNTS[provider]
-    else:
-        assert event.event_type == "orders/create"
+    else:  # an order, a task or a Standard Webhook names none (they go to the connection's own URL)
+        assert event.event_type in ("orders/create", "changed:task", "invoice.paid")
     with pytest.raises(VerificationFailed):
         scheme.verify(request, ["another-secret"], now=time.time())
     tampered = InboundRequest(request.method, request.url, request.headers, request.body.replace(b"1", b"7", 1))
     with pytest.raises(VerificationFailed):
-        scheme.verify(tampered, [signing_secret(provider)], now=time.time())
+        scheme.verify(tampered, [signing_secret(sim, provider, url)], now=time.time())
 
 
 def test_hubspot_deal_won_moves_the_deal_before_it_is_announced(sim, receiver):
@@ -151,7 +177,8 @@ def test_not_json_and_wrong_methods_are_refused(sim):
     assert requests.delete(f"{sim.url}/_sandbox/webhooks", timeout=5).status_code == 405
     assert requests.get(f"{sim.url}/_sandbox/elsewhere", timeout=5).status_code == 404
     listed = requests.get(f"{sim.url}/_sandbox/webhooks", timeout=5).json()["events"]
-    assert listed == {"hubspot": ["deal.won"], "shopify": ["orders/create"], "xero": ["invoice.paid"]}
+    assert listed == {"asana": ["task.completed"], "hubspot": ["deal.won"], "salesforce": ["invoice.paid"],
+                      "shopify": ["orders/create"], "xero": ["invoice.paid"]}
 
 
 def test_an_unreachable_target_is_a_502(sim):
@@ -182,3 +209,42 @@ def test_when_every_invoice_is_paid_the_customer_is_billed_again(sim, receiver):
         assert answer.status_code == 200
         paid.add(answer.json()["resource_id"])
     assert all(org.invoices[i]["Status"] == "PAID" for i in paid) and len(paid) == len(org.invoices) - 1
+
+
+def test_asana_shakes_hands_once_per_target_then_signs_with_the_agreed_secret(sim, receiver):
+    url, received = receiver
+    asana = sim.provider("asana")
+    refused = emit(sim, provider="asana", event="task.completed", target_url=url + "/refuse", client_id="zx-asana",
+                   account=WORKSPACE)
+    assert refused.status_code == 502 and "refused Asana's webhook handshake" in refused.json()["error"]
+    assert url + "/refuse" not in asana.hook_secrets and received == []
+    for _ in range(2):
+        answer = emit(sim, provider="asana", event="task.completed", target_url=url, client_id="zx-asana",
+                      account=WORKSPACE)
+        assert answer.status_code == 200 and answer.json()["changed"] == {"task": "Send the welcome pack",
+                                                                           "completed": True}
+    assert len(received) == 2 and list(asana.hook_secrets) == [url]
+    for request in received:
+        get_scheme("asana").verify(request, [asana.hook_secrets[url]], now=time.time())
+    assert all(t["completed"] for t in asana.tasks.values())
+
+
+def test_salesforce_signs_with_the_secret_its_subscriber_configured_and_needs_one(sim, receiver):
+    url, received = receiver
+    records = sim.provider("salesforce").records["rtms__CustomerInvoice__c"]
+    before = copy.deepcopy(records)
+    answer = emit(sim, provider="salesforce", event="invoice.paid", target_url=url, client_id="zx-salesforce",
+                  account=ORG_ID)
+    assert answer.status_code == 422 and "POST /_sandbox/subscriptions" in answer.json()["error"]
+    assert records == before and received == []
+    for bad, says in (({"provider": "xero"}, "only salesforce"), ({"secret": "plain"}, "whsec_"),
+                      ({"secret": ""}, "non-empty"), ({"extra": 1}, "exactly provider")):
+        refused = subscribe(sim, url, **bad)
+        assert refused.status_code == 400 and says in refused.json()["error"], refused.json()
+    assert subscribe(sim, url).status_code == 201
+    answer = emit(sim, provider="salesforce", event="invoice.paid", target_url=url, client_id="zx-salesforce",
+                  account=ORG_ID)
+    assert answer.status_code == 200 and records[answer.json()["resource_id"]]["rtms__Status__c"] == "Paid"
+    [request] = received
+    assert request.headers["Webhook-Id"].startswith("msg_")
+    get_scheme("salesforce").verify(request, [SUBSCRIBER_SECRET], now=time.time())

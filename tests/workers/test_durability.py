@@ -84,6 +84,8 @@ def test_redis_down_then_back_loses_nothing(own_redis, app, make_tenant, tmp_pat
     org = str(uuid.uuid4())
     with tenant_context(t.ref):
         store.create_connection(provider="xero", account_id=org)
+    assert client.put("/v1/workflows/echo", json={"enabled": True, "event_types": ["*"]},  # echo is opt-in: one
+                      headers=t.headers).status_code == 200  # job per event
     server.stop()  # Redis is down while the webhooks arrive
     for i in range(100):
         body = json.dumps({"events": [{
