@@ -297,3 +297,26 @@ def test_the_overview_counts_this_tenants_jobs_only(site, browser_client, make_t
     text = page.get_data(as_text=True)
     assert page.status_code == 200 and "No jobs in the last" not in text
     assert "<td>1</td><td>0</td>" in text and "<td>3</td>" not in text
+
+
+def test_a_webhook_only_sender_is_active_at_once_with_its_secret_shown_once(site, admin):
+    t, browser = admin
+    r = post(site, browser, "/console/connections", {"provider": "custom", "name": "Our shop"})
+    assert r.status_code == 201
+    with tenant_context(t.ref):
+        from core.connections import sealing
+
+        [conn] = store.list_connections(limit=5)
+        [item] = sealing.webhook_secrets(conn)
+    assert conn.status == "active" and item["secret"] in r.get_data(as_text=True)
+    assert item["secret"] not in browser.get(f"/console/connections/{conn.id}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("data, field", [({"provider": "myspace"}, "provider"), ({"provider": ""}, "provider"),
+                                         ({"provider": "asana", "name": "x" * 201}, "name")])
+def test_bad_connection_input_shows_the_field_error_and_starts_nothing(site, admin, data, field):
+    t, browser = admin
+    r = post(site, browser, "/console/connections", data)
+    assert r.status_code == 422 and f'id="{field}-error"' in r.get_data(as_text=True)
+    with tenant_context(t.ref):
+        assert store.list_connections(limit=5) == []
