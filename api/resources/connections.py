@@ -37,7 +37,7 @@ CONSENT_DESCRIPTION = (
     "open `authorize_url` only in its own user's browser, never to hand it to anyone else.")
 
 PROVIDERS = sorted([*CONNECTORS, *providers.WEBHOOK_ONLY])
-STATUSES = ["pending", "select_account", "active", "reauth_required"]
+STATUSES = ["pending", "select_account", "active", "paused", "reauth_required"]
 
 
 class AppSchema(ma.Schema):
@@ -254,6 +254,26 @@ class ConnectionTest(MethodView):
     def post(self, connection_id):
         """Make one cheap authenticated call to the provider and report how it went."""
         return api_calls.test_connection(connection_id, actor=g.actor)
+
+
+@blp.route("/<string:connection_id>/pause")
+class ConnectionPause(MethodView):
+    @access("ADMIN", live=True)
+    @blp.response(200, ConnectionSchema)
+    def post(self, connection_id):
+        """Pause an active connection: its webhooks are still verified and kept but start no job, its scheduled
+        workflows are skipped, and nothing calls the provider through it until it is resumed (409 unless
+        active)."""
+        return _view(store.pause_connection(connection_id, actor=g.actor))
+
+
+@blp.route("/<string:connection_id>/resume")
+class ConnectionResume(MethodView):
+    @access("ADMIN", live=True)
+    @blp.response(200, ConnectionSchema)
+    def post(self, connection_id):
+        """Resume a paused connection (409 unless paused); events kept meanwhile can be replayed."""
+        return _view(store.resume_connection(connection_id, actor=g.actor))
 
 
 @blp.route("/<string:connection_id>/authorize")

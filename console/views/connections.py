@@ -1,5 +1,5 @@
 """Connections: connect through the provider's consent and land back here, pick the account, reconnect,
-test, delete, and the webhook endpoint with its secrets (rotation). VIEWERs read; ADMINs change."""
+test, pause and resume, delete, and the webhook endpoint with its secrets (rotation). VIEWERs read; ADMINs change."""
 from __future__ import annotations
 
 from flask import g, redirect, request
@@ -142,6 +142,22 @@ def test(connection_id):
         return done(f"Test passed: {outcome['detail']}.", "console_tenant.connection", connection_id=connection_id)
     return done(f"Test failed ({outcome.get('error')}): {outcome['detail']}", "console_tenant.connection",
                 kind="error", connection_id=connection_id)
+
+
+@blp.post("/connections/<connection_id>/pause")
+@requires("ADMIN")
+def pause(connection_id):
+    store.pause_connection(connection_id, actor=guard.actor())
+    return done("Paused: its webhooks are kept but start nothing, and nothing calls the provider through it.",
+                "console_tenant.connection", connection_id=connection_id)
+
+
+@blp.post("/connections/<connection_id>/resume")
+@requires("ADMIN")
+def resume(connection_id):
+    store.resume_connection(connection_id, actor=guard.actor())
+    return done("Resumed. Events kept while it was paused can be replayed from Events.", "console_tenant.connection",
+                connection_id=connection_id)
 
 
 @blp.post("/connections/<connection_id>/delete")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, exists, literal, or_, select, true
 
 from core.connections.models import Connection
+from core.connections.store import PAUSED
 from core.inbound.models import InboundEvent
 from core.jobs import creation
 from core.jobs.creation import RUN_JOB
@@ -35,12 +36,21 @@ class Recorded:
     duplicate: bool
 
 
+def _connection_paused(connection_id):
+    """True in SQL when the event's connection is paused (core.connections.store): its events start nothing. Part
+    of the query that reads the enabled workflows, so it costs no round trip of its own."""
+    conns = Connection.__table__
+    return exists().where(conns.c.id == bindparam("connection_id", connection_id, type_=conns.c.id.type),
+                          conns.c.status == PAUSED)
+
+
 def _start_workflows(session, *, event_id, provider: str | None, connection_id, event_type: str, payload,
                      created_by: str) -> list[tuple]:
     """Add a job (and its outbox message) for each enabled workflow this event starts: its trigger names the
     event's provider and type, its source connection (when bound) is the event's connection, and its own
     `matches` (when it has one) agrees."""
-    rows = session.scalars(select(WorkflowSetting).where(WorkflowSetting.enabled.is_(True)))
+    rows = session.scalars(select(WorkflowSetting).where(WorkflowSetting.enabled.is_(True),
+                                                         ~_connection_paused(connection_id)))
     workflows = [w.name for w in rows if _starts(w, provider, connection_id, event_type, payload)]
     return creation.add_jobs(session, workflows=workflows, data={"event": payload}, created_by=created_by,
                              event_id=event_id)
@@ -94,7 +104,8 @@ def _event_statement():
 
 
 _EVENT_STATEMENT = _event_statement()
-_ENABLED_WORKFLOWS = select(WorkflowSetting.__table__).where(WorkflowSetting.__table__.c.enabled.is_(True))
+_ENABLED_WORKFLOWS = select(WorkflowSetting.__table__).where(WorkflowSetting.__table__.c.enabled.is_(True),
+                                                             ~_connection_paused(None))
 
 
 def add_events(connection, *, provider: str, connection_id, events, headers: dict, raw_body: bytes | None):
@@ -103,7 +114,7 @@ def add_events(connection, *, provider: str, connection_id, events, headers: dic
     commit. An event whose connection was deleted meanwhile is dropped (no result): routing caches may be a
     moment behind, the tenant's own rows never are."""
     kept = {k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
-    settings = connection.execute(_ENABLED_WORKFLOWS).all() if events else []
+    settings = connection.execute(_ENABLED_WORKFLOWS, {"connection_id": connection_id}).all() if events else []
     results, messages = [], []
     for event in events:
         started = [w for w in settings if _starts(w, provider, connection_id, event.event_type, event.payload)]

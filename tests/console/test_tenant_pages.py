@@ -225,7 +225,8 @@ def test_tenant_a_cannot_reach_tenant_bs_objects_by_url_or_form(site, browser_cl
     for path in (f"/console/connections/{conn_b}/delete", f"/console/connections/{conn_b}/test",
                  f"/console/connections/{conn_b}/secrets", f"/console/jobs/{job_b.id}/retry",
                  f"/console/api-keys/{key_b.id}/revoke", f"/console/connections/{conn_b}/test-event",
-                 f"/console/connections/{conn_b}/reconnect", f"/console/connections/{conn_b}/account"):
+                 f"/console/connections/{conn_b}/reconnect", f"/console/connections/{conn_b}/account",
+                 f"/console/connections/{conn_b}/pause"):
         assert post(site, admin_a, path).status_code == 404, path
     r = post(site, admin_a, "/console/workflows/xero-invoice-paid-to-hubspot", {"connection_target": conn_b,
                                                                               "max_attempts": "4"})
@@ -320,3 +321,18 @@ def test_bad_connection_input_shows_the_field_error_and_starts_nothing(site, adm
     assert r.status_code == 422 and f'id="{field}-error"' in r.get_data(as_text=True)
     with tenant_context(t.ref):
         assert store.list_connections(limit=5) == []
+
+
+def test_pause_and_resume_a_connection(site, admin):
+    t, browser = admin
+    conn_id = connect(site, browser, "hubspot")
+    r = post(site, browser, f"/console/connections/{conn_id}/pause")
+    assert r.status_code == 303
+    page = browser.get(r.headers["Location"]).get_data(as_text=True)
+    assert "Paused:" in page and ">Resume<" in page and ">Test connection<" not in page
+    with tenant_context(t.ref):
+        assert store.get_connection(conn_id).status == "paused"
+    assert post(site, browser, f"/console/connections/{conn_id}/pause").status_code == 409  # not active: refused
+    assert post(site, browser, f"/console/connections/{conn_id}/resume").status_code == 303
+    with tenant_context(t.ref):
+        assert store.get_connection(conn_id).status == "active"
