@@ -328,14 +328,16 @@ class OAuthCallback(MethodView):
     @access("public")
     @oauth_blp.arguments(CallbackArgsSchema, location="query")
     @oauth_blp.response(200, CallbackResultSchema)
-    @oauth_blp.alt_response(302, description="Redirect to the configured return URL.")
+    @oauth_blp.alt_response(302, description="Redirect to the console (a flow it started) or the configured "
+                                             "return URL.")
     @oauth_blp.alt_response(403, description="A `browser` consent came back to a browser without the cookie set "
                                              "for its initiator (another person's browser): nothing was bound, "
                                              "and the state is spent; the admin asks for a fresh consent.")
     def get(self, args):
         """Where the provider sends the user after consent: checks the single-use state and, for a `browser`
         consent, that this browser holds the cookie its initiator was given; exchanges the code, stores the
-        tokens sealed, and redirects to the configured return URL (or answers JSON). The state is spent by the
+        tokens sealed, and redirects to the console's page when the console started the flow, else to the
+        configured return URL (or answers JSON). The state is spent by the
         first callback naming it, even one refused for coming back to the wrong browser: the code it carried
         reached someone else, so it must never become usable."""
         params = {k: v for k, v in request.args.items() if isinstance(v, str)}
