@@ -22,6 +22,7 @@ COPY sandbox ./sandbox
 COPY migrations ./migrations
 COPY zixly_cli ./zixly_cli
 COPY devstack ./devstack
+COPY console ./console
 RUN pip install . && pip check
 
 # --- runtime: the virtualenv only, no compiler, run as an unprivileged user -------------------------------
@@ -45,4 +46,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=3)"]
 CMD ["gunicorn", "-c", "python:api.gunicorn_conf", "--bind", "0.0.0.0:8000", "--workers", "2", \
-     "--threads", "4", "--worker-tmp-dir", "/var/lib/zixly/tmp", "api.wsgi:app"]
+     "--threads", "4", "--worker-tmp-dir", "/var/lib/zixly/tmp", "console.wsgi:app"]

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # pytest's temporary files per checkout: runs in two checkouts at once must not delete each other's servers
 PYTEST_TMP := /tmp/zixly-pytest-$(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint spec fuzz clean pgbouncer
+.PHONY: run test bench lint spec fuzz clean pgbouncer chromium
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/zixly dev
 
-test: $(STAMP) pgbouncer
+test: $(STAMP) pgbouncer chromium
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -p no:cacheprovider --basetemp=$(PYTEST_TMP) $(PYTEST_ARGS)
 ifeq ($(strip $(PYTEST_ARGS)),)
@@ -30,6 +30,12 @@ endif
 pgbouncer:
 	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; }
+
+# Debian's Chromium, for the console's browser tests (tests/console: Playwright with executable_path; the browsers
+# `playwright install` downloads are not used)
+chromium:
+	@test -x /usr/bin/chromium || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

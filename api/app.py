@@ -40,7 +40,7 @@ from tenancy.db import get_router
 BLUEPRINTS = (system.blp, staff_tenants.blp, tenant.blp, api_keys.blp, connections.blp, connections.oauth_blp,
               hooks.blp, events.blp, jobs.blp, workflows.blp, notifications.blp, deliveries.blp, subscriptions.blp)
 
-_ERRORS = {
+DOMAIN_ERRORS = {  # what a service raises -> the HTTP status (the console answers these too)
     provisioning.TenantExists: 409,
     provisioning.TenantNotFound: 404,
     provisioning.UnknownPlan: 422,
@@ -174,7 +174,7 @@ def create_app(settings: Settings | None = None, *, offline: bool = False) -> Fl
 def register_errors(app: Flask) -> None:
     """Every error as problem+json: the common handlers, then the domain's exceptions with their statuses."""
     problems.register(app)
-    for exc_type, status in _ERRORS.items():
+    for exc_type, status in DOMAIN_ERRORS.items():
         app.register_error_handler(exc_type, _domain_error(status))
     app.register_error_handler(VerificationFailed, _verification_failed)
     app.register_error_handler(DataError, _unstorable)

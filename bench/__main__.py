@@ -2,8 +2,8 @@
 
 Runs against the embedded servers (or DATABASE_URL / REDIS_URL), in a fresh database that is dropped after.
 Suites (default: all): provisioning, routing, profile, ingest, jobs, fleet, outbound, workflow, noisy,
-faults, subscriptions. Options: --webhook-workers 2,4 and --webhook-deliveries N (subscriptions, default
-2000), --tenants N
+faults, subscriptions, console. Options: --webhook-workers 2,4 and --webhook-deliveries N (subscriptions,
+default 2000), --tenants N
 (provisioning: 200, fleet: 1000), --requests N (default 2000), --ingest-seconds S (default 10), --jobs N (default 1000),
 --fleet-workers N (default 4), --deliveries N (outbound, default 1000), --top N (profile: call sites printed, 25).
 Only the fleet benchmark: `make bench BENCH_ARGS="fleet --tenants 1000"`; the per-webhook profile with its top
@@ -178,7 +178,7 @@ def bench_routing(n: int) -> dict:
 
 
 SUITES = ("provisioning", "routing", "profile", "ingest", "jobs", "fleet", "outbound", "workflow", "noisy", "faults",
-          "subscriptions")
+          "subscriptions", "console")
 
 
 def main() -> None:
@@ -269,6 +269,11 @@ def main() -> None:
 
             webhooks = bench_subscriptions(settings, workers=[int(n) for n in args.webhook_workers.split(",")],
                                            deliveries=args.webhook_deliveries, progress=progress)
+        console = None
+        if "console" in suites:
+            from bench.console import bench_console
+
+            console = bench_console(settings, requests=min(args.requests, 500), progress=progress)
         fleet = None
         if "fleet" in suites:
             from bench.fleet import bench_fleet
@@ -321,6 +326,11 @@ def main() -> None:
         from bench.subscriptions import report as subscriptions_report
 
         print("\n".join(subscriptions_report(webhooks)))
+    if console:
+        from bench.console import report as console_report
+
+        print()
+        print("\n".join(console_report(console)))
     if fleet:
         from bench.fleet import report
 

@@ -65,7 +65,7 @@ class DevServices:
         self.procs.append(spawn([py, "-m", "workers.inbox"]))  # fans kept webhooks out into events and jobs
         self.procs.append(spawn([py, "-m", "gunicorn", "-c", "python:api.gunicorn_conf",
                                  "--bind", f"127.0.0.1:{self.port}", "--workers", "2", "--threads", "4",
-                                 "api.wsgi:app"]))
+                                 "console.wsgi:app"]))
         wait_http(self.port, self.procs[-1], timeout)
 
     def running(self) -> bool:

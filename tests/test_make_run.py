@@ -26,16 +26,18 @@ def start_dev(home: Path, port: int) -> tuple[subprocess.Popen, dict]:
                             text=True, cwd=Path(__file__).resolve().parent.parent)
     found, lines = {}, []
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and "staff" not in found:
+    while time.monotonic() < deadline and "console_admin" not in found:
         line = proc.stdout.readline()
         if not line:
             break
         lines.append(line)
         if m := re.search(r"X-API-Key: (zx_\w+_\S+)", line):
-            found["key"] = m.group(1)
+            found.setdefault("key", m.group(1))  # the first: later lines quote it inside curl examples
         if m := re.search(r"Bearer (\S+)", line):
-            found["staff"] = m.group(1)
-    assert "staff" in found, "".join(lines)
+            found.setdefault("staff", m.group(1))
+        if m := re.search(r"demo admin\s+(http\S+)", line):
+            found["console_admin"] = m.group(1)
+    assert "staff" in found and "console_admin" in found, "".join(lines)
     found["pids"] = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
     # keep draining the output (a full pipe would block the services); stop_dev returns all of it
     proc.drain = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
@@ -105,6 +107,11 @@ def test_make_run_serves_stops_cleanly_and_reuses_data(tmp_path):
         assert callback.startswith(f"{base}/v1/oauth/callback?")
         status, body = get(callback, opener=browser)
         assert status == 200 and json.loads(body)["connection"]["status"] in ("active", "select_account")
+        # the console: the printed one-time link signs the demo admin in (plain http: no Secure cookie)
+        person = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        status, body = get(first["console_admin"], opener=person)
+        assert status == 200 and "Overview" in body and "demo" in body
+        assert get(f"{base}/", opener=person)[0] == 200  # / leads to the console
     finally:
         out = stop_dev(proc)
     assert proc.returncode == 0, out

@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from api.tokens import generate_signing_key, mint
+from console import dev_links
 from core.platform import aws, runtime
 from core.platform.actors import Actor
 from core.platform.crypto import generate_key
@@ -69,6 +70,7 @@ def serve(port: int, simulate_providers: bool) -> None:
         generate_signing_key(home)
         os.environ.setdefault("ZIXLY_JWT_PUBLIC_KEY_FILE", str(home / "jwt-public.pem"))
         _dev_data_key(home)
+        _dev_console_settings(home)
         _dev_app_webhook_key(home)
         os.environ.setdefault("ZIXLY_METRICS_PUBLIC", "true")  # a loopback-only stack; production sets a token
         os.environ.setdefault("ZIXLY_PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
@@ -97,6 +99,9 @@ def serve(port: int, simulate_providers: bool) -> None:
                        "curl -b jar -L '<its authorize_url>'   (the consent is bound to that cookie jar)")
             click.echo("test event     .venv/bin/zixly dev send-webhook xero invoice.paid   (the simulated Xero "
                        "pays an invoice and sends the signed webhook)")
+        click.echo(f"console        {base}/console  — one-time sign-in links (`zixly console link` makes more):")
+        click.echo(f"  demo admin   {base}{dev_links.issue(tenant='demo', role='ADMIN')}")
+        click.echo(f"  staff        {base}{dev_links.issue(staff=True)}")
         click.echo("=" * 72 + "\nCtrl-C stops everything.\n")
         while services.running():
             time.sleep(0.5)
@@ -165,6 +170,17 @@ def _dev_data_key(home: Path) -> None:
         return
     key_file.write_text(f"dev1:{generate_key()}\n")
     key_file.chmod(0o600)
+
+
+def _dev_console_settings(home: Path) -> None:
+    """The console over plain http on loopback: one-time sign-in links, cookies without `Secure`, and a
+    session-signing key made once and kept in .zixly/ (production: ZIXLY_CONSOLE_SECRET_KEY)."""
+    os.environ.setdefault("ZIXLY_CONSOLE_DEV_LOGIN", "1")
+    os.environ.setdefault("ZIXLY_CONSOLE_COOKIE_SECURE", "false")
+    key_file = home / "console-secret"
+    if not os.environ.get("ZIXLY_CONSOLE_SECRET_KEY") and not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(48) + "\n")
+        key_file.chmod(0o600)
 
 
 def _prepare_database() -> None:

@@ -38,7 +38,7 @@ CONSENT_DESCRIPTION = (
     "open `authorize_url` only in its own user's browser, never to hand it to anyone else.")
 
 PROVIDERS = sorted([*CONNECTORS, *providers.WEBHOOK_ONLY])
-STATUSES = ["pending", "select_account", "active", "reauth_required"]
+STATUSES = ["pending", "select_account", "active", "paused", "reauth_required"]
 
 
 class AppSchema(ma.Schema):
@@ -260,6 +260,26 @@ class ConnectionTest(MethodView):
         return api_calls.test_connection(connection_id, actor=g.actor)
 
 
+@blp.route("/<string:connection_id>/pause")
+class ConnectionPause(MethodView):
+    @access("ADMIN", live=True)
+    @blp.response(200, ConnectionSchema)
+    def post(self, connection_id):
+        """Pause an active connection: its webhooks are still verified and kept but start no job, its scheduled
+        workflows are skipped, and nothing calls the provider through it until it is resumed (409 unless
+        active)."""
+        return _view(store.pause_connection(connection_id, actor=g.actor))
+
+
+@blp.route("/<string:connection_id>/resume")
+class ConnectionResume(MethodView):
+    @access("ADMIN", live=True)
+    @blp.response(200, ConnectionSchema)
+    def post(self, connection_id):
+        """Resume a paused connection (409 unless paused); events kept meanwhile can be replayed."""
+        return _view(store.resume_connection(connection_id, actor=g.actor))
+
+
 @blp.route("/<string:connection_id>/authorize")
 class ConnectionAuthorize(MethodView):
     @access("ADMIN", live=True)
@@ -322,19 +342,21 @@ class OAuthCallback(MethodView):
     @access("public")
     @oauth_blp.arguments(CallbackArgsSchema, location="query")
     @oauth_blp.response(200, CallbackResultSchema)
-    @oauth_blp.alt_response(302, description="Redirect to the configured return URL.")
+    @oauth_blp.alt_response(302, description="Redirect to the console (a flow it started) or the configured "
+                                             "return URL.")
     @oauth_blp.alt_response(403, description="A `browser` consent came back to a browser without the cookie set "
                                              "for its initiator (another person's browser): nothing was bound, "
                                              "and the state is spent; the admin asks for a fresh consent.")
     def get(self, args):
         """Where the provider sends the user after consent: checks the single-use state and, for a `browser`
         consent, that this browser holds the cookie its initiator was given; exchanges the code, stores the
-        tokens sealed, and redirects to the configured return URL (or answers JSON). The state is spent by the
+        tokens sealed, and redirects to the console's page when the console started the flow, else to the
+        configured return URL (or answers JSON). The state is spent by the
         first callback naming it, even one refused for coming back to the wrong browser: the code it carried
         reached someone else, so it must never become usable."""
         params = {k: v for k, v in request.args.items() if isinstance(v, str)}
         result = oauth.complete_oauth(params, browser_nonce=consent_cookies.take_from_callback(args["state"]))
-        target = settings().oauth_return_url
+        target = result.return_to or settings().oauth_return_url  # the console's page when it started the flow
         if target:
             sep = "&" if "?" in target else "?"
             return redirect(target + sep + urlencode({"connection": str(result.connection.id),

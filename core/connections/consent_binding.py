@@ -2,9 +2,11 @@
 
 Invariant: a consent in `browser` mode completes only in the browser that received the flow's cookie, and that
 cookie is only ever handed out in the answer to the initiating admin's *authenticated* request (`X-API-Key` or
-`Authorization: Bearer`, headers a link or a cross-site form cannot carry). The state record keeps only the
-SHA-256 of the cookie's random nonce. A URL alone never binds anything: a provider consent URL sent to someone
-else comes back to the callback in a browser without the cookie, and that callback binds nothing.
+`Authorization: Bearer`, headers a link or a cross-site form cannot carry; or the console's form, posted with
+the session's CSRF token from the console's own origin, which a cross-site form cannot forge either). The
+state record keeps only the SHA-256 of the cookie's random nonce. A URL alone never binds anything: a provider
+consent URL sent to someone else comes back to the callback in a browser without the cookie, and that callback
+binds nothing.
 
 `api` mode is the explicit opt-in for clients that drive consent themselves (a server holding an API key has
 no browser to put a cookie in); then the client answers for opening the consent in its own user's browser.

@@ -73,9 +73,11 @@ class Started:
 
 
 def start_connection(*, provider: str, name: str, options: dict, actor: Actor, app: dict | None = None,
-                     webhook_secret: str | None = None, consent: str = BROWSER) -> Started:
+                     webhook_secret: str | None = None, consent: str = BROWSER,
+                     return_to: str | None = None) -> Started:
     """Validate, store a pending connection, and hand back the provider's consent (or, for webhook-only
     senders, an active connection with its first generated secret)."""
+    _local_path(return_to)  # before anything is stored
     if provider in WEBHOOK_ONLY:
         if options:
             raise InvalidConnectionOptions("this provider takes no options")
@@ -93,21 +95,30 @@ def start_connection(*, provider: str, name: str, options: dict, actor: Actor, a
         app_credentials(provider)  # fail now, before storing anything, if Zixly has no app for it
     conn, token = create_connection(provider=provider, name=name, options=options, status="pending", app=app,
                                     webhook_secrets=[webhook_secret] if webhook_secret else None)
-    authorization = authorize(conn, consent=consent)
+    authorization = authorize(conn, consent=consent, return_to=return_to)
     audit.record_now(actor=actor, action="connection.created", target_type="connection", target_id=str(conn.id),
                      details={"provider": provider, "own_app": bool(app), "consent": consent})
     return Started(conn, token, authorization, None)
 
 
-def authorize(conn: Connection, *, consent: str = BROWSER) -> Authorization:
+def _local_path(return_to: str | None) -> str | None:
+    """Where the callback sends the browser afterwards: a path on this site only, never another site."""
+    if return_to is not None and (not return_to.startswith("/") or return_to.startswith(("//", "/\\"))):
+        raise ValueError(f"return_to must be a path on this site, not {return_to!r}")
+    return return_to
+
+
+def authorize(conn: Connection, *, consent: str = BROWSER, return_to: str | None = None) -> Authorization:
     """A fresh consent; its state is single-use, bound to tenant, connection, PKCE verifier and (browser mode)
-    the hash of the cookie handed to the caller, 10 min."""
+    the hash of the cookie handed to the caller, 10 min. `return_to`: the local page the callback redirects to
+    (the console's), instead of answering JSON."""
     plugin = connector(conn.provider)
     state = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64) if plugin.supports_pkce else None
     cookie = consent_binding.new_cookie(state) if consent == BROWSER else None
     record = {"tenant_id": current_tenant().id, "connection_id": str(conn.id), "verifier": verifier,
-              "redirect_uri": redirect_uri(), **consent_binding.record_fields(consent, cookie)}
+              "redirect_uri": redirect_uri(), "return_to": _local_path(return_to),
+              **consent_binding.record_fields(consent, cookie)}
     try:
         redis_client().set(f"zixly:oauth-state:{token_hash(state)}", json.dumps(record), ex=STATE_TTL)
     except Exception as exc:
@@ -117,13 +128,15 @@ def authorize(conn: Connection, *, consent: str = BROWSER) -> Authorization:
     return Authorization(url, consent, cookie)
 
 
-def reauthorize(connection_id, *, actor: Actor, consent: str = BROWSER) -> tuple[Connection, Authorization]:
+def reauthorize(connection_id, *, actor: Actor, consent: str = BROWSER,
+                return_to: str | None = None) -> tuple[Connection, Authorization]:
+    _local_path(return_to)
     conn = get_connection(connection_id)
     if conn.provider in WEBHOOK_ONLY:
         raise Conflict("this connection has no OAuth consent")
     audit.record_now(actor=actor, action="connection.reauthorize_started", target_type="connection",
                      target_id=str(conn.id), details={"consent": consent})
-    return conn, authorize(conn, consent=consent)
+    return conn, authorize(conn, consent=consent, return_to=return_to)
 
 
 def _pop_state(state: str) -> dict:
@@ -142,6 +155,7 @@ def _pop_state(state: str) -> dict:
 class CallbackResult:
     tenant: TenantRef
     connection: Connection
+    return_to: str | None = None  # the local page the flow's initiator asked to land on
 
 
 def complete_oauth(params: dict, *, browser_nonce: str | None = None) -> CallbackResult:
@@ -176,7 +190,7 @@ def complete_oauth(params: dict, *, browser_nonce: str | None = None) -> Callbac
         except ConnectorError as exc:
             raise UpstreamFailed(f"{conn.provider} did not complete the exchange ({type(exc).__name__})") from None
         conn = _bind(conn, tokens, accounts)
-    return CallbackResult(tenant, conn)
+    return CallbackResult(tenant, conn, record.get("return_to"))
 
 
 def _check_browser(conn: Connection, record: dict, browser_nonce: str | None) -> None:

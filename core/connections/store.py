@@ -1,6 +1,11 @@
 """Connections as rows: create (with the hook endpoint and the account index entry in the catalog), read,
-list, change, bind an account, delete (revoke, wipe every secret, unroute). One provider account belongs
-to one tenant."""
+list, change, bind an account, pause and resume, delete (revoke, wipe every secret, unroute). One provider
+account belongs to one tenant.
+
+A paused connection keeps everything (tokens, account, endpoint) but Zixly stops acting through it: its webhooks
+are still verified and kept (core.inbound) yet start no job, its scheduled workflows are skipped, and any call or
+write through it is refused (core.connections.api_calls: "connection is paused"), so what failed meanwhile can
+be retried or replayed once it is resumed."""
 from __future__ import annotations
 
 import logging
@@ -164,6 +169,30 @@ def update_connection(connection_id, *, actor: Actor, name: str | None = None, o
                      details={"fields": [k for k, v in (("name", name), ("options", options),
                                                        ("account_id", account_id)) if v is not None]})
     return get_connection(conn.id)
+
+
+PAUSED = "paused"
+
+
+def pause_connection(connection_id, *, actor: Actor) -> Connection:
+    """active -> paused (409 from any other status)."""
+    return _set_status(connection_id, actor=actor, from_status="active", to=PAUSED, action="connection.paused")
+
+
+def resume_connection(connection_id, *, actor: Actor) -> Connection:
+    """paused -> active (409 from any other status)."""
+    return _set_status(connection_id, actor=actor, from_status=PAUSED, to="active", action="connection.resumed")
+
+
+def _set_status(connection_id, *, actor: Actor, from_status: str, to: str, action: str) -> Connection:
+    ident = get_connection(connection_id).id
+    with tenant_transaction() as session:
+        row = session.get(Connection, ident, with_for_update=True)
+        if row.status != from_status:
+            raise Conflict(f"a {row.status} connection cannot become {to}; only a {from_status} one can")
+        row.status, row.updated_at = to, _now()
+    audit.record_now(actor=actor, action=action, target_type="connection", target_id=str(ident))
+    return get_connection(ident)
 
 
 def delete_connection(connection_id, *, actor: Actor | None = None) -> bool:

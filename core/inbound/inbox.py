@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, exists, literal, or_, select, true
 
 from core.connections.models import Connection
+from core.connections.store import PAUSED
 from core.events import catalogue, recorder
 from core.inbound.models import InboundEvent
 from core.inbound.raw_inbox import kept_headers
@@ -37,12 +38,21 @@ class Recorded:
     duplicate: bool
 
 
+def _connection_paused(connection_id):
+    """True in SQL when the event's connection is paused (core.connections.store): its events start nothing. Part
+    of the query that reads the enabled workflows, so it costs no round trip of its own."""
+    conns = Connection.__table__
+    return exists().where(conns.c.id == bindparam("connection_id", connection_id, type_=conns.c.id.type),
+                          conns.c.status == PAUSED)
+
+
 def _start_workflows(session, *, event_id, provider: str | None, connection_id, event_type: str, payload,
                      created_by: str) -> list[tuple]:
     """Add a job (and its outbox message) for each enabled workflow this event starts: its trigger names the
     event's provider and type, its source connection (when bound) is the event's connection, and its own
     `matches` (when it has one) agrees."""
-    rows = session.scalars(select(WorkflowSetting).where(WorkflowSetting.enabled.is_(True)))
+    rows = session.scalars(select(WorkflowSetting).where(WorkflowSetting.enabled.is_(True),
+                                                         ~_connection_paused(connection_id)))
     workflows = [w.name for w in rows if _starts(w, provider, connection_id, event_type, payload)]
     return creation.add_jobs(session, workflows=workflows, data={"event": payload}, created_by=created_by,
                              event_id=event_id)
@@ -90,22 +100,41 @@ def _event_statement():
 
 _EVENT_STATEMENT = _event_statement()
 _ENABLED_WORKFLOWS = select(WorkflowSetting.__table__).where(WorkflowSetting.__table__.c.enabled.is_(True))
+_ENABLED_UNLESS_PAUSED = _ENABLED_WORKFLOWS.where(~_connection_paused(None))  # for one connection, one statement
+_PAUSED_CONNECTIONS = select(Connection.__table__.c.id).where(Connection.__table__.c.status == PAUSED)
 
 
-def enabled_workflows(connection) -> list:
-    """The tenant's enabled workflow settings (rows), as `add_events` matches events against them."""
-    return connection.execute(_ENABLED_WORKFLOWS).all()
+@dataclass(frozen=True)
+class WorkflowsInForce:
+    """The tenant's enabled workflow settings (rows) and its paused connections, read once for a batch of
+    deliveries: a paused connection's events are kept but start nothing."""
+    enabled: list
+    paused: frozenset
+
+    def for_connection(self, connection_id) -> list:
+        return [] if connection_id in self.paused else self.enabled
+
+
+def workflows_in_force(connection) -> WorkflowsInForce:
+    return WorkflowsInForce(connection.execute(_ENABLED_WORKFLOWS).all(),
+                            frozenset(connection.scalars(_PAUSED_CONNECTIONS)))
 
 
 def add_events(connection, *, provider: str, connection_id, events, headers: dict, raw_body: bytes | None,
-               workflows: list | None = None):
+               workflows: WorkflowsInForce | None = None):
     """With the caller's Core connection or ORM session (autocommit, or a transaction the caller commits):
     insert the new events and their jobs; return the results and the outbox messages to publish after the
     commit. An event whose connection was deleted meanwhile is dropped (no result): routing caches may be a
-    moment behind, the tenant's own rows never are. `workflows`: `enabled_workflows`, when the caller already
-    read them in this transaction (a batch of deliveries reads them once)."""
+    moment behind, the tenant's own rows never are. `workflows`: `workflows_in_force`, when the caller already
+    read them in this transaction (a batch of deliveries reads them once); otherwise one statement reads the
+    enabled workflows unless the event's connection is paused."""
     kept = kept_headers(headers)
-    settings = workflows if workflows is not None else enabled_workflows(connection) if events else []
+    if not events:
+        settings = []
+    elif workflows is not None:
+        settings = workflows.for_connection(connection_id)
+    else:
+        settings = connection.execute(_ENABLED_UNLESS_PAUSED, {"connection_id": connection_id}).all()
     results, messages = [], []
     for event in events:
         started = [w for w in settings if _starts(w, provider, connection_id, event.event_type, event.payload)]

@@ -9,6 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from connectors.base import WebhookEvent
+from core.connections.models import Connection
+from core.connections.store import PAUSED
 from core.inbound import inbox
 from core.inbound.models import PollCursor
 from core.jobs import creation
@@ -57,8 +59,14 @@ def schedule_due() -> int:
         due = session.scalars(select(WorkflowSetting).where(
             WorkflowSetting.enabled.is_(True), WorkflowSetting.schedule_seconds.isnot(None),
             WorkflowSetting.next_run_at <= now).with_for_update(skip_locked=True))
+        paused = None
         for setting in due:
             if setting.name not in WORKFLOWS or getattr(WORKFLOWS[setting.name], "TRIGGER", True) is not None:
+                continue
+            if paused is None:
+                paused = {str(c) for c in session.scalars(select(Connection.id).where(Connection.status == PAUSED))}
+            if paused & {str(c) for c in (setting.connections or {}).values()}:  # skipped while its link is paused
+                setting.next_run_at = next_run(setting.schedule_seconds)
                 continue
             [(_, message)] = creation.add_jobs(session, workflows=[setting.name],
                                                data={"scheduled_at": now.isoformat()}, created_by="schedule")

@@ -62,7 +62,7 @@ def _fan_out(session, rows: list[RawDelivery]) -> list[OutboxMessage]:
     """Create each row's events and jobs in the caller's transaction (inbox.add_events, the one place events are
     created); the outbox messages to publish after commit."""
     messages, connection = [], session.connection()  # Core statements in the session's transaction
-    workflows = inbox.enabled_workflows(connection) if rows else []
+    workflows = inbox.workflows_in_force(connection) if rows else None
     for row in rows:
         events = [WebhookEvent(**event) for event in row.events]
         results, added = inbox.add_events(connection, provider=row.provider, connection_id=row.connection_id,

@@ -102,6 +102,18 @@ class Settings:
     subscription_disable_after_seconds: int = 5 * 86400  # failing continuously this long (no success between)
     subscription_secret_grace_seconds: int = 86400  # a rotated-out secret keeps signing this long
     subscription_max_payload_bytes: int = 256 * 1024
+    # The console (console/): people sign in by OpenID Connect at the issuer the API trusts (`jwt_issuer`,
+    # discovery at `<jwt_issuer>/.well-known/openid-configuration`), as this client
+    console_oidc_client_id: str | None = None
+    console_oidc_client_secret: str | None = field(default=None, repr=False)
+    console_secret_key: str | None = field(default=None, repr=False)  # signs the session cookie
+    console_cookie_secure: bool = True  # off only for plain-http development
+    console_session_seconds: int = 8 * 3600
+    console_dev_login: bool = False  # one-time sign-in links (`zixly console link`); development only
+    # live pages (Server-Sent Events): one stream lasts this long, then the browser reconnects; at most this many
+    # streams per process hold a thread at once (gunicorn's threads are few), the rest are told to come back later
+    console_stream_seconds: int = 25
+    console_max_streams: int = 2
 
     def __post_init__(self):
         object.__setattr__(self, "hubspot_legacy_signatures", tuple(v.lower() for v in self.hubspot_legacy_signatures))
@@ -180,6 +192,14 @@ class Settings:
             subscription_disable_after_messages=int(env.get("ZIXLY_SUBSCRIPTION_DISABLE_AFTER_MESSAGES", 20)),
             subscription_disable_after_seconds=int(env.get("ZIXLY_SUBSCRIPTION_DISABLE_AFTER_SECONDS", 5 * 86400)),
             subscription_secret_grace_seconds=int(env.get("ZIXLY_SUBSCRIPTION_SECRET_GRACE_SECONDS", 86400)),
+            console_oidc_client_id=env.get("ZIXLY_CONSOLE_OIDC_CLIENT_ID") or None,
+            console_oidc_client_secret=env.get("ZIXLY_CONSOLE_OIDC_CLIENT_SECRET") or None,
+            console_secret_key=env.get("ZIXLY_CONSOLE_SECRET_KEY") or _read(home / "console-secret"),
+            console_cookie_secure=_bool(env.get("ZIXLY_CONSOLE_COOKIE_SECURE"), True),
+            console_session_seconds=int(env.get("ZIXLY_CONSOLE_SESSION_SECONDS") or 8 * 3600),
+            console_dev_login=_bool(env.get("ZIXLY_CONSOLE_DEV_LOGIN"), False),
+            console_stream_seconds=int(env.get("ZIXLY_CONSOLE_STREAM_SECONDS") or 25),
+            console_max_streams=int(env.get("ZIXLY_CONSOLE_MAX_STREAMS") or 2),
         )
         if env.get("ZIXLY_SUBSCRIPTION_RETRY_SCHEDULE"):
             values["subscription_retry_schedule"] = tuple(

@@ -51,7 +51,21 @@ DESCRIPTIONS = {
     "ZIXLY_HOME": "A writable folder for local state (beat's schedule, development keys).",
     "ZIXLY_JWT_PUBLIC_KEY_FILE": "A PEM public key that verifies people's bearer tokens "
                                  "(default: `$ZIXLY_HOME/jwt-public.pem` when it exists).",
-    "ZIXLY_JWT_ISSUER": "The `iss` bearer tokens must carry.",
+    "ZIXLY_JWT_ISSUER": "The `iss` bearer tokens must carry; for console sign-in, the OpenID Connect issuer URL "
+                        "(discovery at `<issuer>/.well-known/openid-configuration`).",
+    "ZIXLY_CONSOLE_OIDC_CLIENT_ID": "The console's client id at the OpenID Connect issuer; unset: no sign-in "
+                                    "with OIDC.",
+    "ZIXLY_CONSOLE_OIDC_CLIENT_SECRET": "The console's client secret at the issuer (client_secret_basic); unset: "
+                                        "a public client (PKCE only).",
+    "ZIXLY_CONSOLE_SECRET_KEY": "Signs the console's session cookie (any long random string; the same for every "
+                                "API process). Default: `$ZIXLY_HOME/console-secret` when it exists.",
+    "ZIXLY_CONSOLE_COOKIE_SECURE": "Console cookies carry `Secure`; turn off only for plain-http development.",
+    "ZIXLY_CONSOLE_SESSION_SECONDS": "How long a console session lasts at most.",
+    "ZIXLY_CONSOLE_DEV_LOGIN": "Development only: one-time console sign-in links (`zixly console link`).",
+    "ZIXLY_CONSOLE_STREAM_SECONDS": "How long one live-update stream (Server-Sent Events) stays open before the "
+                                    "browser reconnects.",
+    "ZIXLY_CONSOLE_MAX_STREAMS": "Live-update streams open at once per API process (each holds a gunicorn thread); "
+                                 "more are told to retry later.",
     "ZIXLY_JWT_AUDIENCE": "The `aud` tenant users' bearer tokens must carry.",
     "ZIXLY_JWT_STAFF_AUDIENCE": "The `aud` of Zixly staff's bearer tokens (which must also say `staff: true`); "
                                 "unset: `<ZIXLY_JWT_AUDIENCE>-staff`. A token for the tenant audience is never "

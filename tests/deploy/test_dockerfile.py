@@ -92,8 +92,8 @@ def test_the_dockerfile_builds_a_complete_non_root_image():
     (lambda t, i: (t.replace("USER zixly", "USER root"), i), "the runtime stage runs as root"),
     (lambda t, i: (t.replace("FROM python:3.11-slim-bookworm AS runtime", "FROM python AS runtime"), i),
      "base image python is not pinned to a version"),
-    (lambda t, i: (t.replace('"api.wsgi:app"]', '"api.wsgi:application"]'), i),
-     "CMD: api.wsgi defines no `application` for gunicorn"),
+    (lambda t, i: (t.replace('"console.wsgi:app"]', '"console.wsgi:application"]'), i),
+     "CMD: console.wsgi defines no `application` for gunicorn"),
 ], ids=["package-not-copied", "source-ignored", "runs-as-root", "unpinned-base", "cmd-not-the-app"])
 def test_the_dockerfile_check_catches(mutate, expected):
     text, ignore = mutate(*_files())

@@ -4,7 +4,7 @@
 locals {
   # One command per process; the same as docker-compose.yml (tests check both name real `zixly` commands).
   commands = {
-    api      = ["gunicorn", "-c", "python:api.gunicorn_conf", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--worker-tmp-dir", "/var/lib/zixly/tmp", "api.wsgi:app"]
+    api      = ["gunicorn", "-c", "python:api.gunicorn_conf", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--worker-tmp-dir", "/var/lib/zixly/tmp", "console.wsgi:app"]
     worker   = ["zixly", "worker", "--concurrency", "2"]
     beat     = ["zixly", "beat", "--state-dir", "/var/lib/zixly/beat"]
     outbound = ["zixly", "outbound"]
