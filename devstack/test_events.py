@@ -80,8 +80,9 @@ def send_test_event(provider: str, event: str, *, tenant_slug: str, connection_i
     the signed webhook. `resource_id` picks the record (an invoice id, a deal id), else the simulator picks one.
 
     Answers {"provider", "event", "connection_id", "account", "resource_id", "changed", "status", "delivered",
-    "events"}: `status` is Zixly's answer to the delivery (200 when verified and kept), `changed` what happened
-    at the provider, `events` the ids of the events kept when Zixly's answer names them (connection endpoints).
+    "received"}: `status` is Zixly's answer to the delivery (200 when verified and kept), `changed` what happened
+    at the provider, `received` how many events of it Zixly kept when its answer says (connection endpoints; they
+    are fanned out into events and jobs right behind the answer, by `zixly inbox`).
     Raises UnknownTestEvent (400), EventTenantNotFound / ConnectionNotFound (404), NoConnectionForTestEvent (409),
     SimulatorRefused (502: the simulator refused) or SimulatorUnavailable (503: no simulator configured or
     reachable). Runs outside or inside a request of that tenant; needs ZIXLY_PROVIDER_SIMULATOR_URL and
@@ -119,7 +120,7 @@ def send_test_event(provider: str, event: str, *, tenant_slug: str, connection_i
     return {"provider": provider, "event": event, "connection_id": str(conn.id), "account": answer.get("account"),
             "resource_id": answer.get("resource_id"), "changed": answer.get("changed") or {},
             "status": answer.get("status"), "delivered": bool(answer.get("delivered")),
-            "events": list(response.get("events") or []) if isinstance(response, dict) else []}
+            "received": int(response.get("received") or 0) if isinstance(response, dict) else 0}
 
 
 def _connection(provider: str, connection_id: str | None):

@@ -42,6 +42,7 @@ class RawDelivery(TenantBase):
     headers: Mapped[dict] = mapped_column(JSONB)
     events: Mapped[list] = mapped_column(JSONB)
     raw_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    request_id: Mapped[str | None] = mapped_column(String(128))  # the request that kept it, for its jobs' logs
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     error: Mapped[str | None] = mapped_column(Text)  # set aside: its fan-out failed (core.inbound.processor)
 

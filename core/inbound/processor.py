@@ -68,6 +68,8 @@ def _fan_out(session, rows: list[RawDelivery]) -> list[OutboxMessage]:
         results, added = inbox.add_events(connection, provider=row.provider, connection_id=row.connection_id,
                                           events=events, headers=row.headers, raw_body=row.raw_body,
                                           workflows=workflows)
+        for message in added:  # admitted under the request that kept the delivery (core.platform.outbox)
+            message.request_id = row.request_id
         messages += added
         duplicates = sum(1 for r in results if r.duplicate)
         if duplicates:

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, func, insert, select
 from connectors.base import WebhookEvent
 
 from core.inbound.models import RawDelivery
+from core.platform.logs import request_id_var
 from tenancy.context import current_tenant
 from tenancy.db import tenant_autocommit
 
@@ -30,7 +31,8 @@ _TABLE = RawDelivery.__table__
 _INSERT = insert(_TABLE).values(
     provider=bindparam("provider"), connection_id=bindparam("connection_id", type_=_TABLE.c.connection_id.type),
     headers=bindparam("headers", type_=_TABLE.c.headers.type), events=bindparam("events", type_=_TABLE.c.events.type),
-    raw_body=bindparam("raw_body", type_=_TABLE.c.raw_body.type)).returning(_TABLE.c.id)
+    raw_body=bindparam("raw_body", type_=_TABLE.c.raw_body.type),
+    request_id=bindparam("request_id", type_=_TABLE.c.request_id.type)).returning(_TABLE.c.id)
 _KEPT = _INSERT.cte("kept")
 _INSERT_AND_NOTIFY = select(_KEPT.c.id, func.pg_notify(CHANNEL, bindparam("tenant")))
 _last_notified: dict[tuple[str, str], float] = {}
@@ -48,7 +50,7 @@ def keep(*, provider: str, connection_id, events, headers: dict, raw_body: bytes
     tenant = current_tenant()
     kept = [{name: getattr(event, name) for name in _EVENT_FIELDS} for event in events]  # payloads not copied
     params = {"provider": provider, "connection_id": connection_id, "headers": kept_headers(headers),
-              "events": kept, "raw_body": raw_body, "tenant": tenant.slug}
+              "events": kept, "raw_body": raw_body, "tenant": tenant.slug, "request_id": request_id_var.get()}
     now, key = time.monotonic(), (tenant.shard, tenant.slug)
     wake = now - _last_notified.get(key, 0.0) >= NOTIFY_EVERY
     with tenant_autocommit() as connection:

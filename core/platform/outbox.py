@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import delete, select
 
 from core.platform import fair_queue
+from core.platform.logs import request_id_var
 from core.platform.models import OutboxMessage
 from core.platform.publishing import RELAY_MIN_AGE, Interrupted, Publisher
 from core.platform.queue import celery_app
@@ -32,7 +33,13 @@ def enqueue(session, task: str, *args, countdown: float = 0.0) -> OutboxMessage:
 
 def _send(message: OutboxMessage, producer=None) -> None:
     if message.task == fair_queue.RUN_JOB and not message.countdown:  # a job to run now waits for its turn
-        fair_queue.admit(message.args[0])
+        request_id = getattr(message, "request_id", None)  # set when published apart from its request
+        token = request_id_var.set(request_id) if request_id else None
+        try:
+            fair_queue.admit(message.args[0])
+        finally:
+            if token is not None:
+                request_id_var.reset(token)
         return
     celery_app.send_task(message.task, args=message.args, countdown=message.countdown or None, retry=False,
                          ignore_result=True, producer=producer)

@@ -72,7 +72,9 @@ def test_a_job_delivered_twice_at_once_runs_its_step_once(local_settings, make_t
 
 
 def test_a_heartbeat_keeps_the_lease_of_a_step_longer_than_it(local_settings, make_tenant, probe_workflow):
-    local_settings(job_lease_seconds=1)
+    # a short lease the step outlives, but not so short that a loaded machine's scheduling lapses it before the
+    # first heartbeat (1 s did, once, in a full run beside other suites)
+    local_settings(job_lease_seconds=3)
     probe = BlockingStep()
     workflow = probe_workflow(probe.run)
     t = make_tenant()

@@ -13,9 +13,11 @@ from connectors.base import WebhookEvent
 from core.inbound import listener, processor, raw_inbox
 from core.inbound.models import InboundEvent, RawDelivery
 from core.jobs.models import Job
-from core.platform import metrics, outbox
+from core.platform import fair_queue, metrics, outbox
+from core.platform.logs import request_id_var
 from core.platform.models import OutboxMessage
 from core.platform.queue import celery_app
+from core.platform.runtime import redis_client
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session, tenant_transaction
 
@@ -244,3 +246,18 @@ def test_a_delivery_kept_without_a_notification_is_taken_by_the_linger(app, make
         assert count(t, RawDelivery) == 0
     finally:
         running.stop()
+
+
+def test_the_jobs_of_a_kept_delivery_wait_for_their_turn_under_the_request_that_kept_it(tenant):
+    """The processor runs apart from the request that kept the delivery: the request id travels with the raw row,
+    so the job's turn (and every log line of its run) names the webhook's request, not none."""
+    token = request_id_var.set("req-kept-1")
+    try:
+        keep(tenant, event("rq-1"))
+    finally:
+        request_id_var.reset(token)
+    assert process(tenant) == 1
+    with tenant_context(tenant.ref), tenant_session() as session:
+        job_id = str(session.scalars(select(Job.id)).one())
+        entries = redis_client().lrange(f"{fair_queue._prefix()}:jobs", 0, -1)
+    assert [entry.decode() for entry in entries] == [f"{tenant.ref.slug} {job_id} req-kept-1"]

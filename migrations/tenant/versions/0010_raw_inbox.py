@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("headers", pg.JSONB, nullable=False),
         sa.Column("events", pg.JSONB, nullable=False),
         sa.Column("raw_body", sa.LargeBinary),
+        sa.Column("request_id", sa.String(128)),  # of the request that kept it: its jobs' log lines name it
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),
         sa.Column("error", sa.Text),  # set aside: its fan-out failed; the processor's claims skip it
     )
