@@ -116,6 +116,9 @@ module "compute" {
   redis_secret_arn         = module.secrets.redis_secret_arn
   data_keys_secret_arn     = module.secrets.data_encryption_key_arn
   metrics_token_secret_arn = module.secrets.metrics_token_secret_arn
+  console_secret_arn       = module.secrets.console_secret_arn
+  oidc_issuer              = var.oidc_issuer
+  oidc_jwks_url            = var.oidc_jwks_url
   provider_app_secret_arns = module.secrets.provider_app_secret_arns
   public_base_url          = var.public_base_url
 }

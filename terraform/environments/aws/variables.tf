@@ -30,6 +30,16 @@ variable "public_base_url" {
   type        = string
 }
 
+variable "oidc_issuer" {
+  description = "The OpenID Connect issuer people (tenant admins, staff) sign in at, e.g. https://login.zixly.example/; the API trusts the tokens it issues."
+  type        = string
+}
+
+variable "oidc_jwks_url" {
+  description = "The issuer's signing keys, e.g. https://login.zixly.example/.well-known/jwks.json."
+  type        = string
+}
+
 variable "redis_auth_token" {
   description = "Redis AUTH token: TF_VAR_redis_auth_token from the deploy pipeline's secret store, never a file."
   type        = string

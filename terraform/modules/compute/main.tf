@@ -37,6 +37,8 @@ locals {
     ZIXLY_DATA_KEYS_SECRET_ID = var.data_keys_secret_arn
     PROMETHEUS_MULTIPROC_DIR  = "/var/lib/zixly/prometheus"
     ZIXLY_WORKER_METRICS_PORT = "9100"
+    ZIXLY_JWT_ISSUER          = var.oidc_issuer
+    ZIXLY_JWKS_URL            = var.oidc_jwks_url
   }
   secrets = {
     DATABASE_URL                      = "${var.database_secret_arn}:url::"
@@ -45,9 +47,12 @@ locals {
     ZIXLY_HUBSPOT_APP_WEBHOOK_SECRETS = "${var.provider_app_secret_arns["hubspot"]}:webhook_secrets::"
     ZIXLY_SHOPIFY_APP_WEBHOOK_SECRETS = "${var.provider_app_secret_arns["shopify"]}:webhook_secrets::"
     ZIXLY_METRICS_TOKEN               = "${var.metrics_token_secret_arn}:token::"
+    ZIXLY_CONSOLE_OIDC_CLIENT_ID      = "${var.console_secret_arn}:client_id::"
+    ZIXLY_CONSOLE_OIDC_CLIENT_SECRET  = "${var.console_secret_arn}:client_secret::"
+    ZIXLY_CONSOLE_SECRET_KEY          = "${var.console_secret_arn}:session_key::"
   }
   secret_arns = distinct(concat([var.database_secret_arn, var.redis_secret_arn, var.data_keys_secret_arn,
-  var.metrics_token_secret_arn],
+  var.metrics_token_secret_arn, var.console_secret_arn],
   values(var.provider_app_secret_arns)))
 }
 

@@ -79,6 +79,21 @@ variable "metrics_token_secret_arn" {
   type        = string
 }
 
+variable "console_secret_arn" {
+  description = "Secret whose `client_id`, `client_secret` and `session_key` keys are the console's OIDC client and session key."
+  type        = string
+}
+
+variable "oidc_issuer" {
+  description = "The OpenID Connect issuer people sign in at (ZIXLY_JWT_ISSUER: the `iss` of their tokens, discovery at <issuer>/.well-known/openid-configuration)."
+  type        = string
+}
+
+variable "oidc_jwks_url" {
+  description = "Where the issuer publishes its signing keys (ZIXLY_JWKS_URL)."
+  type        = string
+}
+
 variable "redis_secret_arn" {
   description = "Secret whose `url` key is REDIS_URL."
   type        = string

@@ -36,6 +36,14 @@ resource "aws_secretsmanager_secret" "metrics_token" {
   tags                    = var.tags
 }
 
+resource "aws_secretsmanager_secret" "console" {
+  name                    = "${var.name_prefix}/console"
+  description             = "{\"client_id\", \"client_secret\", \"session_key\"}: the console's OpenID Connect client at the issuer (ZIXLY_CONSOLE_OIDC_CLIENT_ID / _SECRET) and the key that signs its session cookie (ZIXLY_CONSOLE_SECRET_KEY, e.g. openssl rand -hex 32)."
+  kms_key_id              = var.kms_key_arn
+  recovery_window_in_days = var.recovery_window_in_days
+  tags                    = var.tags
+}
+
 resource "aws_secretsmanager_secret" "redis" {
   name                    = "${var.name_prefix}/redis"
   description             = "{\"url\": \"rediss://:<auth token>@<primary endpoint>:6379/0?ssl_cert_reqs=required\"}: REDIS_URL."

@@ -23,11 +23,17 @@ output "metrics_token_secret_arn" {
   value       = aws_secretsmanager_secret.metrics_token.arn
 }
 
+output "console_secret_arn" {
+  description = "The console's OIDC client and session key (client_id, client_secret, session_key)."
+  value       = aws_secretsmanager_secret.console.arn
+}
+
 output "secret_arns" {
   description = "Every secret ARN (for IAM policies)."
   value = concat(
     [aws_secretsmanager_secret.data_encryption_key.arn, aws_secretsmanager_secret.database.arn,
-    aws_secretsmanager_secret.redis.arn, aws_secretsmanager_secret.metrics_token.arn],
+    aws_secretsmanager_secret.redis.arn, aws_secretsmanager_secret.metrics_token.arn,
+    aws_secretsmanager_secret.console.arn],
     [for s in aws_secretsmanager_secret.provider_app : s.arn],
   )
 }
