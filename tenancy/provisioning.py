@@ -271,8 +271,8 @@ def restore_tenant(router: Router, slug: str) -> Tenant:
 
 
 def list_tenants(router: Router, *, limit: int, after_id: int | None = None,
-                 status: str | None = None) -> list[Tenant]:
-    query = select(Tenant).order_by(Tenant.id).limit(limit)
+                 status: str | None = None, newest_first: bool = False) -> list[Tenant]:
+    query = select(Tenant).order_by(Tenant.id.desc() if newest_first else Tenant.id).limit(limit)
     if after_id is not None:
         query = query.where(Tenant.id > after_id)
     if status:

@@ -14,11 +14,13 @@ from tenancy.db import get_router
 from tenancy.fleet import fleet_status
 
 FIELDS = ["slug", "name", "plan", "admin_email", "shard"]
+PAGE = 200  # the newest tenants first: the ones staff are onboarding (the oldest were shown first, so a fleet of
+# more than PAGE tenants hid every new one)
 ACTIONS = {"suspend": "suspended", "resume": "resumed", "archive": "archived", "restore": "restored"}
 
 
 def _page(*, status=200, errors=None, values=None, created=None):
-    return render("staff_tenants.html", status=status, tenants=tenants.list_tenants(limit=200),
+    return render("staff_tenants.html", status=status, tenants=tenants.list_tenants(limit=PAGE, newest_first=True),
                   fields=forms.fields_of(TenantCreateSchema(), FIELDS), errors=errors or {}, values=values or {},
                   created=created, shards=shards.list_shards(get_router()))
 

@@ -52,8 +52,10 @@ def get_tenant(slug: str) -> Tenant:
     return provisioning.get_tenant(get_router(), slug)
 
 
-def list_tenants(*, limit: int, after_id: int | None = None, status: str | None = None) -> list[Tenant]:
-    return provisioning.list_tenants(get_router(), limit=limit, after_id=after_id, status=status)
+def list_tenants(*, limit: int, after_id: int | None = None, status: str | None = None,
+                 newest_first: bool = False) -> list[Tenant]:
+    return provisioning.list_tenants(get_router(), limit=limit, after_id=after_id, status=status,
+                                     newest_first=newest_first)
 
 
 def update_tenant(slug: str, *, actor: Actor, plan: str | None = None, status: str | None = None) -> Tenant:

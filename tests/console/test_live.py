@@ -2,6 +2,8 @@
 stream, and streams are bounded (a time limit each, and a cap per process answered with a `retry` hint)."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from console import live
@@ -14,7 +16,25 @@ PYTEST = Actor("staff", "pytest")
 
 
 @pytest.fixture()
-def viewer(site, browser_client, make_tenant):
+def all_streams_free(site):
+    """Wait until no stream of an earlier test holds a slot of the per-process cap (a browser page's EventSource
+    keeps its stream until the server's next tick notices the page is gone, or the stream's time is up)."""
+    slots, cap = live._semaphore(), site.settings.console_max_streams
+    deadline = time.monotonic() + site.settings.console_stream_seconds + 30
+    while True:
+        held = 0
+        while held < cap and slots.acquire(blocking=False):
+            held += 1
+        for _ in range(held):
+            slots.release()
+        if held == cap or time.monotonic() > deadline:
+            assert held == cap, f"{cap - held} stream slot(s) still held by an earlier test"
+            return
+        time.sleep(0.1)
+
+
+@pytest.fixture()
+def viewer(site, browser_client, make_tenant, all_streams_free):
     t = make_tenant("live")
     return t, dev_sign_in(browser_client(), tenant=t.slug, role="VIEWER")
 

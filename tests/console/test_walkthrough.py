@@ -9,6 +9,7 @@ from celery.contrib.testing.worker import start_worker
 from playwright.sync_api import expect
 
 import workers.jobs  # noqa: F401  (registers the tasks)
+from core.inbound import listener
 from core.platform.queue import celery_app
 from tests.console.conftest import OUTBOUND, browser_sign_in, shot
 
@@ -17,13 +18,16 @@ pytestmark = pytest.mark.usefixtures("free_accounts")
 
 @pytest.fixture(scope="module")
 def running(site):
-    """The worker and the outbound consumer, as `make run` runs them."""
+    """The worker, the inbox processor (`zixly inbox`: webhooks are fanned out behind the answer) and the outbound
+    consumer, as `make run` runs them."""
     from workers.consumer import Config, Consumer
 
     consumer = Consumer(Config(threads=2, wait_seconds=1, retry_base=0.5, sweep_seconds=0.5, heartbeat_seconds=0.5,
                                providers=OUTBOUND)).start()
+    inbox = listener.InboxListener().start()
     with start_worker(celery_app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=10):
         yield
+    inbox.stop()
     consumer.stop()
 
 
