@@ -24,7 +24,7 @@ from core.platform.pages import matching, newest_first
 from core.platform.sqlcache import insert_or_skip
 from core.workflows.models import WorkflowSetting
 from core.workflows.registry import WORKFLOWS
-from tenancy.db import tenant_autocommit, tenant_session, tenant_transaction
+from tenancy.db import tenant_session, tenant_transaction
 
 
 
@@ -118,16 +118,6 @@ class WorkflowsInForce:
 def workflows_in_force(connection) -> WorkflowsInForce:
     return WorkflowsInForce(connection.execute(_ENABLED_WORKFLOWS).all(),
                             frozenset(connection.scalars(_PAUSED_CONNECTIONS)))
-
-
-def record_events(*, provider: str, connection_id, events, headers: dict, raw_body: bytes | None) -> list:
-    """Insert each event once, now, with its jobs, and publish their tasks after the commit: events that do not
-    come through the raw inbox (the processor batches those). Each event is one statement (autocommit)."""
-    with tenant_autocommit() as connection:
-        results, messages = add_events(connection, provider=provider, connection_id=connection_id, events=events,
-                                       headers=headers, raw_body=raw_body)
-    outbox.publish(messages)
-    return results
 
 
 def add_events(connection, *, provider: str, connection_id, events, headers: dict, raw_body: bytes | None,

@@ -17,6 +17,7 @@ from core.workflows import settings as workflow_settings
 from tenancy.context import tenant_context
 from tenancy.db import tenant_session, tenant_transaction
 from tests.api.test_connections import finish, follow_consent, start
+from tests.inbound.events import record_events
 
 pytestmark = pytest.mark.usefixtures("free_accounts")
 PYTEST = Actor("staff", "pytest")
@@ -29,7 +30,7 @@ def jobs_of(t) -> int:
 
 def an_event(t, conn_id) -> None:
     with tenant_context(t.ref):
-        inbox.record_events(provider="custom", connection_id=conn_id, headers={}, raw_body=None, events=[WebhookEvent(
+        record_events(provider="custom", connection_id=conn_id, headers={}, raw_body=None, events=[WebhookEvent(
             event_id=uuid.uuid4().hex, event_type="ping", account_id=None, resource_id=None, occurred_at=None,
             payload={"n": 1})])
 

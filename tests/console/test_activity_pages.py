@@ -7,6 +7,7 @@ from connectors.base import WebhookEvent
 from core.inbound import inbox
 from core.platform.actors import Actor
 from tenancy.context import tenant_context
+from tests.inbound.events import record_events
 from tests.console.conftest import dev_sign_in, post
 
 PYTEST = Actor("staff", "pytest")
@@ -16,7 +17,7 @@ def an_event(t) -> str:
     event = WebhookEvent(event_id=uuid.uuid4().hex, event_type="test.ping", account_id=None, resource_id="r1",
                          occurred_at=None, payload={"hello": "console"})
     with tenant_context(t.ref):
-        [recorded] = inbox.record_events(provider="custom", connection_id=None, events=[event], headers={},
+        [recorded] = record_events(provider="custom", connection_id=None, events=[event], headers={},
                                          raw_body=None)
         return str(inbox.list_events(limit=1)[0].id)
 

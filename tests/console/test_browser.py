@@ -130,11 +130,11 @@ def test_events_deliveries_notifications_audit_and_error_pages(site, new_page, m
     import uuid
 
     from connectors.base import WebhookEvent
-    from core.inbound import inbox
+    from tests.inbound.events import record_events
 
     t = make_tenant("bmore")
     with tenant_context(t.ref):
-        inbox.record_events(provider="custom", connection_id=None, headers={}, raw_body=None, events=[WebhookEvent(
+        record_events(provider="custom", connection_id=None, headers={}, raw_body=None, events=[WebhookEvent(
             event_id=uuid.uuid4().hex, event_type="order.created", account_id=None, resource_id="o-1",
             occurred_at=None, payload={"order": 1})])
     page = new_page()
