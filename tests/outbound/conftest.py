@@ -3,6 +3,7 @@ provider simulators over HTTP, real OAuth connections made through the API, Post
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import secrets
@@ -164,10 +165,14 @@ def one_receive_at_a_time(outbound_settings, monkeypatch):
     monkeypatch.setattr(client, "receive_message", serialized)
 
 
+_DEAL_IDS = itertools.count(900_000)  # one simulator per package: ids never repeat within it
+
+
 def deal(sim, deal_id: str | None = None) -> str:
-    """A fresh HubSpot deal in the simulator (so each test reads only its own calls)."""
+    """A fresh HubSpot deal in the simulator (so each test reads only its own calls). Ids come from a counter:
+    random ones collided now and then, and a test then read another test's PATCHes of the same deal."""
     hubspot = sim.provider("hubspot")
-    deal_id = deal_id or str(900_000 + int(uuid.uuid4().int % 99_999))
+    deal_id = deal_id or str(next(_DEAL_IDS))
     hubspot._store(hubspot.deals, {"dealname": f"Deal {deal_id}", "dealstage": "appointmentscheduled"},
                    object_id=deal_id)
     return deal_id
