@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import urllib3
-from sqlalchemy import String, and_, bindparam, case, cast, func, insert, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Boolean, String, and_, bindparam, case, cast, func, insert, literal, or_, select, update
 
 from connectors.destinations import post
 from connectors.errors import Unresolvable, UnsafeAddress
@@ -49,6 +50,8 @@ log = logging.getLogger("zixly.subscriptions")
 ERROR_CHARS = 500
 USER_AGENT = "Zixly-Webhooks/1.0"
 LEASE_MARGIN = 10.0  # seconds a claim outlives the longest attempt (connect + read timeouts)
+BATCH = 20  # messages of one subscription one task claims and sends (one claim, one settle for the 2xx answers)
+BATCH_SECONDS = 1.0  # a batch takes no next message after this long: a slow endpoint holds back no more than that
 
 
 @dataclass(frozen=True)
@@ -74,19 +77,80 @@ class Result:
 
 
 def _claim_statement():
+    """Up to `limit` due messages of one subscription, claimed in one statement: the given message first (if it is
+    still due), then that subscription's other due messages in creation order. Rows another claim is taking are
+    skipped, not waited for."""
     messages, subs = SubscriptionMessage.__table__, Subscription.__table__
     now = func.now()
+    given = bindparam("message_id", type_=messages.c.id.type)
     lease = now + func.make_interval(0, 0, 0, 0, 0, 0, bindparam("lease", type_=messages.c.attempts.type))
     due = or_(and_(messages.c.status == PENDING, messages.c.next_attempt_at <= now),
               and_(messages.c.status == SENDING, messages.c.lease_until <= now))
-    return (update(messages)
-            .where(messages.c.id == bindparam("message_id", type_=messages.c.id.type),
-                   subs.c.id == messages.c.subscription_id,
-                   subs.c.enabled.is_(True), subs.c.deleted_at.is_(None), due)
-            .values(status=SENDING, attempts=messages.c.attempts + 1, lease_until=lease, updated_at=now)
-            .returning(messages.c.id, messages.c.subscription_id, messages.c.event_type, messages.c.data,
-                       messages.c.created_at, messages.c.attempts, subs.c.url, subs.c.secrets_sealed,
-                       subs.c.failing_since))
+    owner = select(messages.c.subscription_id).where(messages.c.id == given).scalar_subquery()
+    # the partial index of undelivered messages finds them (a subscription's delivered history is not scanned)
+    undelivered = messages.c.status.in_((PENDING, SENDING))
+    picked = (select(messages.c.id).where(messages.c.subscription_id == owner, undelivered, due,
+                                          or_(messages.c.id == given, bindparam("others", type_=Boolean)))
+              .order_by((messages.c.id == given).desc(), messages.c.seq)
+              .limit(bindparam("limit", type_=messages.c.attempts.type))
+              .with_for_update(skip_locked=True).cte("picked"))
+    claimed = (update(messages)
+               .where(messages.c.id.in_(select(picked.c.id)), subs.c.id == messages.c.subscription_id,
+                      subs.c.enabled.is_(True), subs.c.deleted_at.is_(None))
+               .values(status=SENDING, attempts=messages.c.attempts + 1, lease_until=lease, updated_at=now)
+               .returning(messages.c.id, messages.c.subscription_id, messages.c.event_type, messages.c.data,
+                          messages.c.created_at, messages.c.attempts, messages.c.seq, subs.c.url,
+                          subs.c.secrets_sealed, subs.c.failing_since)
+               .cte("claimed"))
+    return select(claimed.c.id, claimed.c.subscription_id, claimed.c.event_type, claimed.c.data,
+                  claimed.c.created_at, claimed.c.attempts, claimed.c.url, claimed.c.secrets_sealed,
+                  claimed.c.failing_since).order_by((claimed.c.id == given).desc(), claimed.c.seq)
+
+
+def _release_statement():
+    """Claimed messages not tried (the batch stopped early) back to pending as they were, each with a new task in
+    the outbox in the same statement (their first task may already have found them claimed)."""
+    messages, box = SubscriptionMessage.__table__, OutboxMessage.__table__
+    ids = bindparam("b_ids", type_=ARRAY(messages.c.id.type))
+    counts = bindparam("b_claimed_attempts", type_=ARRAY(messages.c.attempts.type))
+    rows = func.unnest(ids, counts).table_valued("id", "claimed_attempts").render_derived("untried")
+    released = (update(messages).where(messages.c.id == rows.c.id, messages.c.status == SENDING,
+                                       messages.c.attempts == rows.c.claimed_attempts)
+                .values(status=PENDING, attempts=messages.c.attempts - 1, lease_until=None, updated_at=func.now())
+                .returning(messages.c.id).cte("released"))
+    queued = (insert(box).from_select(["task", "args", "countdown"], select(
+        literal(DELIVER_WEBHOOK), func.jsonb_build_array(cast(released.c.id, String)), literal(0.0)
+    ).select_from(released)).returning(box.c.id, box.c.args).cte("queued"))
+    return select(recorder.outbox_rows(queued).label("queued"))
+
+
+def _settle_delivered_statement():
+    """The 2xx answers of one batch (one subscription) in one statement: each attempt logged, each message
+    delivered (if its claim still holds it), the subscription's failure record cleared only if it has one."""
+    messages, subs, attempts = SubscriptionMessage.__table__, Subscription.__table__, SubscriptionAttempt.__table__
+    arrays = {name: bindparam(f"b_{name}", type_=ARRAY(kind)) for name, kind in (
+        ("ids", messages.c.id.type), ("claimed_attempts", messages.c.attempts.type),
+        ("codes", attempts.c.status_code.type), ("durations", attempts.c.duration_ms.type),
+        ("bodies", attempts.c.response_body.type), ("event_types", attempts.c.event_type.type))}
+    subscription = bindparam("b_subscription_id", type_=subs.c.id.type)
+    rows = func.unnest(*arrays.values()).table_valued(
+        "id", "claimed_attempts", "code", "duration_ms", "body", "event_type").render_derived("answered")
+    logged = insert(attempts).from_select(
+        ["subscription_id", "message_id", "event_type", "outcome", "status_code", "duration_ms", "response_body"],
+        select(subscription, rows.c.id, rows.c.event_type, literal(DELIVERED), rows.c.code, rows.c.duration_ms,
+               rows.c.body)).returning(attempts.c.id).cte("logged")
+    now = func.now()
+    settled = (update(messages).where(messages.c.id == rows.c.id, messages.c.status == SENDING,
+                                      messages.c.attempts == rows.c.claimed_attempts)
+               .values(status=DELIVERED, lease_until=None, response_status=rows.c.code, last_error=None,
+                       updated_at=now, delivered_at=now)
+               .returning(messages.c.id).cte("settled"))
+    marked = (update(subs).where(subs.c.id == subscription, or_(subs.c.consecutive_failures > 0,
+                                                              subs.c.failing_since.is_not(None)))
+              .values(consecutive_failures=0, failing_since=None).returning(subs.c.id).cte("marked"))
+    return select(select(func.count()).select_from(logged).scalar_subquery().label("logged"),
+                  select(func.count()).select_from(settled).scalar_subquery().label("settled"),
+                  select(func.count()).select_from(marked).scalar_subquery().label("marked"))
 
 
 def _settle_statement():
@@ -132,28 +196,35 @@ def _settle_statement():
 
 
 _CLAIM, _SETTLE = _claim_statement(), _settle_statement()
+_RELEASE, _SETTLE_DELIVERED = _release_statement(), _settle_delivered_statement()
 
 
 def deliver(message_id) -> str:
-    """The task: deliver one message if it is due; answers what happened."""
+    """The task: deliver one message if it is due, and with it up to BATCH - 1 more of its subscription's due
+    messages (deliver_holding_slot); answers what happened to this one."""
     config = settings()
-    lease = config.subscription_connect_timeout + config.subscription_timeout + LEASE_MARGIN
-    token = slots.take(config.subscription_tenant_concurrency, lease)
+    token = slots.take(config.subscription_tenant_concurrency, _lease(config, BATCH))
     if token is None:
         _put_back(message_id)
         metrics.webhook_attempts.labels("paced").inc()
         return "paced"
     try:
-        return deliver_holding_slot(message_id)
+        return deliver_holding_slot(message_id, batch=BATCH)
     finally:
         slots.give_back(token)
+
+
+def _lease(config, batch: int) -> float:
+    """How long a claim is held: its longest attempt, after the batch's time budget when it is one of several."""
+    budget = BATCH_SECONDS if batch > 1 else 0.0
+    return config.subscription_connect_timeout + config.subscription_timeout + LEASE_MARGIN + budget
 
 
 def deliver_in_order(message_ids: list[str]) -> list[str]:
     """A replay: each message after the one before (creation order), each under one of the tenant's slots (waited
     for, up to a lease: an order cannot be kept by putting a message back)."""
     config = settings()
-    lease = config.subscription_connect_timeout + config.subscription_timeout + LEASE_MARGIN
+    lease = _lease(config, 1)
     outcomes = []
     for message_id in message_ids:
         token, deadline = None, time.monotonic() + lease
@@ -177,22 +248,75 @@ def _put_back(message_id) -> None:
         log.warning("could not put back webhook %s: %s", message_id, exc)
 
 
-def deliver_holding_slot(message_id) -> str:
+def deliver_holding_slot(message_id, *, batch: int = 1) -> str:
+    """Claim the message (and, with batch > 1, up to batch - 1 more due messages of its subscription) in one
+    statement and send them one after another over the destination's kept-alive connection. The batch stops at
+    the first answer that is not a 2xx (that message is settled on its own, with the schedule, 410 and disabling)
+    or once BATCH_SECONDS have passed; what it did not try is released, each with a new task. The 2xx answers are
+    settled together in one statement."""
     config = settings()
     try:
         ident = uuid.UUID(str(message_id))
     except ValueError:
         return "missing"
-    lease = int(config.subscription_connect_timeout + config.subscription_timeout + LEASE_MARGIN)
     with tenant_autocommit() as connection:
-        row = connection.execute(_CLAIM, {"message_id": ident, "lease": lease}).mappings().first()
-    if row is None:  # delivered, given up, not due, held by another claim, or its subscription is off
+        rows = connection.execute(_CLAIM, {"message_id": ident, "lease": int(_lease(config, batch)),
+                                           "limit": max(1, batch), "others": batch > 1}).mappings().all()
+    if not rows:  # delivered, given up, not due, held by another claim, or its subscription is off
         return "not-due"
-    claimed = Claimed(**row)
-    started = time.monotonic()
-    result = _send(claimed, config)
-    duration = int((time.monotonic() - started) * 1000)
-    return _settle(claimed, result, duration, config)
+    claimed = [Claimed(**row) for row in rows]
+    outcomes: dict[uuid.UUID, str] = {}
+    delivered: list[tuple[Claimed, Result, int]] = []
+    untried: list[Claimed] = []
+    began = time.monotonic()
+    try:
+        for index, message in enumerate(claimed):
+            if index and time.monotonic() - began >= BATCH_SECONDS:
+                untried = claimed[index:]
+                break
+            started = time.monotonic()
+            result = _send(message, config)
+            duration = int((time.monotonic() - started) * 1000)
+            if result.outcome == DELIVERED:
+                delivered.append((message, result, duration))
+                continue
+            untried = claimed[index + 1:]
+            _settle_delivered(delivered)  # before this failure, as they happened (it may disable the subscription)
+            outcomes.update((done.id, DELIVERED) for done, _, _ in delivered)
+            delivered = []
+            outcomes[message.id] = _settle(message, result, duration, config)
+            break
+        _settle_delivered(delivered)
+        outcomes.update((done.id, DELIVERED) for done, _, _ in delivered)
+    finally:
+        _release(untried)  # also when settling failed: what was never sent need not wait for its lease
+    outcomes.update((message.id, "released") for message in untried)
+    return outcomes.get(ident, "not-due")
+
+
+def _settle_delivered(delivered: list[tuple[Claimed, Result, int]]) -> None:
+    if not delivered:
+        return
+    with tenant_autocommit() as connection:
+        connection.execute(_SETTLE_DELIVERED, {
+            "b_subscription_id": delivered[0][0].subscription_id,
+            "b_ids": [m.id for m, _, _ in delivered], "b_claimed_attempts": [m.attempts for m, _, _ in delivered],
+            "b_codes": [r.status_code for _, r, _ in delivered], "b_durations": [d for _, _, d in delivered],
+            "b_bodies": [r.body for _, r, _ in delivered],
+            "b_event_types": [m.event_type for m, _, _ in delivered]})
+    metrics.webhook_attempts.labels(DELIVERED).inc(len(delivered))
+    now = datetime.now(UTC)
+    for message, _, _ in delivered:
+        metrics.webhook_latency.observe(max(0.0, (now - message.created_at).total_seconds()))
+
+
+def _release(untried: list[Claimed]) -> None:
+    if not untried:
+        return
+    with tenant_autocommit() as connection:
+        row = connection.execute(_RELEASE, {"b_ids": [m.id for m in untried],
+                                            "b_claimed_attempts": [m.attempts for m in untried]}).mappings().one()
+    outbox.publish(recorder.messages(row["queued"]))
 
 
 def body_of(claimed: Claimed) -> bytes:
