@@ -1,4 +1,9 @@
-"""Delivering one message to its subscription's endpoint (a worker task): claim, sign, POST, record.
+"""Delivering messages to their subscription's endpoint (a worker task): claim, sign, POST, record.
+
+A task claims its message and up to BATCH - 1 more due messages of the same subscription in one statement, sends
+them one after another under one tenant slot, and settles the 2xx answers together in one statement; the batch
+stops at the first other answer (settled on its own) or after BATCH_SECONDS, and what it did not try is released
+untouched (pending, attempt count as before) with a new task. A replay claims only the message it names.
 
 Invariants. A message is sent by one claim at a time (pending and due, or `sending` whose lease lapsed: a dead
 worker's message is sent again — at least once, under the same `webhook-id`). Every attempt is logged with its
