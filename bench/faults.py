@@ -67,7 +67,7 @@ class _Fault(threading.Thread):
 def _outcome(ref) -> dict:
     from sqlalchemy import func, select
 
-    from core.inbound.models import InboundEvent
+    from core.inbound.models import InboundEvent, RawDelivery
     from core.jobs.models import Job, JobStep
     from tenancy.context import tenant_context
     from tenancy.db import tenant_session
@@ -80,7 +80,9 @@ def _outcome(ref) -> dict:
         steps = session.scalar(select(func.count()).select_from(
             select(JobStep.job_id).where(JobStep.status == "done").group_by(JobStep.job_id)
             .having(func.count() > 1).subquery()))
-    return {"events": events, "completed": completed, "steps_twice": steps}
+        jobs = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+        raw = session.scalar(select(func.count()).select_from(RawDelivery))
+    return {"events": events, "completed": completed, "steps_twice": steps, "jobs": jobs, "raw_waiting": raw}
 
 
 def bench_faults(settings, *, home: Path, webhooks: int = WEBHOOKS, progress=None) -> dict:
@@ -157,8 +159,8 @@ def bench_faults(settings, *, home: Path, webhooks: int = WEBHOOKS, progress=Non
         deadline, outcome = sent_at + 300, None
         while time.monotonic() < deadline:
             outcome = _outcome(ref)
-            if all(outcome["completed"].get(e) for e in accepted):
-                break
+            if all(outcome["completed"].get(e) for e in accepted) or proc.poll() is not None:
+                break  # done, or the worker is gone (nothing runs the rest: its exit is reported)
             time.sleep(0.5)
         drained_at = time.monotonic()
     except BaseException:
@@ -166,6 +168,7 @@ def bench_faults(settings, *, home: Path, webhooks: int = WEBHOOKS, progress=Non
         raise
     finally:
         beat.stop.set()
+        worker_exit = proc.poll() if proc is not None else None
         if proc is not None:
             stop_group(proc, timeout=30)
         if inbox is not None:
@@ -174,12 +177,16 @@ def bench_faults(settings, *, home: Path, webhooks: int = WEBHOOKS, progress=Non
         redis.stop()
         pg.stop(quiet=True)
         bootstrap.init(settings)
-    shutil.rmtree(tmp, ignore_errors=True)
     completed = {e for e in accepted if outcome["completed"].get(e)}
+    if completed == accepted:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:  # the worker's, the inbox processor's logs say why
+        print(f"faults bench: {len(accepted - completed)} lost; logs kept in {tmp}", file=sys.stderr)
     return {
         "webhooks": webhooks, "accepted": len(accepted), "completed": len(completed),
         "completed_twice": sum(1 for e in accepted if outcome["completed"].get(e, 0) > 1) + outcome["steps_twice"],
         "lost": len(accepted - completed), "kept_unacknowledged": len(outcome["events"] - accepted),
+        "jobs_by_status": outcome["jobs"], "worker_exit": worker_exit, "raw_waiting": outcome["raw_waiting"],
         "answers": dict(answers), "send_s": sent_at - start,
         "outages": {f.label: f.up_at - f.down_at for f in faults.values()},
         "first_accepted_after": first_after,
@@ -199,6 +206,9 @@ def report(result: dict) -> list[str]:
             f"{result['completed_twice']} (goal 0)   lost {result['lost']} (goal 0)   kept but not acknowledged "
             f"{result['kept_unacknowledged']}",
             f"  answers: {answers}",
+            f"  at the end: jobs by status {result['jobs_by_status']}; raw deliveries not yet fanned out "
+            f"{result['raw_waiting']}" + (f"; THE WORKER EXITED ({result['worker_exit']})"
+                                          if result["worker_exit"] is not None else ""),
             f"  {outages}",
             f"  sending took {result['send_s']:.1f} s; the last job completed {result['drain_s']:.1f} s after the last "
             f"webhook; longest time to recover {result['recover_s']:.1f} s (server back -> next webhook accepted, "

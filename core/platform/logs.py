@@ -47,6 +47,8 @@ class JsonFormatter(logging.Formatter):
                 doc[key] = value if isinstance(value, (int, float, bool, type(None))) else redact(str(value))
         if record.exc_info:
             doc["error"] = redact(f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
+            if record.levelno >= logging.ERROR:  # an operator needs to know where (a log line, never a response)
+                doc["stack"] = redact(self.formatException(record.exc_info))
         return json.dumps(doc, default=str)
 
 
