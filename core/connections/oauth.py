@@ -6,6 +6,8 @@ Invariant: the state is spent by the first callback that names it, whatever happ
 back to the wrong browser (see `consent_binding`) spends the state too: the authorization code it carries went
 to someone other than the admin, so it must never become usable later (an attacker who learns the victim's
 code cannot replay it from the right browser). The cost is that the rightful admin asks for a fresh consent.
+A failed callback binds nothing and raises `ConsentFailed`, which names only the page stored with the state at
+its start (see `consent_failures`), never one the callback's query carries.
 """
 from __future__ import annotations
 

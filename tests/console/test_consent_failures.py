@@ -7,12 +7,13 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from playwright.sync_api import expect
 
 from console import consent_errors
 from core.connections import store
 from core.connections.consent_failures import REASONS
 from tenancy.context import tenant_context
-from tests.console.conftest import dev_sign_in, post
+from tests.console.conftest import browser_sign_in, dev_sign_in, post, shot
 from tests.console.flows import connect, follow_to_provider_and_back
 
 pytestmark = pytest.mark.usefixtures("free_accounts")
@@ -155,3 +156,20 @@ def test_a_hand_made_return_link_shows_only_fixed_text(site, admin):
 
 def test_every_reason_the_callback_sends_has_its_own_sentence():
     assert set(REASONS) == set(consent_errors.MESSAGES)
+
+
+def test_in_the_browser_a_declined_xero_consent_lands_back_and_a_retry_connects(site, new_page, make_tenant):
+    t = make_tenant("cfail-web")
+    page = new_page()
+    browser_sign_in(site, page, subject="ada", tenant=t.slug, role="ADMIN", email="ada@example.com")
+    site.sim.deny_consent("xero")
+    page.goto(f"{site.url}/console/connections")
+    page.get_by_label("Provider").select_option("xero")
+    page.get_by_label("Name", exact=True).fill("Books")
+    page.get_by_role("button", name="Connect").click()  # Xero's consent page, declined, and back
+    expect(page.get_by_role("alert")).to_contain_text("Consent was declined at Xero, so nothing changed.")
+    expect(page.get_by_role("heading", name="Books")).to_contain_text("pending")
+    assert page.url.startswith(f"{site.url}/console/connections/") and "consent_error" not in page.url
+    shot(page, "30-consent-declined")
+    page.get_by_role("button", name="Give consent").click()  # the simulator consents this time
+    expect(page.get_by_role("heading", name="Choose the account")).to_be_visible()
