@@ -29,6 +29,7 @@ ROOT_ENDPOINTS = ("console_root", "console_login_shortcut")
 
 def create_app(settings: Settings | None = None) -> Flask:
     app = create_api_app(settings)
+    app.config["CONSENT_RETURN_PATH"] = connections.RETURN_PATH  # where a failed console consent lands
     for blp in blueprints.ALL:
         api_auth.SELF_AUTHENTICATED_BLUEPRINTS.add(blp.name)
         app.register_blueprint(blp)

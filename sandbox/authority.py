@@ -57,6 +57,24 @@ class Authority:
         self.access: dict[str, Issued] = {}
         self.refresh: dict[str, Issued] = {}
         self.token_requests: Counter = Counter()
+        self.refusals: dict[str, list[tuple[str, str]]] = {}  # provider -> the next consents' (error, description)
+        self.code_refusals: Counter = Counter()  # provider -> how many next code exchanges get invalid_grant
+
+    def refuse_consents(self, provider: str, error: str, description: str, count: int) -> None:
+        with self.lock:
+            self.refusals.setdefault(provider, []).extend([(error, description)] * count)
+
+    def take_refusal(self, provider: str) -> tuple[str, str] | None:
+        with self.lock:
+            queue = self.refusals.get(provider) or []
+            return queue.pop(0) if queue else None
+
+    def take_code_refusal(self, provider: str) -> bool:
+        with self.lock:
+            if self.code_refusals[provider] <= 0:
+                return False
+            self.code_refusals[provider] -= 1
+            return True
 
     def register(self, provider: str, app: App) -> None:
         with self.lock:

@@ -115,6 +115,12 @@ class Provider:
         challenge = q.get("code_challenge") if self.supports_pkce else None
         if challenge and q.get("code_challenge_method") != "S256":
             return json_response({"error": "invalid_request", "error_description": "only S256 is supported"}, 400)
+        joiner = "&" if "?" in redirect_uri else "?"
+        refusal = self.authority.take_refusal(self.name)
+        if refusal is not None:  # the user declined (or the provider failed): RFC 6749 §4.1.2.1
+            params = {"error": refusal[0], "error_description": refusal[1],
+                      **({"state": q["state"]} if "state" in q else {})}
+            return Response(status=302, headers={"Location": f"{redirect_uri}{joiner}{urlencode(params)}"})
         account = self.consent(request, host, app)
         if isinstance(account, Response):
             return account
@@ -122,7 +128,6 @@ class Provider:
                                                        challenge, time.time() + Authority.CODE_TTL))
         params = self.callback_params({"code": code, **({"state": q["state"]} if "state" in q else {})},
                                       host, account, app)
-        joiner = "&" if "?" in redirect_uri else "?"
         return Response(status=302, headers={"Location": f"{redirect_uri}{joiner}{urlencode(params)}"})
 
     def token(self, request: Request, **_) -> Response:
@@ -158,6 +163,8 @@ class Provider:
         return app
 
     def _exchange(self, form: dict, app: App) -> Response:
+        if self.authority.take_code_refusal(self.name):
+            return self.oauth_error("invalid_grant", "authorization code is invalid or expired")
         with self.authority.lock:
             code = self.authority.codes.get(form.get("code") or "")
             if code is None or code.client_id != app.client_id or code.expires_at < time.time():

@@ -129,6 +129,19 @@ class Simulator:
         """Revoke one grant (by its refresh token) or all of the provider's: refreshes get invalid_grant."""
         return self.authority.revoke(provider, refresh_token)
 
+    def deny_consent(self, provider: str, error: str = "access_denied",
+                     description: str = "The user denied access", count: int = 1) -> None:
+        """The next `count` consents at the provider are declined: its authorize endpoint redirects back with
+        `error`, `error_description` and `state` (RFC 6749 §4.1.2.1), as when the user presses Cancel."""
+        self.provider(provider)
+        self.authority.refuse_consents(provider, error, description, count)
+
+    def refuse_code_exchange(self, provider: str, count: int = 1) -> None:
+        """The next `count` authorization-code exchanges at the token endpoint get `invalid_grant`."""
+        self.provider(provider)
+        with self.authority.lock:
+            self.authority.code_refusals[provider] += count
+
     def force_rate_limit(self, provider: str, retry_after: float = 1.0, count: int = 1) -> None:
         """The next `count` API calls get the provider's own rate-limit answer, waiting `retry_after` s."""
         self._queue(provider, _Fault(429, count, retry_after))

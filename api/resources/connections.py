@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import marshmallow as ma
-from flask import g, redirect, request
+from flask import current_app, g, redirect, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -19,6 +19,7 @@ from api.auth import access
 from api.common import PageArgsSchema, decode_uuid_cursor, idempotent, page, page_schema
 from connectors.registry import CONNECTORS
 from core.connections import api_calls, consent_binding, hook_secrets, oauth, providers, sealing, store
+from core.connections.consent_failures import ConsentFailed
 from core.platform.runtime import settings
 from core.platform.validation import FullMatch
 
@@ -343,7 +344,8 @@ class OAuthCallback(MethodView):
     @oauth_blp.arguments(CallbackArgsSchema, location="query")
     @oauth_blp.response(200, CallbackResultSchema)
     @oauth_blp.alt_response(302, description="Redirect to the console (a flow it started) or the configured "
-                                             "return URL.")
+                                             "return URL. A failed consent the console started is redirected "
+                                             "back to it too, with only a short reason (`consent_error`).")
     @oauth_blp.alt_response(403, description="A `browser` consent came back to a browser without the cookie set "
                                              "for its initiator (another person's browser): nothing was bound, "
                                              "and the state is spent; the admin asks for a fresh consent.")
@@ -355,11 +357,31 @@ class OAuthCallback(MethodView):
         first callback naming it, even one refused for coming back to the wrong browser: the code it carried
         reached someone else, so it must never become usable."""
         params = {k: v for k, v in request.args.items() if isinstance(v, str)}
-        result = oauth.complete_oauth(params, browser_nonce=consent_cookies.take_from_callback(args["state"]))
+        try:
+            result = oauth.complete_oauth(params, browser_nonce=consent_cookies.take_from_callback(args["state"]))
+        except ConsentFailed as failed:
+            return _failed_consent(failed)
         target = result.return_to or settings().oauth_return_url  # the console's page when it started the flow
         if target:
-            sep = "&" if "?" in target else "?"
-            return redirect(target + sep + urlencode({"connection": str(result.connection.id),
-                                                      "status": result.connection.status}), 302)
+            return redirect(_with_query(target, {"connection": str(result.connection.id),
+                                                 "status": result.connection.status}), 302)
         return {"tenant": result.tenant.slug, "connection": _view(result.connection)}
+
+
+def _with_query(target: str, values: dict) -> str:
+    return target + ("&" if "?" in target else "?") + urlencode(values)
+
+
+def _failed_consent(failed: ConsentFailed):
+    """Back to the page the flow's initiator set at its start, with only the failure's short reason; a flow
+    started through the API (no such page) answers problem+json. A state that cannot be found names no page,
+    but one minted for a flow returning to this site goes to this site's fixed consent page (the app's
+    CONSENT_RETURN_PATH, set when the console is mounted)."""
+    target = failed.return_to
+    if target is None and failed.from_site_page:
+        target = current_app.config.get("CONSENT_RETURN_PATH")
+    if not target:
+        raise failed.error
+    values = {"connection": failed.connection_id} if failed.connection_id else {}
+    return redirect(_with_query(target, {**values, "consent_error": failed.reason}), 302)
 

@@ -6,13 +6,13 @@ from flask import g, redirect, request
 
 from api import consent_cookies
 from api.resources.connections import PROVIDERS, ConnectionCreateSchema, SecretCreateSchema
-from console import forms, guard
+from console import consent_errors, forms, guard
 from console.blueprints import tenant as blp
 from console.guard import requires
 from console.pages import done, render
 from core.connections import api_calls, hook_secrets, oauth, sealing, store
 from core.connections.consent_binding import BROWSER
-from core.connections.providers import WEBHOOK_ONLY
+from core.connections.providers import WEBHOOK_ONLY, connector
 from core.platform.errors import Conflict, Invalid, NotFound, Unavailable, UpstreamFailed
 from core.platform.runtime import settings
 from devstack import test_events
@@ -72,11 +72,26 @@ def connect():
 @blp.get("/connections/return")
 @requires("VIEWER")
 def consent_return():
-    """Where the OAuth callback sends the browser after a consent started here."""
+    """Where the OAuth callback sends the browser after a consent started here (or one that failed)."""
+    if "consent_error" in request.args:
+        return _consent_failed(request.args["consent_error"], request.args.get("connection", ""))
     conn = store.get_connection(request.args.get("connection", ""))
     message = {"select_account": "Consent given. Choose which account to connect.",
                "active": "Connected."}.get(conn.status, f"The connection is {conn.status}.")
     return done(message, "console_tenant.connection", connection_id=str(conn.id))
+
+
+def _consent_failed(reason: str, connection_id: str):
+    """The fixed sentence for the reason, on the connection's page when it is this tenant's, else on the list."""
+    try:
+        conn = store.get_connection(connection_id) if connection_id else None
+    except NotFound:
+        conn = None
+    if conn is None:
+        return done(consent_errors.message_for(reason, None), "console_tenant.connections", kind="error")
+    provider = connector(conn.provider).display_name if conn.provider not in WEBHOOK_ONLY else conn.provider
+    return done(consent_errors.message_for(reason, provider), "console_tenant.connection", kind="error",
+                connection_id=str(conn.id))
 
 
 def _detail(conn) -> dict:

@@ -6,6 +6,8 @@ Invariant: the state is spent by the first callback that names it, whatever happ
 back to the wrong browser (see `consent_binding`) spends the state too: the authorization code it carries went
 to someone other than the admin, so it must never become usable later (an attacker who learns the victim's
 code cannot replay it from the right browser). The cost is that the rightful admin asks for a fresh consent.
+A failed callback binds nothing and raises `ConsentFailed`, which names only the page stored with the state at
+its start (see `consent_failures`), never one the callback's query carries.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from connectors.errors import ConnectorError, InvalidOptions, Permanent, ReauthR
 from connectors.oauth import AccountInfo, ApiContext, TokenSet
 from core.connections import consent_binding
 from core.connections.consent_binding import BROWSER, BrowserCookie
+from core.connections.consent_failures import RETURNING_STATE_PREFIX, ConsentFailed, reason_for
 from core.connections.errors import ConsentFromAnotherBrowser, InvalidConnectionOptions, OAuthStateInvalid
 from core.connections.models import Connection
 from core.connections.providers import (
@@ -40,7 +43,7 @@ from core.connections.store import (
 from core.events import catalogue, recorder
 from core.platform import audit, signals
 from core.platform.actors import Actor
-from core.platform.errors import BadRequest, Conflict, Unavailable, UpstreamFailed
+from core.platform.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound, Unavailable, UpstreamFailed
 from core.platform.runtime import redis_client
 from tenancy.apikeys import tenant_ref
 from tenancy.context import TenantRef, current_tenant, tenant_context
@@ -113,7 +116,7 @@ def authorize(conn: Connection, *, consent: str = BROWSER, return_to: str | None
     the hash of the cookie handed to the caller, 10 min. `return_to`: the local page the callback redirects to
     (the console's), instead of answering JSON."""
     plugin = connector(conn.provider)
-    state = secrets.token_urlsafe(32)
+    state = (RETURNING_STATE_PREFIX if return_to else "") + secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64) if plugin.supports_pkce else None
     cookie = consent_binding.new_cookie(state) if consent == BROWSER else None
     record = {"tenant_id": current_tenant().id, "connection_id": str(conn.id), "verifier": verifier,
@@ -160,8 +163,23 @@ class CallbackResult:
 
 def complete_oauth(params: dict, *, browser_nonce: str | None = None) -> CallbackResult:
     """The provider sent the user back: check the state (single use) and the browser it came back to, exchange
-    the code, bind the account. `browser_nonce`: the value of the flow's cookie, if the browser sent it."""
-    record = _pop_state(params.get("state") or "")
+    the code, bind the account. `browser_nonce`: the value of the flow's cookie, if the browser sent it.
+    Raises `ConsentFailed` (the problem, its short reason and where the flow's initiator asked to land)."""
+    state = params.get("state") or ""
+    try:
+        record = _pop_state(state)
+    except (OAuthStateInvalid, Unavailable) as exc:
+        raise ConsentFailed(exc, reason=reason_for(exc, {}),
+                            from_site_page=state.startswith(RETURNING_STATE_PREFIX)) from exc
+    try:
+        return _complete(record, params, browser_nonce)
+    except (BadRequest, Forbidden, Conflict, Invalid, NotFound, UpstreamFailed, Unavailable) as exc:
+        raise ConsentFailed(exc, reason=reason_for(exc, params), return_to=record.get("return_to"),
+                            connection_id=record["connection_id"], from_site_page=bool(record.get("return_to"))) \
+            from exc
+
+
+def _complete(record: dict, params: dict, browser_nonce: str | None) -> CallbackResult:
     with catalog_session() as session:
         tenant_row = session.get(Tenant, int(record["tenant_id"]))
     if tenant_row is None or tenant_row.status != "active":

@@ -139,3 +139,22 @@ def test_an_idempotent_replay_does_not_hand_out_the_cookie_again(client, make_te
     replay = client.post("/v1/connections", json={"provider": "asana"}, headers=headers)
     assert first.status_code == replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
     assert consent_cookies(first) and consent_cookies(replay) == []
+
+
+@pytest.mark.parametrize("failure", ["declined", "code refused"])
+def test_a_failed_consent_started_through_the_api_still_answers_problem_json(client, make_tenant, sim, failure):
+    """No page was set at the start (an API client drives its own consent): nowhere to send the browser, so the
+    callback answers problem+json as before, and the connection is left pending with nothing bound."""
+    t = make_tenant("apifail")
+    if failure == "declined":
+        sim.deny_consent("hubspot")
+    else:
+        sim.refuse_code_exchange("hubspot")
+    created = start(client, t, "hubspot").get_json()
+    query = follow_consent(created["authorize_url"])
+    assert ("error" in parse_qs(query)) is (failure == "declined") and state_of(query)
+    r = client.get("/v1/oauth/callback?" + query)
+    assert r.status_code == 400 and r.content_type == "application/problem+json" and "Location" not in r.headers
+    assert r.get_json()["type"].endswith("/bad-request")
+    stored = row(t, created["id"])
+    assert stored.status == "pending" and stored.tokens_sealed is None and stored.account_id is None
