@@ -1,6 +1,10 @@
 """The Celery app every process publishes through; tasks themselves live in `workers/`."""
 from __future__ import annotations
 
+import ssl
+from urllib.parse import parse_qs, urlsplit
+
+import redis
 from kombu import Exchange, Queue, pools
 from kombu.transport import redis as kombu_redis
 
@@ -30,6 +34,13 @@ class _Channel(kombu_redis.Channel):
     _publish_client = None
 
     def _create_client(self, asynchronous=False):
+        if self.connection is None or self.connection.client is None:
+            # The connection was collected after a broker error, and Celery's consumer then closes it: closing
+            # the channel restores its unacknowledged messages, and kombu would build a pool from the cleared
+            # connection info (AttributeError: 'NoneType' object has no attribute 'hostname'), an "Unrecoverable
+            # error" that ends the worker process. A connection error is what Celery expects and ignores here;
+            # the messages stay in the unacked index and are restored by visibility timeout.
+            raise redis.exceptions.ConnectionError("the broker connection was closed")
         if asynchronous:
             return super()._create_client(asynchronous=True)
         client = self._publish_client
@@ -40,6 +51,17 @@ class _Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = _Channel
+
+
+def _tls_options(url: str) -> dict | None:
+    """For a rediss:// broker: verify the server's certificate unless the URL says otherwise. (kombu derives TLS
+    from the scheme only for its own transport name; with ours it comes from broker_use_ssl or the URL's
+    ssl_cert_reqs, and kombu's default without either is CERT_NONE.)"""
+    if not url.startswith("rediss://"):
+        return None
+    if "ssl_cert_reqs" in parse_qs(urlsplit(url).query):
+        return None  # Celery reads it from the URL
+    return {"ssl_cert_reqs": ssl.CERT_REQUIRED}
 
 
 celery_app = TenantCelery("zixly", load_tenant=lambda slug: load_tenant_ref(get_router(), slug))
@@ -57,8 +79,10 @@ def configure(settings: Settings) -> None:
         celery_app._local.__dict__.pop("backend", None)
     celery_app.conf.update(
         broker_url=settings.redis_url,
-        # plain redis:// only: rediss:// keeps kombu's own transport and its TLS handling
-        broker_transport="core.platform.queue:Transport" if settings.redis_url.startswith("redis://") else None,
+        # redis:// and rediss:// alike (TLS from the URL's ssl_cert_reqs, or verified by default)
+        broker_transport="core.platform.queue:Transport" if settings.redis_url.startswith(("redis://", "rediss://"))
+        else None,
+        broker_use_ssl=_tls_options(settings.redis_url),
         result_backend=settings.redis_url,
         task_serializer="json",
         accept_content=["json"],
