@@ -189,6 +189,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--ingest-seconds", type=float, default=10.0)
     parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--jobs-rate", type=float, default=None, help="jobs: create at this many jobs/s")
     parser.add_argument("--deliveries", type=int, default=1000)
     parser.add_argument("--top", type=int, default=25, help="profile: how many call sites to print")
     parser.add_argument("--webhook-workers", default="2,4")
@@ -237,7 +238,8 @@ def main() -> None:
             hook_profile = profile_ingest(settings, top=args.top if "profile" in suites else 0)
         ingest = bench_ingest(settings, seconds=args.ingest_seconds, progress=progress) if "ingest" in suites \
             else None
-        jobs = bench_jobs(settings, jobs=args.jobs, progress=progress) if "jobs" in suites else None
+        jobs = bench_jobs(settings, jobs=args.jobs, rate=args.jobs_rate, progress=progress) if "jobs" in suites \
+            else None
         deliveries = None
         if "outbound" in suites:
             from bench.outbound import bench_outbound
@@ -401,9 +403,18 @@ def _print_jobs(args, jobs) -> None:
     print()
     print(f"jobs end to end  {jobs['jobs']} echo jobs created by {jobs['creators']} threads, one Celery worker "
           f"(default settings, concurrency {jobs['worker_concurrency']})")
+    if jobs["rate"]:
+        print(f"  created at {jobs['rate']:.0f} jobs/s (paced)")
     print(f"  {jobs['jobs_per_s']:.0f} jobs/s   (goal: >= 100)   {jobs['completed']}/{jobs['jobs']} completed "
           f"in {jobs['elapsed_s']:.1f} s from the first create; creating took {jobs['create_s']:.1f} s")
     print(f"  created -> completed: p50 {jobs['latency_p50_ms']:.0f} ms   p99 {jobs['latency_p99_ms']:.0f} ms")
+    print(f"  created -> started:   p50 {jobs['start_p50_ms']:.0f} ms   p95 {jobs['start_p95_ms']:.0f} ms   "
+          f"(machine shared: load {os.getloadavg()[0]:.1f})")
+    print(f"  {jobs['redis_commands_per_job']:.1f} Redis commands per job end to end (API, broker, turn)")
+    t = jobs["turn_profile"]
+    print(f"  a worker child per job (turns in-process, {t['jobs']} jobs): {t['statements_per_job']:.2f} SQL "
+          f"statements, {t['redis_commands_per_job']:.2f} Redis commands, {t['calls_per_job']:.0f} Python calls, "
+          f"{t['cpu_us_per_job_profiled']:.0f} µs CPU under cProfile; {t['turns']} turns ran them")
     print(f"  exactly once: {'yes' if jobs['exactly_once'] else 'NO'} ({jobs['retried']} retried, "
           f"{jobs['failed']} failed, {jobs['unfinished']} unfinished)")
 

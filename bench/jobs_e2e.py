@@ -125,23 +125,72 @@ def _wait_done(ref, total: int, timeout: float, proc, on_poll=lambda finished: N
         time.sleep(0.2)
 
 
-def _latencies(ref, exclude) -> tuple[float, float]:
-    """p50 and p99 of created -> finished (queueing included), in ms, over the completed jobs."""
+def _latencies(ref, exclude, until: str = "finished_at", percentiles=(0.5, 0.99)) -> tuple[float, float]:
+    """Percentiles (p50 and p99) of created -> finished (queueing included; or -> `until`), in ms, over the
+    completed jobs but those in `exclude`."""
     from sqlalchemy import func, select
 
     from core.jobs.models import Job
     from tenancy.context import tenant_context
     from tenancy.db import tenant_session
 
-    d = func.extract("epoch", Job.finished_at - Job.created_at) * 1000
-    query = select(*(func.percentile_cont(p).within_group(d) for p in (0.5, 0.99))).where(
-        Job.status == "COMPLETED", Job.id != exclude)
+    d = func.extract("epoch", getattr(Job, until) - Job.created_at) * 1000
+    query = select(*(func.percentile_cont(p).within_group(d) for p in percentiles)).where(
+        Job.status == "COMPLETED", Job.id.notin_(exclude))
     with tenant_context(ref), tenant_session() as session:
         row = session.execute(query).one()
     return float(row[0] or 0), float(row[1] or 0)
 
 
-def bench_jobs(settings, *, jobs: int = 1000, progress=None, timeout: float | None = None) -> dict:
+PROFILED_JOBS = 200
+
+
+def _redis_commands() -> int:
+    from core.platform.runtime import redis_client
+
+    return int(redis_client().info("stats")["total_commands_processed"])
+
+
+def profile_turns(ref, actor, jobs: int = PROFILED_JOBS) -> dict:
+    """What running a job costs in a worker child, deterministically: `jobs` echo jobs created, then turns run
+    in-process (no Celery) until none is left, counting SQL statements, Redis commands and Python calls per job."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from bench.hook_profile import profile_work
+    from core.execution import turns
+    from core.jobs import service as core_jobs
+    from tenancy.context import tenant_context
+
+    with tenant_context(ref):
+        ids = [core_jobs.create_job(workflow="echo", data={"i": i}, actor=actor).id for i in range(jobs)]
+    statements = [0]
+
+    def count(*_args, **_kw):
+        statements[0] += 1
+
+    def run() -> int:
+        ran = 0
+        while turns.run_next_job(secrets.token_hex(8)) != turns.IDLE:
+            ran += 1
+        return ran
+
+    event.listen(Engine, "before_cursor_execute", count)
+    before = _redis_commands()
+    try:
+        profile = profile_work(run)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    commands = _redis_commands() - before - 1  # less the INFO that read the count
+    done = max(profile["units"], 1)
+    return {"ids": ids, "turns": profile["units"], "jobs": jobs, "statements_per_job": statements[0] / jobs,
+            "redis_commands_per_job": commands / jobs, "calls_per_job": profile["calls_per_unit"] * done / jobs,
+            "cpu_us_per_job_profiled": profile["cpu_us_per_unit_profiled"] * done / jobs}
+
+
+def bench_jobs(settings, *, jobs: int = 1000, rate: float | None = None, progress=None,
+               timeout: float | None = None) -> dict:
+    """With `rate`, the creators pace themselves to `rate` jobs per second in all (the latency at a given load)."""
     from core.jobs import service as core_jobs
     from core.platform.actors import Actor
     from core.tenants import service as tenants
@@ -153,12 +202,17 @@ def bench_jobs(settings, *, jobs: int = 1000, progress=None, timeout: float | No
     tenant, _, _ = tenants.create_tenant(slug=slug, name="Jobs", plan="enterprise", actor=Actor("staff", "bench"))
     ref, actor = tenant_ref(tenant), Actor("system", "bench")
     timeout = timeout or max(60.0, jobs / 10)  # 10 jobs/s is a tenth of the goal
+    turn_profile = profile_turns(ref, actor)
+    profiled = turn_profile["jobs"]
+    excluded = set(turn_profile.pop("ids"))
     failures: list[BaseException] = []
 
     def create(part: range) -> None:
         try:
             with tenant_context(ref):
                 for i in part:
+                    if rate:
+                        time.sleep(max(0.0, start + i / rate - time.perf_counter()))
                     core_jobs.create_job(workflow="echo", data={"i": i}, actor=actor)
         except BaseException as exc:  # reported by the main thread
             failures.append(exc)
@@ -171,11 +225,12 @@ def bench_jobs(settings, *, jobs: int = 1000, progress=None, timeout: float | No
         start = time.perf_counter()
         with tenant_context(ref):  # readiness: a first job goes all the way through
             warm = core_jobs.create_job(workflow="echo", data={"warmup": True}, actor=actor)
-        if _wait_done(ref, 1, 120, proc).get("COMPLETED", 0) != 1:
+        excluded.add(warm.id)
+        if _wait_done(ref, profiled + 1, 120, proc).get("COMPLETED", 0) != profiled + 1:
             raise RuntimeError("the warm-up job did not complete within 120 s")
         ready_s = time.perf_counter() - start
         progress("jobs: worker ready", 0, jobs)
-        start = time.perf_counter()
+        start, commands = time.perf_counter(), _redis_commands()
         threads = [threading.Thread(target=create, args=(range(k, jobs, CREATORS),)) for k in range(CREATORS)]
         for t in threads:
             t.start()
@@ -187,14 +242,15 @@ def bench_jobs(settings, *, jobs: int = 1000, progress=None, timeout: float | No
         shown = [0]
 
         def on_poll(finished: int) -> None:
-            done = max(0, min(jobs, finished - 1))  # less the warm-up job
+            done = max(0, min(jobs, finished - 1 - profiled))  # less the warm-up and profiled jobs
             if done == jobs or done >= shown[0] + max(1, jobs // 10):
                 shown[0] = done
                 progress("jobs: completed", done, jobs)
 
-        counts = _wait_done(ref, jobs + 1, timeout, proc, on_poll)
-        elapsed = time.perf_counter() - start
-        p50, p99 = _latencies(ref, warm.id)
+        counts = _wait_done(ref, profiled + jobs + 1, timeout, proc, on_poll)
+        elapsed, commands = time.perf_counter() - start, _redis_commands() - commands
+        p50, p99 = _latencies(ref, excluded)
+        s50, s95 = _latencies(ref, excluded, until="started_at", percentiles=(0.5, 0.95))
     except BaseException:
         print(f"jobs bench failed; worker log kept in {tmp}", file=sys.stderr)
         raise
@@ -202,12 +258,14 @@ def bench_jobs(settings, *, jobs: int = 1000, progress=None, timeout: float | No
         shutil.rmtree(tmp, ignore_errors=True)
     finally:
         stop_group(proc, timeout=30)
-    completed = counts.get("COMPLETED", 0) - 1
-    return {"jobs": jobs, "worker_concurrency": settings.worker_processes, "creators": CREATORS,
+    completed = counts.get("COMPLETED", 0) - 1 - profiled
+    return {"jobs": jobs, "rate": rate, "worker_concurrency": settings.worker_processes, "creators": CREATORS,
             "completed": completed,
             "failed": counts.get("FAILED", 0), "unfinished": counts.get("QUEUED", 0) + counts.get("RUNNING", 0),
-            "retried": counts["retried"], "steps_done": counts["steps"] - 1,
-            "exactly_once": completed == jobs == counts["steps"] - 1 and counts["retried"] == 0,
+            "retried": counts["retried"], "steps_done": counts["steps"] - 1 - profiled,
+            "exactly_once": completed == jobs == counts["steps"] - 1 - profiled and counts["retried"] == 0,
             "elapsed_s": elapsed, "jobs_per_s": completed / elapsed, "create_s": created_s,
             "create_per_s": jobs / created_s, "ready_s": ready_s, "latency_p50_ms": p50, "latency_p99_ms": p99,
+            "start_p50_ms": s50, "start_p95_ms": s95, "redis_commands_per_job": commands / jobs,
+            "turn_profile": turn_profile,
             "timed_out": completed < jobs}
