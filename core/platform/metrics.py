@@ -61,6 +61,7 @@ tenant_jobs = Counter("zixly_tenant_jobs_total", "Jobs finished per tenant", ["t
 celery_queue_depth = "zixly_celery_queue_depth"
 sqs_queue_depth = "zixly_sqs_queue_depth"
 sqs_dead_letter_depth = "zixly_sqs_dead_letter_depth"
+sqs_calls = Counter("zixly_sqs_calls_total", "Round trips to SQS made by this process, by operation", ["operation"])
 
 # -- providers ------------------------------------------------------------------------------------------------
 outbound_requests = Counter("zixly_outbound_requests_total", "Calls to provider APIs", ["provider", "status"])
